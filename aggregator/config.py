@@ -1,0 +1,324 @@
+"""config.toml -> a validated, frozen Config. Secrets never live here: only env var *names*."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = [
+    "SOURCE_TYPES",
+    "Config",
+    "ConfigError",
+    "EventConfig",
+    "SessionConfig",
+    "SourceConfig",
+    "load_config",
+    "resolve_config_path",
+]
+
+SOURCE_TYPES = ("jsonl", "mastodon", "bluesky", "x", "feed", "twarc", "tags")
+ARCHIVE_TYPES = ("jsonl", "twarc", "tags")
+DEFAULT_CONFIG = "config.toml"
+
+
+class ConfigError(Exception):
+    """The config is unusable; `problems` lists every bad field as 'path: what is wrong'."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        self.path = Path(path)
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    id: str
+    title: str
+    start: datetime  # aware
+    end: datetime  # aware
+    description: str = ""
+    speakers: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    hashtags: tuple[str, ...] = ()
+    handles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    type: str
+    enabled: bool
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    path: Path | None = None  # archives only, resolved against the config folder
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return self.options.get(key, default)
+
+
+@dataclass(frozen=True)
+class EventConfig:
+    name: str
+    timezone: ZoneInfo
+    hashtags: tuple[str, ...]
+    grace_minutes: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    event: EventConfig
+    database_url: str
+    report_output: Path
+    schedule_cron: str
+    sessions: tuple[SessionConfig, ...]
+    sources: tuple[SourceConfig, ...]
+    raw: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def source(self, name: str) -> SourceConfig | None:
+        return next((s for s in self.sources if s.name == name), None)
+
+    def session(self, session_id: str) -> SessionConfig | None:
+        return next((s for s in self.sessions if s.id == session_id), None)
+
+
+def resolve_config_path(cli_value: str | None, env: Mapping[str, str] | None = None) -> Path:
+    """--config wins, then AGGREGATOR_CONFIG, then ./config.toml."""
+    env = os.environ if env is None else env
+    return Path(cli_value or env.get("AGGREGATOR_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate; raise ConfigError naming every bad field."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            path,
+            [f"no config file here (pass --config PATH or set AGGREGATOR_CONFIG)"],
+        )
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"not valid TOML: {exc}"]) from None
+    return _Validator(path.resolve(), data).build()
+
+
+class _Validator:
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.base = path.parent
+        self.data = data
+        self.problems: list[str] = []
+
+    def bad(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def table(self, key: str) -> dict[str, Any]:
+        value = self.data.get(key, {})
+        if not isinstance(value, dict):
+            self.bad(key, "must be a table, e.g. [" + key + "]")
+            return {}
+        return value
+
+    def string(self, tbl: Mapping[str, Any], where: str, key: str, default: str | None = None) -> str:
+        value = tbl.get(key, default)
+        if not isinstance(value, str) or not value.strip():
+            self.bad(f"{where}.{key}", "is required and must be a non-empty string")
+            return ""
+        return value
+
+    def strings(self, tbl: Mapping[str, Any], where: str, key: str) -> tuple[str, ...]:
+        value = tbl.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.bad(f"{where}.{key}", "must be a list of strings")
+            return ()
+        return tuple(v.strip() for v in value if v.strip())
+
+    def build(self) -> Config:
+        event = self.event()
+        storage = self.table("storage")
+        report = self.table("report")
+        schedule = self.table("schedule")
+        database = self.string(storage, "storage", "database", "data/aggregator.db")
+        output = self.string(report, "report", "output", "site")
+        cron = self.string(schedule, "schedule", "cron", "0 2 * * *")
+        if cron and event:
+            from aggregator.scheduler import cron_problem
+
+            problem = cron_problem(cron, event.timezone)
+            if problem:
+                self.bad("schedule.cron", problem)
+        sessions = self.sessions(event.timezone if event else ZoneInfo("UTC"))
+        sources = self.sources(event)
+        if self.problems or event is None:
+            raise ConfigError(self.path, self.problems)
+        return Config(
+            path=self.path,
+            event=event,
+            database_url=self.database_url(database),
+            report_output=self.base / output,
+            schedule_cron=cron,
+            sessions=sessions,
+            sources=sources,
+            raw=MappingProxyType(self.data),
+        )
+
+    def database_url(self, value: str) -> str:
+        if "://" in value:
+            return value
+        return f"sqlite:///{(self.base / value).resolve()}"
+
+    def event(self) -> EventConfig | None:
+        if "event" not in self.data:
+            self.bad("event", "missing: add an [event] table with name, timezone and hashtags")
+        tbl = self.table("event")
+        name = self.string(tbl, "event", "name")
+        tz_name = self.string(tbl, "event", "timezone", "UTC")
+        tz: ZoneInfo | None = None
+        try:
+            tz = ZoneInfo(tz_name) if tz_name else None
+        except (ZoneInfoNotFoundError, ValueError):
+            self.bad("event.timezone", f"unknown time zone {tz_name!r} (use an IANA name such as 'Europe/London')")
+        hashtags = tuple(h.lstrip("#＃") for h in self.strings(tbl, "event", "hashtags"))
+        if not hashtags:
+            self.bad("event.hashtags", "list at least one hashtag, e.g. hashtags = [\"CoPro16\"]")
+        grace = tbl.get("grace_minutes", 0)
+        if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
+            self.bad("event.grace_minutes", "must be a whole number of minutes, 0 or more")
+            grace = 0
+        if tz is None:
+            return None
+        return EventConfig(name=name, timezone=tz, hashtags=hashtags, grace_minutes=grace)
+
+    def when(self, value: Any, where: str, tz: ZoneInfo) -> datetime | None:
+        if isinstance(value, datetime):
+            parsed = value
+        elif isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                self.bad(where, f"{value!r} is not a date-time like 2016-11-28T12:00")
+                return None
+        else:
+            self.bad(where, "is required: a date-time like 2016-11-28T12:00")
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+
+    def sessions(self, tz: ZoneInfo) -> tuple[SessionConfig, ...]:
+        raw = self.data.get("sessions", [])
+        if not isinstance(raw, list) or not raw:
+            self.bad("sessions", "add at least one [[sessions]] table")
+            return ()
+        seen: set[str] = set()
+        out: list[SessionConfig] = []
+        for i, tbl in enumerate(raw):
+            where = f"sessions[{i}]"
+            sid = self.string(tbl, where, "id")
+            if sid in seen:
+                self.bad(f"{where}.id", f"duplicate session id {sid!r}")
+            seen.add(sid)
+            start = self.when(tbl.get("start"), f"{where}.start", tz)
+            end = self.when(tbl.get("end"), f"{where}.end", tz)
+            if start and end and end <= start:
+                self.bad(f"{where}.end", f"{tbl.get('end')} is not after start {tbl.get('start')}")
+            title = self.string(tbl, where, "title")
+            description = tbl.get("description", "")
+            if not isinstance(description, str):
+                self.bad(f"{where}.description", "must be a string")
+                description = ""
+            if start and end:
+                out.append(
+                    SessionConfig(
+                        id=sid,
+                        title=title,
+                        start=start,
+                        end=end,
+                        description=description.strip(),
+                        speakers=self.strings(tbl, where, "speakers"),
+                        keywords=self.strings(tbl, where, "keywords"),
+                        hashtags=tuple(h.lstrip("#＃") for h in self.strings(tbl, where, "hashtags")),
+                        handles=tuple(h.lstrip("@") for h in self.strings(tbl, where, "handles")),
+                    )
+                )
+        ordered = sorted(out, key=lambda s: s.start)
+        for a, b in zip(ordered, ordered[1:], strict=False):
+            if b.start < a.end:
+                self.bad("sessions", f"{a.id!r} and {b.id!r} overlap ({b.id} starts before {a.id} ends)")
+        return tuple(ordered)
+
+    def sources(self, event: EventConfig | None) -> tuple[SourceConfig, ...]:
+        raw = self.data.get("sources", [])
+        if not isinstance(raw, list):
+            self.bad("sources", "must be [[sources]] tables")
+            return ()
+        seen: set[str] = set()
+        out: list[SourceConfig] = []
+        for i, tbl in enumerate(raw):
+            where = f"sources[{i}]"
+            name = self.string(tbl, where, "name")
+            if name in seen:
+                self.bad(f"{where}.name", f"duplicate source name {name!r}")
+            seen.add(name)
+            stype = tbl.get("type")
+            if stype not in SOURCE_TYPES:
+                self.bad(f"{where}.type", f"unknown type {stype!r}; use one of {', '.join(SOURCE_TYPES)}")
+                continue
+            enabled = tbl.get("enabled", True)
+            if not isinstance(enabled, bool):
+                self.bad(f"{where}.enabled", "must be true or false")
+            options = {k: v for k, v in tbl.items() if k not in ("name", "type", "enabled")}
+            if "hashtags" in options:
+                options["hashtags"] = [h.lstrip("#＃") for h in self.strings(tbl, where, "hashtags")]
+            elif event:
+                options["hashtags"] = list(event.hashtags)
+            path = self.source_path(tbl, where, stype, bool(enabled))
+            self.source_urls(tbl, where, stype)
+            out.append(
+                SourceConfig(
+                    name=name,
+                    type=stype,
+                    enabled=bool(enabled),
+                    options=MappingProxyType(options),
+                    path=path,
+                )
+            )
+        return tuple(out)
+
+    def source_path(self, tbl: Mapping[str, Any], where: str, stype: str, enabled: bool) -> Path | None:
+        if stype not in ARCHIVE_TYPES:
+            return None
+        value = self.string(tbl, where, "path")
+        if not value:
+            return None
+        path = (self.base / value).resolve()
+        if enabled and not path.is_file():
+            self.bad(f"{where}.path", f"file not found: {path}")
+        return path
+
+    def source_urls(self, tbl: Mapping[str, Any], where: str, stype: str) -> None:
+        keys = {"mastodon": "instance", "feed": "url"}
+        key = keys.get(stype)
+        if key is None:
+            return
+        values = tbl.get(key)
+        if isinstance(values, str):
+            values = [values]
+        if not isinstance(values, list) or not values:
+            self.bad(f"{where}.{key}", f"is required: an http(s) URL")
+            return
+        for value in values:
+            parsed = urlparse(value) if isinstance(value, str) else None
+            if not parsed or parsed.scheme not in ("http", "https") or not parsed.netloc:
+                self.bad(f"{where}.{key}", f"{value!r} is not an http(s) URL")

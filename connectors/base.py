@@ -1,0 +1,77 @@
+"""The Post record every connector yields, the Connector protocol, and the one error type."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+__all__ = ["Connector", "ConnectorError", "Page", "Post", "parse_time"]
+
+
+class ConnectorError(Exception):
+    """A source failed. The message is one line a comms officer can act on."""
+
+
+@dataclass
+class Post:
+    """One post, flattened. `id` is unique within `platform`; times are aware UTC."""
+
+    platform: str
+    id: str
+    created_at: datetime
+    author: str
+    text: str
+    url: str | None = None
+    author_name: str | None = None
+    reply_to: str | None = None
+    repost_of: str | None = None
+    quote_of: str | None = None
+    likes: int | None = None
+    reposts: int | None = None
+    replies: int | None = None
+    quotes: int | None = None
+    lang: str | None = None
+    hashtags: list[str] = field(default_factory=list)
+    mentions: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    media: list[dict[str, Any]] = field(default_factory=list)  # {url, type, alt}
+    html: str | None = None  # the platform's HTML content, sanitised again before display
+    edited_at: datetime | None = None
+    deleted: bool = False
+    via: str | None = None  # where this sighting came from (instance, hashtag, file)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Page:
+    """One batch a connector yields. Its posts and `cursor` are saved in one transaction."""
+
+    posts: list[Post]
+    cursor: dict[str, Any] | None = None  # the state to resume from after this page
+    rejected: list[str] = field(default_factory=list)  # records skipped, each with its reason
+    warnings: list[str] = field(default_factory=list)  # e.g. a gap the source cannot reach back to
+    waits: int = 0  # rate-limit waits spent fetching this page
+
+
+class Connector(Protocol):
+    """A source of posts.
+
+    `fetch(cursor)` yields Pages in the order they must be saved, starting from the cursor the
+    last saved Page carried (None on the first run). It never touches the database.
+
+    :raises ConnectorError: when the source cannot be read; pages already yielded stay saved.
+    """
+
+    name: str
+
+    def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]: ...
+
+
+def parse_time(value: str) -> datetime:
+    """ISO 8601 with `Z` or an offset -> aware UTC datetime. Naive values are taken as UTC."""
+    parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)

@@ -1,0 +1,81 @@
+"""Engines from a database URL, with SQLite pragmas on every connection. No module-level engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlmodel import SQLModel, create_engine
+
+from storage import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+__all__ = ["BUSY_TIMEOUT_MS", "StorageError", "make_engine", "open_database", "writer"]
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+class StorageError(Exception):
+    """The database cannot be used; the message says what to fix."""
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor it them
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _autocommit_driver(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None
+
+
+def _begin(conn: Any) -> None:
+    immediate = conn.get_execution_options().get("immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def writer(engine: Engine) -> Engine:
+    """The engine to write through: on SQLite each transaction takes the write lock at BEGIN,
+    waiting up to the busy timeout for another writer instead of failing half-way."""
+    return engine.execution_options(immediate=True)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files get WAL, a busy timeout and foreign keys."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StorageError(f"database URL {url!r} is not valid (use a path or a SQLAlchemy URL)") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite's implicit BEGIN is lazy and upgrades to a write lock mid-transaction, where a
+        # busy timeout cannot help; we issue BEGIN ourselves: IMMEDIATE for writers (see writer()).
+        event.listen(engine, "connect", _autocommit_driver)
+        event.listen(engine, "begin", _begin)
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise StorageError(
+            f"database driver {exc.name!r} is not installed (for PostgreSQL: pip install '.[postgres]')"
+        ) from None
+
+
+def open_database(url: str) -> Engine:
+    """make_engine, then create any missing tables. Raises StorageError with a fix."""
+    engine = make_engine(url)
+    try:
+        SQLModel.metadata.create_all(engine)
+    except OperationalError as exc:
+        raise StorageError(f"cannot open database {engine.url!r}: {exc.orig}") from None
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot open database {engine.url!r}: {exc}") from None
+    return engine

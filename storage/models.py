@@ -1,0 +1,122 @@
+"""SQLModel tables. Times are stored as naive UTC (portable across SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "Assignment",
+    "CollectionRun",
+    "PostRow",
+    "Sighting",
+    "SourceCursor",
+    "SourceOutcome",
+]
+
+
+class PostRow(SQLModel, table=True):
+    """One post, unique on (platform, post_id). `raw` keeps the payload exactly as collected."""
+
+    __tablename__ = "post"
+    __table_args__ = (
+        UniqueConstraint("platform", "post_id", name="uq_post_platform_id"),
+        Index("ix_post_created_at", "created_at"),
+        Index("ix_post_author", "author"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    post_id: str
+    created_at: datetime
+    author: str
+    author_name: str | None = None
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    html: str | None = Field(default=None, sa_column=Column(Text))
+    url: str | None = None
+    reply_to: str | None = None
+    repost_of: str | None = None
+    quote_of: str | None = None
+    likes: int | None = None
+    reposts: int | None = None
+    replies: int | None = None
+    quotes: int | None = None
+    lang: str | None = None
+    hashtags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    links: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    media: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    edited_at: datetime | None = None
+    deleted_at: datetime | None = None
+    sentiment_polarity: float | None = None
+    sentiment_subjectivity: float | None = None
+    source: str  # the source that first found it
+    collected_at: datetime  # when it was first stored
+    updated_at: datetime
+    raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Sighting(SQLModel, table=True):
+    """Each place a post was seen: the same post via two instances or hashtags is one PostRow."""
+
+    __table_args__ = (UniqueConstraint("post_pk", "source", "via", name="uq_sighting"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_pk: int = Field(foreign_key="post.id", index=True, ondelete="CASCADE")
+    source: str
+    via: str = ""
+    first_seen: datetime
+
+
+class Assignment(SQLModel, table=True):
+    """The session a post belongs to (None = general), with the score and reason behind it."""
+
+    post_pk: int = Field(primary_key=True, foreign_key="post.id", ondelete="CASCADE")
+    session_id: str | None = Field(default=None, index=True)
+    score: float = 0.0
+    reason: str = ""
+    method: str = "auto"  # auto | curated
+    programme: str = ""  # fingerprint of the programme and rules it was decided under
+    tagged_at: datetime
+
+
+class CollectionRun(SQLModel, table=True):
+    """One run of a writing command (collect, run, import)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    command: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: str = "running"  # running | ok | failed | interrupted
+    pid: int | None = None
+    message: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class SourceOutcome(SQLModel, table=True):
+    """What one source did in one run."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="collectionrun.id", index=True, ondelete="CASCADE")
+    source: str = Field(index=True)
+    status: str = "running"  # running | ok | failed
+    new_posts: int = 0
+    updated_posts: int = 0
+    pages: int = 0
+    waits: int = 0
+    rejected: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    cursor: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    started_at: datetime
+    finished_at: datetime | None = None
+
+
+class SourceCursor(SQLModel, table=True):
+    """Where each source resumes. Written in the same transaction as the page it follows."""
+
+    source: str = Field(primary_key=True)
+    cursor: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime
