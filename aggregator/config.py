@@ -7,6 +7,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -105,7 +106,7 @@ def load_config(path: Path | str) -> Config:
     if not path.is_file():
         raise ConfigError(
             path,
-            [f"no config file here (pass --config PATH or set AGGREGATOR_CONFIG)"],
+            ["no config file here (pass --config PATH or set AGGREGATOR_CONFIG)"],
         )
     try:
         with path.open("rb") as fh:
@@ -132,7 +133,9 @@ class _Validator:
             return {}
         return value
 
-    def string(self, tbl: Mapping[str, Any], where: str, key: str, default: str | None = None) -> str:
+    def string(
+        self, tbl: Mapping[str, Any], where: str, key: str, default: str | None = None
+    ) -> str:
         value = tbl.get(key, default)
         if not isinstance(value, str) or not value.strip():
             self.bad(f"{where}.{key}", "is required and must be a non-empty string")
@@ -154,10 +157,10 @@ class _Validator:
         database = self.string(storage, "storage", "database", "data/aggregator.db")
         output = self.string(report, "report", "output", "site")
         cron = self.string(schedule, "schedule", "cron", "0 2 * * *")
-        if cron and event:
+        if cron:
             from aggregator.scheduler import cron_problem
 
-            problem = cron_problem(cron, event.timezone)
+            problem = cron_problem(cron, event.timezone if event else ZoneInfo("UTC"))
             if problem:
                 self.bad("schedule.cron", problem)
         sessions = self.sessions(event.timezone if event else ZoneInfo("UTC"))
@@ -190,10 +193,13 @@ class _Validator:
         try:
             tz = ZoneInfo(tz_name) if tz_name else None
         except (ZoneInfoNotFoundError, ValueError):
-            self.bad("event.timezone", f"unknown time zone {tz_name!r} (use an IANA name such as 'Europe/London')")
+            self.bad(
+                "event.timezone",
+                f"unknown time zone {tz_name!r} (use an IANA name such as 'Europe/London')",
+            )
         hashtags = tuple(h.lstrip("#＃") for h in self.strings(tbl, "event", "hashtags"))
         if not hashtags:
-            self.bad("event.hashtags", "list at least one hashtag, e.g. hashtags = [\"CoPro16\"]")
+            self.bad("event.hashtags", 'list at least one hashtag, e.g. hashtags = ["CoPro16"]')
         grace = tbl.get("grace_minutes", 0)
         if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
             self.bad("event.grace_minutes", "must be a whole number of minutes, 0 or more")
@@ -248,14 +254,18 @@ class _Validator:
                         description=description.strip(),
                         speakers=self.strings(tbl, where, "speakers"),
                         keywords=self.strings(tbl, where, "keywords"),
-                        hashtags=tuple(h.lstrip("#＃") for h in self.strings(tbl, where, "hashtags")),
+                        hashtags=tuple(
+                            h.lstrip("#＃") for h in self.strings(tbl, where, "hashtags")
+                        ),
                         handles=tuple(h.lstrip("@") for h in self.strings(tbl, where, "handles")),
                     )
                 )
         ordered = sorted(out, key=lambda s: s.start)
-        for a, b in zip(ordered, ordered[1:], strict=False):
+        for a, b in pairwise(ordered):
             if b.start < a.end:
-                self.bad("sessions", f"{a.id!r} and {b.id!r} overlap ({b.id} starts before {a.id} ends)")
+                self.bad(
+                    "sessions", f"{a.id!r} and {b.id!r} overlap ({b.id} starts before {a.id} ends)"
+                )
         return tuple(ordered)
 
     def sources(self, event: EventConfig | None) -> tuple[SourceConfig, ...]:
@@ -273,14 +283,18 @@ class _Validator:
             seen.add(name)
             stype = tbl.get("type")
             if stype not in SOURCE_TYPES:
-                self.bad(f"{where}.type", f"unknown type {stype!r}; use one of {', '.join(SOURCE_TYPES)}")
+                self.bad(
+                    f"{where}.type", f"unknown type {stype!r}; use one of {', '.join(SOURCE_TYPES)}"
+                )
                 continue
             enabled = tbl.get("enabled", True)
             if not isinstance(enabled, bool):
                 self.bad(f"{where}.enabled", "must be true or false")
             options = {k: v for k, v in tbl.items() if k not in ("name", "type", "enabled")}
             if "hashtags" in options:
-                options["hashtags"] = [h.lstrip("#＃") for h in self.strings(tbl, where, "hashtags")]
+                options["hashtags"] = [
+                    h.lstrip("#＃") for h in self.strings(tbl, where, "hashtags")
+                ]
             elif event:
                 options["hashtags"] = list(event.hashtags)
             path = self.source_path(tbl, where, stype, bool(enabled))
@@ -296,7 +310,9 @@ class _Validator:
             )
         return tuple(out)
 
-    def source_path(self, tbl: Mapping[str, Any], where: str, stype: str, enabled: bool) -> Path | None:
+    def source_path(
+        self, tbl: Mapping[str, Any], where: str, stype: str, enabled: bool
+    ) -> Path | None:
         if stype not in ARCHIVE_TYPES:
             return None
         value = self.string(tbl, where, "path")
@@ -316,7 +332,7 @@ class _Validator:
         if isinstance(values, str):
             values = [values]
         if not isinstance(values, list) or not values:
-            self.bad(f"{where}.{key}", f"is required: an http(s) URL")
+            self.bad(f"{where}.{key}", "is required: an http(s) URL")
             return
         for value in values:
             parsed = urlparse(value) if isinstance(value, str) else None

@@ -44,4 +44,3 @@ def build_connector(source: SourceConfig, config: Config, **context: Any) -> Con
     if factory is None:
         raise ConnectorError(f"source {source.name!r}: type {source.type!r} is not supported yet")
     return factory(source, config, **context)
-

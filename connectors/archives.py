@@ -12,14 +12,21 @@ from typing import Any
 from aggregator.config import Config, SourceConfig
 from connectors.base import ConnectorError, Page, Post, parse_time
 
-__all__ = ["JsonlConnector", "PAGE_SIZE", "post_from_interchange", "read_jsonl"]
+__all__ = [
+    "PAGE_SIZE",
+    "JsonlConnector",
+    "post_from_interchange",
+    "read_jsonl",
+]
 
 PAGE_SIZE = 500
 REQUIRED = ("platform", "id", "created_at", "author", "text", "url")
 INT_FIELDS = ("likes", "reposts", "replies", "quotes")
 LIST_FIELDS = ("hashtags", "mentions", "links", "media")
 STR_FIELDS = ("author_name", "reply_to", "repost_of", "quote_of", "lang", "html")
-KNOWN = set(REQUIRED) | set(INT_FIELDS) | set(LIST_FIELDS) | set(STR_FIELDS) | {"edited_at", "deleted"}
+KNOWN = (
+    set(REQUIRED) | set(INT_FIELDS) | set(LIST_FIELDS) | set(STR_FIELDS) | {"edited_at", "deleted"}
+)
 
 HASHTAG_RE = re.compile(r"(?:^|(?<=[^\w&]))[#＃](\w+)")
 MENTION_RE = re.compile(r"(?:^|(?<=[^\w]))@(\w[\w.\-]*(?:@[\w.\-]+\w)?)")
@@ -30,7 +37,10 @@ def post_from_interchange(obj: Mapping[str, Any]) -> Post:
     """One interchange object -> Post. Raises ValueError naming the bad field."""
     if not isinstance(obj, Mapping):
         raise ValueError("not a JSON object")
-    missing = [k for k in REQUIRED if k not in obj or obj[k] in (None, "") and k != "url"]
+    # text and url may be empty (a media-only post, an archive without links); the rest may not.
+    missing = [
+        k for k in REQUIRED if obj.get(k) is None or (obj[k] == "" and k not in ("text", "url"))
+    ]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     try:
@@ -42,7 +52,11 @@ def post_from_interchange(obj: Mapping[str, Any]) -> Post:
     for key in INT_FIELDS:
         value = obj.get(key)
         if value is not None:
-            if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | str)
+                or not str(value).isdigit()
+            ):
                 raise ValueError(f"{key} must be a whole number, got {value!r}")
             fields[key] = int(value)
     for key in STR_FIELDS:
@@ -111,15 +125,17 @@ def read_jsonl(
             except ValueError as exc:
                 rejected.append(f"line {line_no}: {exc}")
             if len(posts) >= page_size:
-                yield Page(posts=posts, cursor={"offset": offset, "line": line_no}, rejected=rejected)
+                yield Page(
+                    posts=posts, cursor={"offset": offset, "line": line_no}, rejected=rejected
+                )
                 posts, rejected = [], []
         yield Page(posts=posts, cursor={"offset": offset, "line": line_no}, rejected=rejected)
 
 
-def file_fingerprint(path: Path) -> str:
-    """Hash of the first 4 KiB: tells an appended file (resume) from a replaced one (restart)."""
+def file_fingerprint(path: Path, length: int = 4096) -> str:
+    """Hash of the first `length` bytes: tells an appended file (resume) from a replaced one (restart)."""
     with path.open("rb") as fh:
-        return hashlib.sha256(fh.read(4096)).hexdigest()[:16]
+        return hashlib.sha256(fh.read(length)).hexdigest()[:16]
 
 
 class JsonlConnector:
@@ -128,18 +144,27 @@ class JsonlConnector:
     def __init__(self, source: SourceConfig, config: Config, **_: Any) -> None:
         self.name = source.name
         if source.path is None:
-            raise ConnectorError(f"source {source.name!r}: set path = \"...\" to the JSONL file")
+            raise ConnectorError(f'source {source.name!r}: set path = "..." to the JSONL file')
         self.path = source.path
 
     def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
         if not self.path.is_file():
-            raise ConnectorError(f"source {self.name!r}: file not found: {self.path} (fix its path)")
-        fingerprint = file_fingerprint(self.path)
+            raise ConnectorError(
+                f"source {self.name!r}: file not found: {self.path} (fix its path)"
+            )
         start, line = 0, 0
-        if cursor and cursor.get("fingerprint") == fingerprint:
-            start, line = int(cursor.get("offset", 0)), int(cursor.get("line", 0))
-            if start > self.path.stat().st_size:
-                start, line = 0, 0  # the file shrank: read it again; upserts keep this idempotent
+        if cursor and "head" in cursor:
+            offset, head_len = int(cursor.get("offset", 0)), int(cursor.get("head_len", 0))
+            same_file = file_fingerprint(self.path, head_len) == cursor["head"]
+            if same_file and offset <= self.path.stat().st_size:
+                start, line = offset, int(cursor.get("line", 0))
+            # otherwise the file was replaced or shrank: read it all again (upserts keep this idempotent)
         for page in read_jsonl(self.path, start, line):
-            page.cursor = {**(page.cursor or {}), "fingerprint": fingerprint}
+            offset = page.cursor["offset"] if page.cursor else 0
+            head_len = min(offset, 4096)
+            page.cursor = {
+                **(page.cursor or {}),
+                "head": file_fingerprint(self.path, head_len),
+                "head_len": head_len,
+            }
             yield page

@@ -50,7 +50,9 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StorageError(f"database URL {url!r} is not valid (use a path or a SQLAlchemy URL)") from None
+        raise StorageError(
+            f"database URL {url!r} is not valid (use a path or a SQLAlchemy URL)"
+        ) from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""SQLModel tables. Times are stored as naive UTC (portable across SQLite and PostgreSQL)."""
+"""SQLModel tables. Every time is aware UTC (SQLModel's UTCDateTime: the same on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ class PostRow(SQLModel, table=True):
     hashtags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     links: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    media: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    media: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
     edited_at: datetime | None = None
     deleted_at: datetime | None = None
     sentiment_polarity: float | None = None

@@ -1,0 +1,1 @@
+"""Reports (the story) and exports (for researchers). Read the database; never call the network."""

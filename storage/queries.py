@@ -1,0 +1,271 @@
+"""Writes and reads that the pipeline needs: bulk upserts, cursors, runs, assignments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from connectors.base import Page, Post
+from storage.db import StorageError, writer
+from storage.models import (
+    Assignment,
+    CollectionRun,
+    PostRow,
+    Sighting,
+    SourceCursor,
+    SourceOutcome,
+)
+
+__all__ = [
+    "SavedPage",
+    "as_utc",
+    "finish_run",
+    "get_cursor",
+    "record_outcome",
+    "save_assignments",
+    "save_page",
+    "start_run",
+    "utcnow",
+]
+
+POSTS = PostRow.__table__  # type: ignore[attr-defined]
+SIGHTINGS = Sighting.__table__  # type: ignore[attr-defined]
+CURSORS = SourceCursor.__table__  # type: ignore[attr-defined]
+ASSIGNMENTS = Assignment.__table__  # type: ignore[attr-defined]
+# Fields a later sighting may refresh (edits, counts); first-seen provenance never changes.
+MUTABLE = (
+    "text", "html", "author_name", "likes", "reposts", "replies", "quotes", "lang", "hashtags",
+    "mentions", "links", "media", "edited_at", "deleted_at", "raw",
+)  # fmt: skip
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Aware UTC, the form every stored time takes; naive values are taken to be UTC already."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class SavedPage:
+    new: int
+    updated: int
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    raise StorageError(f"database {dialect!r} is not supported: use SQLite or PostgreSQL")
+
+
+def _post_values(post: Post, source: str, now: datetime) -> dict[str, Any]:
+    return {
+        "platform": post.platform,
+        "post_id": post.id,
+        "created_at": as_utc(post.created_at),
+        "author": post.author,
+        "author_name": post.author_name,
+        "text": post.text,
+        "html": post.html,
+        "url": post.url,
+        "reply_to": post.reply_to,
+        "repost_of": post.repost_of,
+        "quote_of": post.quote_of,
+        "likes": post.likes,
+        "reposts": post.reposts,
+        "replies": post.replies,
+        "quotes": post.quotes,
+        "lang": post.lang,
+        "hashtags": post.hashtags,
+        "mentions": post.mentions,
+        "links": post.links,
+        "media": post.media,
+        "edited_at": as_utc(post.edited_at),
+        "deleted_at": now if post.deleted else None,
+        "source": source,
+        "collected_at": now,
+        "updated_at": now,
+        "raw": post.raw,
+    }
+
+
+def _existing(conn: Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    found: dict[tuple[str, str], Any] = {}
+    for i in range(0, len(keys), 400):  # stay under SQLite's bound-parameter limit
+        chunk = keys[i : i + 400]
+        rows = conn.execute(
+            select(
+                POSTS.c.platform, POSTS.c.post_id, POSTS.c.id, *[POSTS.c[k] for k in MUTABLE]
+            ).where(tuple_(POSTS.c.platform, POSTS.c.post_id).in_(chunk))
+        )
+        for row in rows:
+            found[(row.platform, row.post_id)] = row
+    return found
+
+
+def _changed(old: Any, values: Mapping[str, Any]) -> bool:
+    return any(getattr(old, k) != values[k] for k in MUTABLE if k != "deleted_at") or (
+        (old.deleted_at is None) != (values["deleted_at"] is None)
+    )
+
+
+def upsert_posts(conn: Connection, posts: Iterable[Post], source: str, now: datetime) -> SavedPage:
+    """Insert new posts, refresh changed ones, record every sighting. One statement per batch."""
+    values: dict[tuple[str, str], dict[str, Any]] = {}
+    vias: dict[tuple[str, str], set[str]] = {}
+    for post in posts:
+        key = (post.platform, post.id)
+        values[key] = _post_values(post, source, now)  # a later copy in the same page wins
+        vias.setdefault(key, set()).add(post.via or "")
+    if not values:
+        return SavedPage(0, 0)
+    existing = _existing(conn, list(values))
+    fresh = [v for k, v in values.items() if k not in existing]
+    changed = [v for k, v in values.items() if k in existing and _changed(existing[k], v)]
+    for v in changed:
+        if existing[(v["platform"], v["post_id"])].deleted_at is not None and v["deleted_at"]:
+            v["deleted_at"] = existing[(v["platform"], v["post_id"])].deleted_at
+    if fresh or changed:
+        stmt = _insert(conn, POSTS)
+        update = {k: stmt.excluded[k] for k in (*MUTABLE, "updated_at")}
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=["platform", "post_id"], set_=update),
+            fresh + changed,
+        )
+    ids = _existing(conn, list(values)) if fresh else existing
+    sightings = [
+        {"post_pk": ids[k].id, "source": source, "via": via, "first_seen": now}
+        for k, vs in vias.items()
+        for via in vs
+    ]
+    conn.execute(_insert(conn, SIGHTINGS).on_conflict_do_nothing(), sightings)
+    return SavedPage(new=len(fresh), updated=len(changed))
+
+
+def save_page(engine: Engine, source: str, page: Page, now: datetime | None = None) -> SavedPage:
+    """Store a page's posts and the source's cursor in ONE transaction: both or neither."""
+    now = now or utcnow()
+    try:
+        with writer(engine).begin() as conn:
+            saved = upsert_posts(conn, page.posts, source, now)
+            if page.cursor is not None:
+                set_cursor(conn, source, page.cursor, now)
+            return saved
+    except OperationalError as exc:
+        raise StorageError(f"could not save posts from {source!r}: {exc.orig}") from None
+
+
+def set_cursor(conn: Connection, source: str, cursor: Mapping[str, Any], now: datetime) -> None:
+    stmt = _insert(conn, CURSORS).values(source=source, cursor=dict(cursor), updated_at=now)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["source"], set_={"cursor": stmt.excluded.cursor, "updated_at": now}
+        )
+    )
+
+
+def save_assignments(
+    engine: Engine, values: Sequence[Mapping[str, Any]], batch: int = 2000
+) -> None:
+    """Upsert session assignments in one transaction, `batch` rows per statement."""
+    if not values:
+        return
+    keys = ("session_id", "score", "reason", "method", "programme", "tagged_at")
+    with writer(engine).begin() as conn:
+        for i in range(0, len(values), batch):
+            stmt = _insert(conn, ASSIGNMENTS)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["post_pk"], set_={k: stmt.excluded[k] for k in keys}
+            )
+            conn.execute(stmt, list(values[i : i + batch]))
+
+
+def get_cursor(engine: Engine, source: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(CURSORS.c.cursor).where(CURSORS.c.source == source)).first()
+    return dict(row.cursor) if row else None
+
+
+def start_run(engine: Engine, command: str, pid: int | None = None) -> int:
+    with writer(engine).begin() as conn:
+        result = conn.execute(
+            CollectionRun.__table__.insert().values(  # type: ignore[attr-defined]
+                command=command, started_at=utcnow(), status="running", pid=pid
+            )
+        )
+        return int(result.inserted_primary_key[0])
+
+
+def finish_run(engine: Engine, run_id: int, status: str, message: str | None = None) -> None:
+    table = CollectionRun.__table__  # type: ignore[attr-defined]
+    with writer(engine).begin() as conn:
+        conn.execute(
+            table.update()
+            .where(table.c.id == run_id)
+            .values(status=status, finished_at=utcnow(), message=message)
+        )
+
+
+def record_outcome(engine: Engine, run_id: int, outcome: Mapping[str, Any]) -> None:
+    """Store what one source did in one run (new posts, pages, waits, error, cursor)."""
+    table = SourceOutcome.__table__  # type: ignore[attr-defined]
+    with writer(engine).begin() as conn:
+        conn.execute(table.insert().values(run_id=run_id, **outcome))
+
+
+def recent_runs(engine: Engine, limit: int = 10) -> list[tuple[CollectionRun, list[SourceOutcome]]]:
+    """The latest runs, newest first, each with its per-source outcomes."""
+    from sqlmodel import Session
+
+    with Session(engine) as session:
+        runs = (
+            session.execute(
+                select(CollectionRun).order_by(CollectionRun.id.desc()).limit(limit)  # type: ignore[union-attr]
+            )
+            .scalars()
+            .all()
+        )
+        out = []
+        for run in runs:
+            outcomes = (
+                session.execute(
+                    select(SourceOutcome)
+                    .where(SourceOutcome.run_id == run.id)
+                    .order_by(SourceOutcome.id)
+                )
+                .scalars()
+                .all()
+            )
+            out.append((run, list(outcomes)))
+        return out
+
+
+def post_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(POSTS)).scalar_one())
+
+
+def iter_posts(conn: Connection, batch: int = 1000) -> Iterator[Any]:
+    """Every live post with its assignment, oldest first, streamed in batches."""
+    stmt = (
+        select(POSTS, ASSIGNMENTS.c.session_id, ASSIGNMENTS.c.reason, ASSIGNMENTS.c.score)
+        .outerjoin(ASSIGNMENTS, ASSIGNMENTS.c.post_pk == POSTS.c.id)
+        .where(POSTS.c.deleted_at.is_(None))
+        .order_by(POSTS.c.created_at, POSTS.c.id)
+        .execution_options(yield_per=batch)
+    )
+    yield from conn.execute(stmt)

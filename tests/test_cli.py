@@ -1,0 +1,133 @@
+"""End to end through the real command, on a copy of the shipped config and bundled example."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+from click.testing import CliRunner
+
+from aggregator.cli import cli
+from tests.conftest import EXAMPLE, ROOT
+
+EXPECTED = {}
+with EXAMPLE.open(encoding="utf-8") as _fh:
+    for _line in _fh:
+        _row = json.loads(_line)
+        EXPECTED[_row["id"]] = _row["expected_session"]
+
+
+def invoke(project, *args, env=None):
+    runner = CliRunner()
+    return runner.invoke(
+        cli, ["--config", str(project / "config.toml"), *args], env=env, catch_exceptions=False
+    )
+
+
+def test_run_on_the_bundled_example(project):
+    result = invoke(project, "run")
+    assert result.exit_code == 0, result.output
+    assert f"Report: {project / 'site' / 'index.html'}" in result.output
+    html = (project / "site" / "index.html").read_text()
+    for sid in ["panel-opening", *[f"session-{i}" for i in range(1, 8)], "panel-closing"]:
+        assert f'id="{sid}"' in html
+    assert (project / "site" / "report.md").is_file()
+
+
+def test_run_twice_adds_nothing(project):
+    assert invoke(project, "run").exit_code == 0
+    second = invoke(project, "run")
+    assert second.exit_code == 0
+    assert "example: 0 new" in second.output
+
+
+def test_export_gives_every_post_with_its_session(project):
+    invoke(project, "run")
+    result = invoke(project, "export", "--format", "csv", "--output", "-")
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert {r["post_id"] for r in rows} == set(EXPECTED)
+    agree = sum((r["session_id"] or None) == EXPECTED[r["post_id"]] for r in rows)
+    assert agree / len(rows) >= 0.99
+
+
+def test_export_to_a_file(project):
+    invoke(project, "run")
+    out = project / "posts.csv"
+    result = invoke(project, "export", "--output", str(out))
+    assert result.exit_code == 0
+    with out.open(newline="", encoding="utf-8") as fh:
+        assert sum(1 for _ in csv.DictReader(fh)) == len(EXPECTED)
+
+
+def test_import_reports_bad_lines_and_keeps_good_ones(project):
+    path = project / "mixed.jsonl"
+    good = EXAMPLE.read_text(encoding="utf-8").splitlines()[:3]
+    path.write_text("\n".join([good[0], "{oops", good[1], good[2]]) + "\n")
+    result = invoke(project, "import", str(path), "--format", "jsonl")
+    assert result.exit_code == 0
+    assert "line 2" in result.output
+    assert "3 new" in result.output
+    again = invoke(project, "import", str(path))
+    assert "0 new" in again.output
+
+
+def test_collect_one_source_and_status(project):
+    result = invoke(project, "collect", "--source", "example")
+    assert result.exit_code == 0
+    status = invoke(project, "status")
+    assert status.exit_code == 0
+    assert re.search(r"example: ok, 400 new", status.output)
+
+
+def test_unknown_source_is_a_usage_error(project):
+    result = invoke(project, "collect", "--source", "nope")
+    assert result.exit_code == 2
+    assert "no source named 'nope'" in result.output
+
+
+def test_bad_config_exits_2_naming_every_field_and_runs_nothing(project):
+    cfg = project / "config.toml"
+    text = cfg.read_text().replace('timezone = "Europe/London"', 'timezone = "Nowhere/Land"')
+    text = text.replace('type = "x"', 'type = "friendster"')
+    cfg.write_text(text)
+    result = invoke(project, "run")
+    assert result.exit_code == 2
+    assert "event.timezone" in result.output and "sources[3].type" in result.output
+    assert not (project / "data").exists()
+
+
+def test_missing_config_names_the_fix(tmp_path):
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "none.toml"), "run"])
+    assert result.exit_code == 2
+    assert "AGGREGATOR_CONFIG" in result.output
+
+
+def test_config_from_the_environment(project):
+    result = CliRunner().invoke(
+        cli, ["status"], env={"AGGREGATOR_CONFIG": str(project / "config.toml")}
+    )
+    assert result.exit_code == 0
+    assert "No runs yet" in result.output
+
+
+def test_a_missing_archive_is_a_config_error_before_anything_runs(project):
+    cfg = project / "config.toml"
+    cfg.write_text(
+        cfg.read_text() + '\n[[sources]]\nname = "gone"\ntype = "jsonl"\npath = "gone.jsonl"\n'
+    )
+    result = invoke(project, "collect")
+    assert result.exit_code == 2
+    assert "sources[4].path" in result.output and "gone.jsonl" in result.output
+    assert not (project / "data").exists()
+
+
+def test_readme_shows_the_real_help_of_every_command():
+    from docs.readme_help import render_help
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert render_help() in readme, "README is stale: run python docs/readme_help.py"
+    for command in ("import", "collect", "tag", "report", "export", "run", "status"):
+        assert f"aggregator {command}" in readme

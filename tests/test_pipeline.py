@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+import connectors
+from aggregator.config import SourceConfig
+from aggregator.pipeline import collect, tag
+from connectors.base import ConnectorError, Page, Post
+from storage.models import Assignment, CollectionRun, SourceOutcome
+from storage.queries import get_cursor
+
+
+class Broken:
+    def __init__(self, source, config, **_):
+        self.name = source.name
+
+    def fetch(self, cursor) -> Iterator[Page]:
+        yield Page(
+            [Post("test", "keep-1", datetime(2016, 11, 28, 13, tzinfo=UTC), "a", "kept")],
+            {"page": 1},
+        )
+        raise ConnectorError("test source broke after page 1")
+
+
+def add_source(config, name, type_):
+    extra = SourceConfig(name=name, type=type_, enabled=True)
+    return config.__class__(**{**config.__dict__, "sources": (*config.sources, extra)})
+
+
+def test_one_failing_source_does_not_stop_the_others(engine, config, monkeypatch):
+    original = connectors.registry
+    monkeypatch.setattr(connectors, "registry", lambda: {**original(), "broken": Broken})
+    config = add_source(config, "broken", "broken")
+    config = config.__class__(**{**config.__dict__, "sources": tuple(reversed(config.sources))})
+    summary = collect(engine, config)
+    by_name = {s.name: s for s in summary.sources}
+    assert by_name["broken"].status == "failed"
+    assert "broke after page 1" in by_name["broken"].error
+    assert by_name["broken"].new_posts == 1  # the page before the failure is kept
+    assert get_cursor(engine, "broken") == {"page": 1}
+    assert by_name["example"].status == "ok" and by_name["example"].new_posts == 400
+    with engine.connect() as conn:
+        run = conn.execute(select(CollectionRun.__table__)).one()
+        outcomes = conn.execute(select(SourceOutcome.__table__)).all()
+    assert run.status == "failed" and "broken" in run.message
+    assert {o.source: o.status for o in outcomes} == {"broken": "failed", "example": "ok"}
+
+
+def test_tagging_is_incremental_and_redone_when_the_programme_changes(engine, config):
+    collect(engine, config)
+    first = tag(engine, config)
+    assert first.tagged == 400 and not first.full
+    assert tag(engine, config).tagged == 0
+    moved = config.sessions[0].__class__(**{**config.sessions[0].__dict__, "keywords": ("echo",)})
+    changed = config.__class__(**{**config.__dict__, "sessions": (moved, *config.sessions[1:])})
+    again = tag(engine, changed)
+    assert again.full and again.tagged == 400
+    with engine.connect() as conn:
+        reasons = conn.execute(select(Assignment.reason)).scalars().all()
+    assert any("'echo'" in r for r in reasons)
