@@ -15,6 +15,8 @@ from connectors.base import ConnectorError, Page, Post, parse_time
 __all__ = [
     "PAGE_SIZE",
     "JsonlConnector",
+    "TagsConnector",
+    "TwarcConnector",
     "post_from_interchange",
     "read_jsonl",
 ]
@@ -168,3 +170,7 @@ class JsonlConnector:
                 "head_len": head_len,
             }
             yield page
+
+
+from connectors.tags import TagsConnector  # noqa: E402
+from connectors.twarc import TwarcConnector  # noqa: E402

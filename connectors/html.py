@@ -1,0 +1,103 @@
+"""Post HTML -> plain text (for search and export) and -> sanitised HTML (nh3 allowlist)."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import nh3
+
+__all__ = ["HASHTAG_RE", "html_to_text", "links_in_html", "sanitize_html"]
+
+HASHTAG_RE = re.compile(r"(?:^|(?<=[^\w&/]))[#＃](\w+)")
+BLOCK_TAGS = {"p", "div", "blockquote", "li", "ul", "ol", "pre", "h1", "h2", "h3", "h4", "h5", "h6"}
+SKIP_TAGS = {"script", "style", "template", "head", "title"}
+SAFE_TAGS = BLOCK_TAGS | {
+    "br",
+    "a",
+    "span",
+    "em",
+    "strong",
+    "b",
+    "i",
+    "u",
+    "s",
+    "del",
+    "code",
+    "img",
+}
+SAFE_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}}
+SAFE_CLASSES = {"a": {"mention", "hashtag", "u-url"}, "span": {"invisible", "ellipsis", "h-card"}}
+
+
+class _TextParser(HTMLParser):
+    """Collects text, turning <br> and block ends into line breaks; skips script and style."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+        self.hrefs: list[tuple[str, str]] = []  # (href, class + rel), for links_in_html
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in SKIP_TAGS:
+            self.skipping += 1
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag in BLOCK_TAGS:
+            self.parts.append("\n\n")
+        elif tag == "a":
+            found = dict(attrs)
+            kind = f"{found.get('class') or ''} {found.get('rel') or ''}"
+            self.hrefs.append(((found.get("href") or "").strip(), kind))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in SKIP_TAGS:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in BLOCK_TAGS:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.parts.append(data)
+
+
+def _parse(html: str) -> _TextParser:
+    parser = _TextParser()
+    parser.feed(html or "")
+    parser.close()
+    return parser
+
+
+def html_to_text(html: str | None) -> str:
+    """Plain text: entities decoded, <br> a line break, a paragraph a blank line."""
+    text = "".join(_parse(html or "").parts)
+    lines = [re.sub(r"[ \t\r\f\v\u00a0]+", " ", line).strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def links_in_html(html: str | None) -> list[str]:
+    """http(s) hrefs that are not mentions or hashtags (marked by class or rel=tag)."""
+    out: list[str] = []
+    for href, kind in _parse(html or "").hrefs:
+        words = set(kind.lower().split())
+        if words & {"mention", "hashtag", "tag", "u-url"} or not href.lower().startswith("http"):
+            continue
+        if href not in out:
+            out.append(href)
+    return out
+
+
+def sanitize_html(html: str | None) -> str | None:
+    """Allowlisted HTML: no scripts, styles, handlers or non-http links; links get rel=noopener."""
+    if not html:
+        return None
+    return nh3.clean(
+        html,
+        tags=SAFE_TAGS,
+        clean_content_tags={"script", "style"},
+        attributes=SAFE_ATTRIBUTES,
+        allowed_classes=SAFE_CLASSES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )

@@ -1,0 +1,334 @@
+"""One HTTP layer for every live connector: timeouts, a deadline, a size cap, retries, rate limits.
+
+Public API (stable: the Mastodon, Bluesky, X and feed connectors build on it)::
+
+    http = HttpClient()                # or HttpClient(httpx.Client(...), sleep=..., clock=...)
+    resp = http.get(url, params={...}, headers={"Authorization": ...}, accept=(404,))
+    resp.status, resp.headers, resp.content, resp.text, resp.json(), resp.links  # {"next": url}
+    resp = http.post(url, json={...})
+    http.waits                               # rate-limit waits so far: read it before/after a page
+    http, owned = as_http_client(context_http, clock=..., sleep=...)  # accept HttpClient/httpx/None
+
+`request()` returns 2xx and 304 responses, and any status listed in `accept`. Anything else
+raises `HttpError` (a ConnectorError with `.status`, None for network failures, `.url` with
+secrets masked, and `.response`) once retrying is over. Retried: connection errors, timeouts, 5xx
+and 429 (waiting as the rate-limit headers say, capped at `max_wait`; otherwise capped exponential
+backoff with jitter), at most `max_attempts` tries. Not retried: 401, 403, 422 and every other
+4xx, a body over `max_bytes` (counted after decompression, while streaming) and a body still
+arriving at `deadline`.
+Tokens belong in `headers=`; headers are never logged and token-like query values are masked.
+`sleep(seconds)` and `clock() -> epoch seconds` are injectable so tests never wait.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+
+from aggregator import __version__
+from connectors.base import ConnectorError, parse_time
+
+__all__ = ["USER_AGENT", "HttpClient", "HttpError", "Response", "as_http_client", "safe_url"]
+
+log = logging.getLogger(__name__)
+
+PROJECT_URL = "https://github.com/hashtag-aggregator/hashtag-aggregator"
+USER_AGENT = f"hashtag-aggregator/{__version__} (+{PROJECT_URL})"
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+MiB = 1024 * 1024
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504}) | frozenset(range(505, 600))
+RESET_HEADERS = ("retry-after", "x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset")
+REMAINING_HEADERS = ("x-ratelimit-remaining", "x-rate-limit-remaining", "ratelimit-remaining")
+SECRET_KEY = re.compile(r"token|key|secret|pass|auth|sig|session|jwt|code|cred", re.I)
+LINK_RE = re.compile(r'<([^>]*)>\s*((?:;\s*[\w*-]+\s*=\s*(?:"[^"]*"|[^;,\s]+)\s*)*)')
+REL_RE = re.compile(r'rel\s*=\s*(?:"([^"]*)"|([^;,\s]+))', re.I)
+MAX_SANE_RESET = 86_400.0  # a reset further away than a day is a broken header, not a plan
+
+
+class HttpError(ConnectorError):
+    """A request failed for good. The message is one line naming the endpoint and status."""
+
+    def __init__(
+        self, message: str, *, url: str, status: int | None = None, response: Response | None = None
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.response = response
+
+
+@dataclass
+class Response:
+    """A fully read response: status, headers, body bytes (decompressed) and the final URL."""
+
+    status: int
+    headers: httpx.Headers
+    content: bytes
+    url: str
+
+    @property
+    def text(self) -> str:
+        charset = self.headers.get("content-type", "").partition("charset=")[2].strip('"; ')
+        return self.content.decode(charset or "utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """Parsed JSON body. :raises HttpError: when the body is not JSON."""
+        try:
+            return json.loads(self.content)
+        except (ValueError, UnicodeDecodeError):
+            raise HttpError(
+                f"{safe_url(self.url)} answered HTTP {self.status} with a body that is not JSON",
+                url=safe_url(self.url),
+                status=self.status,
+            ) from None
+
+    @property
+    def links(self) -> dict[str, str]:
+        """The Link header as {rel: url}, e.g. Mastodon's {"next": ..., "prev": ...}."""
+        out: dict[str, str] = {}
+        for match in LINK_RE.finditer(self.headers.get("link", "")):
+            rel = REL_RE.search(match.group(2))
+            if rel:
+                for name in (rel.group(1) or rel.group(2)).split():
+                    out.setdefault(name.lower(), match.group(1))
+        return out
+
+
+def safe_url(url: str | httpx.URL) -> str:
+    """The URL without user info and with token-like query values replaced by '***'."""
+    parts = urlsplit(str(url))
+    netloc = parts.netloc.rpartition("@")[2]
+    query = [(k, "***" if SECRET_KEY.search(k) else v) for k, v in parse_qsl(parts.query, True)]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="*[]"), ""))
+
+
+class _MaskUrls(logging.Filter):
+    """httpx logs every request URL at INFO; mask token-like query values there too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(safe_url(a) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+if not any(isinstance(f, _MaskUrls) for f in logging.getLogger("httpx").filters):
+    logging.getLogger("httpx").addFilter(_MaskUrls())
+
+
+class _Fatal(Exception):
+    """Raised inside one attempt for a failure that retrying cannot fix."""
+
+
+class HttpClient:
+    """An httpx.Client with the project's timeouts, size cap, deadline, retries and rate limits."""
+
+    def __init__(
+        self,
+        client: httpx.Client | None = None,
+        *,
+        max_bytes: int = 20 * MiB,
+        deadline: float = 120.0,
+        max_attempts: int = 5,
+        backoff: float = 2.0,
+        max_backoff: float = 120.0,
+        max_wait: float = 900.0,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._owns_client = client is None
+        self.client = client or httpx.Client(timeout=DEFAULT_TIMEOUT, follow_redirects=True)
+        self.max_bytes = max_bytes
+        self.deadline = deadline
+        self.max_attempts = max(1, max_attempts)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_wait = max_wait
+        self.sleep = sleep or time.sleep
+        self.clock = clock or time.time
+        self.waits = 0
+        # host -> epoch before which we must not call it: a response said its window is used up
+        self._not_before: dict[str, float] = {}
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(self, url: str, **kwargs: Any) -> Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Response:
+        return self.request("POST", url, **kwargs)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        accept: Collection[int] = (),
+    ) -> Response:
+        """Send with retries; return 2xx/304/`accept` responses. :raises HttpError: otherwise."""
+        request = self.client.build_request(
+            method,
+            url,
+            params=params,
+            json=json,
+            headers={"User-Agent": USER_AGENT, **(headers or {})},
+        )
+        where, shown = f"{method} {safe_url(request.url)}", safe_url(request.url)
+        for attempt in range(1, self.max_attempts + 1):
+            self._respect_window(request.url.host, where)
+            resp: Response | None = None
+            try:
+                resp = self._send(request)
+            except _Fatal as exc:
+                raise HttpError(f"{where} failed: {exc}", url=shown) from None
+            except httpx.TransportError as exc:  # connect/read errors and timeouts
+                failure = _describe(exc)
+            else:
+                if resp.status < 300 or resp.status == 304 or resp.status in accept:
+                    self._note_remaining(request.url.host, resp)
+                    return resp
+                failure = f"HTTP {resp.status}"
+                if resp.status not in RETRY_STATUSES:
+                    raise HttpError(f"{where} failed: {failure}", url=shown, status=resp.status,
+                                    response=resp)  # fmt: skip
+            if attempt == self.max_attempts:
+                raise HttpError(
+                    f"{where} failed: {failure} after {attempt} attempts",
+                    url=shown,
+                    status=resp.status if resp else None,
+                    response=resp,
+                )
+            self._wait_to_retry(resp, where, failure, attempt)
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def _send(self, request: httpx.Request) -> Response:
+        """One attempt, read while streaming so the size cap and the deadline hold mid-body."""
+        started = self.clock()
+        resp = self.client.send(request, stream=True, follow_redirects=True)
+        try:
+            declared = resp.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                raise _Fatal(f"response of {int(declared)} bytes is over the {self.max_bytes} cap")
+            content = self._read(resp, started)
+        finally:
+            resp.close()
+        return Response(resp.status_code, resp.headers, content, str(resp.url))
+
+    def _read(self, resp: httpx.Response, started: float) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in resp.iter_bytes():  # decompressed: the cap counts what we would hold
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise _Fatal(f"response is over the {self.max_bytes}-byte cap (aborted)")
+                if self.clock() - started > self.deadline:
+                    raise _Fatal(f"response still arriving after {self.deadline:g}s (aborted)")
+                chunks.append(chunk)
+        except httpx.DecodingError as exc:
+            raise _Fatal(f"response body could not be decoded ({type(exc).__name__})") from None
+        return b"".join(chunks)
+
+    def _wait_to_retry(self, resp: Response | None, where: str, why: str, attempt: int) -> None:
+        told = self._reset_wait(resp.headers) if resp is not None else None
+        if resp is not None and resp.status == 429:
+            self.waits += 1
+        self._pause(told if told is not None else self._backoff(attempt), where, why, attempt)
+
+    def _backoff(self, attempt: int) -> float:
+        # Equal jitter: never less than half the step, so a retry is never a tight loop.
+        step = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        return step / 2 + random.uniform(0, step / 2)
+
+    def _reset_wait(self, headers: httpx.Headers) -> float | None:
+        """Seconds to wait as the first usable rate-limit header says, capped; None if none is."""
+        now = self.clock()
+        for name in RESET_HEADERS:
+            value = headers.get(name)
+            if value is None:
+                continue
+            seconds = _seconds_until(value.strip(), now, delta_ok=name in ("retry-after",))
+            if seconds is not None and 0 < seconds <= MAX_SANE_RESET:
+                return min(seconds + 1.0, self.max_wait)  # +1s: resets are rounded down
+        return None
+
+    def _note_remaining(self, host: str, resp: Response) -> None:
+        for name in REMAINING_HEADERS:
+            if resp.headers.get(name, "").strip() == "0":
+                wait = self._reset_wait(resp.headers)
+                if wait is not None:
+                    self._not_before[host] = self.clock() + wait
+                return
+
+    def _respect_window(self, host: str, where: str) -> None:
+        wait = self._not_before.pop(host, 0.0) - self.clock()
+        if wait > 0:
+            self.waits += 1
+            self._pause(min(wait, self.max_wait), where, "rate limit window used up", 0)
+
+    def _pause(self, seconds: float, where: str, why: str, attempt: int) -> None:
+        tries = f" (attempt {attempt}/{self.max_attempts})" if attempt else ""
+        log.warning("%s: %s; waiting %.0fs%s", where, why, seconds, tries)
+        self.sleep(seconds)
+
+
+def _seconds_until(value: str, now: float, *, delta_ok: bool) -> float | None:
+    """A reset header value -> seconds from `now`. Handles delta seconds, epoch, ISO, HTTP date."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if number is not None:
+        # Retry-After is a delta; the *-reset headers here are epochs, but small values are deltas.
+        return number if delta_ok or number < 1e9 else number - now
+    for parse in (parse_time, parsedate_to_datetime):
+        try:
+            when = parse(value)
+        except (ValueError, TypeError, IndexError):
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return (when - datetime.fromtimestamp(now, UTC)).total_seconds()
+    return None
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    """A short, secret-free name for a network failure (httpx messages can carry URLs)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({type(exc).__name__})"
+    return f"connection failed ({type(exc).__name__})"
+
+
+def as_http_client(
+    http: HttpClient | httpx.Client | None,
+    *,
+    clock: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> tuple[HttpClient, bool]:
+    """The HttpClient a connector should use, and whether it made it (and so must close it)."""
+    if isinstance(http, HttpClient):
+        return http, False
+    if isinstance(http, httpx.Client):
+        return HttpClient(http, clock=clock, sleep=sleep), False
+    return HttpClient(clock=clock, sleep=sleep), True

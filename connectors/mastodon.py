@@ -1,0 +1,356 @@
+"""Mastodon hashtag timelines: page back to `since` on the first run, then fetch only what is newer.
+
+Cursor: {"streams": {"<instance base URL> #<tag lowercased>": {"newest_id", "backfill_max_id",
+"backfill_done"}}}. Everything from backfill_max_id (or `since`, once backfill_done) up to
+newest_id is stored, so a run killed after any page resumes with no gap: newer posts via min_id,
+older via max_id.
+One instance failing does not stop the others: their pages are yielded, then one error is raised.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime, time
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+from zoneinfo import ZoneInfo
+
+from aggregator.config import Config, SourceConfig
+from connectors.base import ConnectorError, Page, Post, parse_time
+from connectors.html import html_to_text, links_in_html, sanitize_html
+from connectors.http import HttpClient, HttpError, as_http_client
+
+__all__ = ["MastodonConnector", "id_key", "post_from_status"]
+
+log = logging.getLogger(__name__)
+
+PAGE_LIMIT = 40
+AUTH_STATUSES = (401, 403, 422)
+OPT_OUT_RE = re.compile(r"#(?:nobots?|nosearch|noindex)\b", re.I)
+EXAMPLE_ENV = "AGGREGATOR_MASTODON_TOKEN"
+
+
+def id_key(status_id: str) -> tuple[int, str]:
+    """Order of Mastodon ids: opaque strings, compared by (length, value), never as ints."""
+    return (len(status_id), status_id)
+
+
+class MastodonConnector:
+    """A `mastodon` source: the tag timeline of each hashtag on each configured instance."""
+
+    def __init__(
+        self,
+        source: SourceConfig,
+        config: Config,
+        *,
+        http: Any = None,
+        env: Mapping[str, str] | None = None,
+        clock: Any = None,
+        sleep: Any = None,
+        **_: Any,
+    ) -> None:
+        self.name = source.name
+        self.instances = _instances(source.option("instance"), source.name)
+        tags = source.option("hashtags") or list(config.event.hashtags)
+        self.hashtags = list(
+            dict.fromkeys(str(t).lstrip("#＃") for t in tags if str(t).strip("#＃"))
+        )
+        self.since = _since(source.option("since"), config.event.timezone, source.name)
+        self.token_env = source.option("token_env")
+        self.env = os.environ if env is None else env
+        self._http, self._clock, self._sleep = http, clock, sleep
+
+    def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
+        """Pages per (instance, tag), each carrying the whole cursor to save after it."""
+        state = _load_state(cursor)
+        http, owned = as_http_client(self._http, clock=self._clock, sleep=self._sleep)
+        failures: list[str] = []
+        try:
+            for base in self.instances:
+                try:
+                    for tag in self.hashtags:
+                        yield from self._stream(http, base, tag, state)
+                except ConnectorError as exc:
+                    log.warning("source %r: %s", self.name, exc)
+                    failures.append(str(exc))
+        finally:
+            if owned:
+                http.close()
+        if failures:
+            raise ConnectorError(f"source {self.name!r}: " + "; ".join(failures))
+
+    def _stream(
+        self, http: HttpClient, base: str, tag: str, state: dict[str, Any]
+    ) -> Iterator[Page]:
+        key = f"{base} #{tag.lower()}"
+        st = state.setdefault(key, {})
+        if not st.get("newest_id"):  # nothing seen yet: (re)start paging back from the top
+            st.update(newest_id=None, backfill_max_id=None, backfill_done=False)
+        else:
+            yield from self._forward(http, base, tag, st, state)
+        if not st.get("backfill_done"):
+            yield from self._backfill(http, base, tag, st, state)
+
+    def _forward(
+        self, http: HttpClient, base: str, tag: str, st: dict, state: dict
+    ) -> Iterator[Page]:
+        """Newer than newest_id, oldest chunk first (min_id is gap-free; since_id is not)."""
+        while True:
+            statuses, _, waits = self._get(http, base, tag, {"min_id": st["newest_id"]})
+            ids = _ids(statuses)
+            newest = max([*ids, st["newest_id"]], key=id_key)
+            if not statuses or newest == st["newest_id"]:  # empty, or a server ignoring min_id
+                if statuses or waits:
+                    yield self._page(statuses, base, tag, state, waits)
+                return
+            st["newest_id"] = newest
+            yield self._page(statuses, base, tag, state, waits)
+
+    def _backfill(
+        self, http: HttpClient, base: str, tag: str, st: dict, state: dict
+    ) -> Iterator[Page]:
+        """Older than backfill_max_id via Link rel="next", down to `since` or the end."""
+        while not st["backfill_done"]:
+            params = {"max_id": st["backfill_max_id"]} if st["backfill_max_id"] else {}
+            statuses, links, waits = self._get(http, base, tag, params)
+            ids = _ids(statuses)
+            if not ids:
+                st["backfill_done"] = True
+                yield self._page(statuses, base, tag, state, waits)
+                return
+            # Never trust the link past what we saw: the larger max_id can only overlap, not skip.
+            linked = parse_qs(urlsplit(links.get("next", "")).query).get("max_id", [])
+            next_max = max([min(ids, key=id_key), *linked[:1]], key=id_key)
+            if st["backfill_max_id"] and id_key(next_max) >= id_key(st["backfill_max_id"]):
+                log.warning("%s #%s: paging back made no progress; stopping here", base, tag)
+                return
+            if st["newest_id"] is None:
+                st["newest_id"] = max(ids, key=id_key)
+            st["backfill_max_id"] = next_max
+            page = self._page(statuses, base, tag, state, waits)
+            kept = [p for p in page.posts if not (self.since and p.created_at < self.since)]
+            more = "next" in links or len(statuses) >= PAGE_LIMIT  # a full page without Link: go on
+            st["backfill_done"] = not more or len(kept) < len(page.posts)
+            page.posts, page.cursor = kept, _snapshot(state)
+            yield page
+
+    def _get(
+        self, http: HttpClient, base: str, tag: str, params: dict[str, Any]
+    ) -> tuple[list[Any], dict[str, str], int]:
+        """One tag timeline page: (statuses, links, waits). Unknown tag -> no statuses."""
+        url = f"{base}/api/v1/timelines/tag/{quote(tag, safe='')}"
+        before = http.waits
+        try:
+            resp = http.get(url, params={"limit": PAGE_LIMIT, **params}, headers=self._auth(base),
+                            accept=(404,))  # fmt: skip
+        except HttpError as exc:
+            if exc.status in AUTH_STATUSES:
+                raise ConnectorError(self._token_message(base, exc.status)) from None
+            raise ConnectorError(str(exc)) from None
+        waits = http.waits - before
+        if resp.status == 404:
+            body = resp.json() if resp.content.lstrip().startswith(b"{") else None
+            if isinstance(body, dict) and body.get("error") == "Record not found":
+                return [], {}, waits
+            raise ConnectorError(f"no Mastodon API at {base} (GET {url} answered HTTP 404)")
+        body = resp.json()
+        if not isinstance(body, list):
+            raise ConnectorError(
+                f"GET {url} answered {type(body).__name__}, not a list of statuses"
+            )
+        return body, resp.links, waits
+
+    def _page(self, statuses: list[Any], base: str, tag: str, state: dict, waits: int) -> Page:
+        host = urlsplit(base).hostname or base
+        posts: list[Post] = []
+        rejected: list[str] = []
+        skipped = 0
+        for n, status in enumerate(statuses):
+            sid = status.get("id") if isinstance(status, dict) else None
+            try:
+                post = post_from_status(status, host)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                rejected.append(f"{host} #{tag} status {sid or f'#{n + 1}'}: {_reason(exc)}")
+                continue
+            if post is None:
+                skipped += 1
+                continue
+            post.via = f"{host} #{tag}"
+            posts.append(post)
+        if skipped:
+            log.info("%s #%s: skipped %d posts from accounts that opted out", host, tag, skipped)
+        return Page(posts=posts, cursor=_snapshot(state), rejected=rejected, waits=waits)
+
+    def _token_env_name(self, base: str) -> str | None:
+        if isinstance(self.token_env, Mapping):
+            host = urlsplit(base).hostname
+            return next(
+                (v for k, v in self.token_env.items() if k.rstrip("/") in (base, host)), None
+            )
+        return self.token_env or None
+
+    def _auth(self, base: str) -> dict[str, str]:
+        name = self._token_env_name(base)
+        token = self.env.get(name, "").strip() if name else ""
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def _token_message(self, base: str, status: int | None) -> str:
+        name = self._token_env_name(base)
+        if name and self.env.get(name, "").strip():
+            return (
+                f"Mastodon instance {base} refused the token in env var {name} "
+                f"(HTTP {status}): renew it"
+            )
+        if name:
+            return f"Mastodon instance {base} needs a token (HTTP {status}): set the env var {name}"
+        return (
+            f"Mastodon instance {base} needs a token (HTTP {status}): set an env var such as "
+            f'{EXAMPLE_ENV} and add token_env = "{EXAMPLE_ENV}" to source {self.name!r}'
+        )
+
+
+def post_from_status(status: Any, host: str) -> Post | None:
+    """A Status (a boost counts as its original) -> Post; None if the author opted out.
+
+    :raises ValueError: (or KeyError/TypeError) when a field the Post needs is missing or malformed.
+    """
+    if not isinstance(status, dict):
+        raise ValueError("not a JSON object")
+    original = status.get("reblog") or status
+    account = original["account"]
+    if not isinstance(account, dict):
+        raise ValueError("account is not an object")
+    if opted_out(account):
+        return None
+    uri = original["uri"]
+    if not isinstance(uri, str) or not uri:
+        raise ValueError("no uri")
+    content = original.get("content") or ""
+    spoiler = html_to_text(original.get("spoiler_text") or "")
+    quoted = (original.get("quote") or {}).get("quoted_status") or {}
+    edited = original.get("edited_at")
+    return Post(
+        platform="mastodon",
+        id=uri,
+        created_at=parse_time(str(original["created_at"])),
+        author=full_acct(account["acct"], host),
+        author_name=account.get("display_name") or None,
+        text="\n\n".join(t for t in (spoiler, html_to_text(content)) if t),
+        html=sanitize_html(content),
+        url=original.get("url") or uri,
+        reply_to=original.get("in_reply_to_id") or None,
+        quote_of=quoted.get("uri") if isinstance(quoted, dict) else None,
+        replies=_count(original.get("replies_count")),
+        reposts=_count(original.get("reblogs_count")),
+        likes=_count(original.get("favourites_count")),
+        quotes=_count(original.get("quotes_count")),
+        lang=original.get("language") or None,
+        hashtags=[str(t["name"]) for t in original.get("tags") or []],
+        mentions=[full_acct(m["acct"], host) for m in original.get("mentions") or []],
+        links=_links(original, content),
+        media=[_media(m) for m in original.get("media_attachments") or []],
+        edited_at=parse_time(str(edited)) if edited else None,
+        raw=status,
+    )
+
+
+def opted_out(account: Mapping[str, Any]) -> bool:
+    """noindex, or #nobot/#nobots/#nosearch/#noindex in the profile note or fields."""
+    if account.get("noindex") is True:
+        return True
+    fields = [f for f in account.get("fields") or [] if isinstance(f, dict)]
+    texts = [
+        account.get("note") or "",
+        *(f"{f.get('name', '')} {f.get('value', '')}" for f in fields),
+    ]
+    return any(OPT_OUT_RE.search(html_to_text(str(t))) for t in texts)
+
+
+def full_acct(acct: Any, host: str) -> str:
+    """acct with its domain: a local account ("user") becomes "user@<instance host>"."""
+    if not isinstance(acct, str) or not acct.strip("@"):
+        raise ValueError("account has no acct")
+    acct = acct.lstrip("@")
+    return acct if "@" in acct else f"{acct}@{host}"
+
+
+def _links(status: Mapping[str, Any], content: str) -> list[str]:
+    """Links in the content and the preview card, minus the hashtag and mention URLs."""
+    skip = {t.get("url") for t in status.get("tags") or []}
+    skip |= {m.get("url") for m in status.get("mentions") or []}
+    card_url = (status.get("card") or {}).get("url")
+    return list(
+        dict.fromkeys(u for u in [*links_in_html(content), card_url] if u and u not in skip)
+    )
+
+
+def _media(item: Any) -> dict[str, Any]:
+    return {"url": item.get("url") or item.get("remote_url"), "type": item.get("type"),
+            "alt": item.get("description")}  # fmt: skip
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _ids(statuses: list[Any]) -> list[str]:
+    return [
+        s["id"]
+        for s in statuses
+        if isinstance(s, dict) and isinstance(s.get("id"), str) and s["id"]
+    ]
+
+
+def _reason(exc: Exception) -> str:
+    return f"missing {exc.args[0]}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
+
+
+def _snapshot(state: dict[str, Any]) -> dict[str, Any]:
+    return {"streams": copy.deepcopy(state)}
+
+
+def _load_state(cursor: Mapping[str, Any] | None) -> dict[str, Any]:
+    streams = (cursor or {}).get("streams")
+    if not isinstance(streams, Mapping):
+        return {}
+    return {
+        str(k): dict(v) for k, v in copy.deepcopy(dict(streams)).items() if isinstance(v, Mapping)
+    }
+
+
+def _instances(value: Any, source: str) -> list[str]:
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values:
+        raise ConnectorError(
+            f'source {source!r}: set instance = "https://mastodon.social" (or a list)'
+        )
+    out: list[str] = []
+    for item in values:
+        parts = urlsplit(str(item).strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConnectorError(f"source {source!r}: instance {item!r} is not an http(s) URL")
+        out.append(f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}")
+    return list(dict.fromkeys(out))
+
+
+def _since(value: Any, tz: ZoneInfo, source: str) -> datetime | None:
+    """`since` as an aware datetime; a date means its midnight in the event's time zone."""
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.strip()) if "T" in value or " " in value.strip() \
+                else date.fromisoformat(value.strip())  # fmt: skip
+        if not isinstance(value, datetime) and isinstance(value, date):
+            value = datetime.combine(value, time(0))
+        if not isinstance(value, datetime):
+            raise ValueError
+    except ValueError:
+        raise ConnectorError(
+            f"source {source!r}: since {value!r} is not a date like 2016-11-28"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=tz)

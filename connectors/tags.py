@@ -1,0 +1,181 @@
+"""TAGS (Twitter Archiving Google Sheet) CSV exports, including ones a spreadsheet has mangled."""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from aggregator.config import Config, SourceConfig
+from connectors.base import ConnectorError, Page, Post
+from connectors.twarc import PAGE_SIZE, entities_v1, resume_point, stamp, twitter_time
+from connectors.x import tweet_url
+
+__all__ = ["COLUMNS", "TagsConnector", "post_from_row", "read_tags", "recover_id"]
+
+# The 18 columns of a TAGS "Archive" sheet, in order; only the REQUIRED ones must be present.
+COLUMNS = ("id_str", "from_user", "text", "created_at", "time", "geo_coordinates", "user_lang",
+           "in_reply_to_user_id_str", "in_reply_to_screen_name", "from_user_id_str",
+           "in_reply_to_status_id_str", "source", "profile_image_url", "user_followers_count",
+           "user_friends_count", "user_location", "status_url", "entities_str")  # fmt: skip
+REQUIRED = ("id_str", "from_user", "text", "created_at")
+STATUS_ID_RE = re.compile(r"/status(?:es)?/(\d+)")
+
+
+def recover_id(id_str: str | None, status_url: str | None) -> str:
+    """The tweet id as text. Spreadsheets round long numbers ("8.03E+17", "803000000000000000"),
+    so the id in `status_url` (text, never rounded) wins; a rounded id_str alone is refused."""
+    found = STATUS_ID_RE.search(status_url or "")
+    if found:
+        return found.group(1)
+    value = (id_str or "").strip().lstrip("'")  # a leading ' is how sheets keep a number as text
+    if value.isdigit():
+        return value
+    raise ValueError(f"id_str {id_str!r} was rounded by a spreadsheet and status_url is empty")
+
+
+def _plain_id(value: str | None) -> str | None:
+    """A reply id column if it is still a whole id; rounded ones are dropped, not guessed."""
+    value = (value or "").strip().lstrip("'")
+    return value if value.isdigit() and value.strip("0") else None
+
+
+def _entities(row: Mapping[str, str | None], text: str) -> dict[str, list[Any]]:
+    """`entities_str` (v1.1 entities JSON) when present and valid; else found in the text."""
+    try:
+        entities = json.loads(row.get("entities_str") or "")
+        if isinstance(entities, dict):
+            return entities_v1(entities, {})
+    except ValueError:
+        pass  # a hand-edited or truncated cell: fall back to the text, as TAGS itself displays it
+    from connectors.archives import HASHTAG_RE, LINK_RE, MENTION_RE  # lazy: archives imports us
+
+    return {
+        "hashtags": HASHTAG_RE.findall(text),
+        "mentions": MENTION_RE.findall(text),
+        "links": LINK_RE.findall(text),
+        "media": [],
+    }
+
+
+def post_from_row(row: Mapping[str, str | None]) -> Post:
+    """One TAGS row (column name -> cell) -> Post. Raises ValueError naming the bad cell."""
+    tweet_id = recover_id(row.get("id_str"), row.get("status_url"))
+    user = (row.get("from_user") or "").strip().lstrip("@")
+    if not user:
+        raise ValueError("from_user is empty")
+    try:
+        created = twitter_time(row.get("created_at") or "")
+    except ValueError:
+        raise ValueError(f"created_at {row.get('created_at')!r} is not a Twitter date") from None
+    text = html.unescape(row.get("text") or "")  # TAGS stores the API's &amp; escaping
+    return Post(
+        platform="x",
+        id=tweet_id,
+        created_at=created,
+        author=user,
+        text=text,
+        url=tweet_url(user, tweet_id),
+        reply_to=_plain_id(row.get("in_reply_to_status_id_str")),
+        raw={k: v for k, v in row.items() if k},
+        **_entities(row, text),
+    )
+
+
+class _Lines:
+    """Decoded lines for csv.reader, counting the bytes it has consumed.
+
+    csv.reader pulls one line at a time and never reads ahead, so after each row `offset`
+    is exactly where the next record starts: a byte cursor a killed import can seek to.
+    """
+
+    def __init__(self, fh: BinaryIO, offset: int) -> None:
+        self.fh, self.offset, self.recoded = fh, offset, False
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self.fh:
+            first = self.offset == 0  # only the file's first line may carry a BOM
+            self.offset += len(raw)
+            try:
+                yield raw.decode("utf-8-sig" if first else "utf-8")
+            except UnicodeDecodeError:
+                self.recoded = True  # why: Excel re-saves CSVs as Windows-1252
+                yield raw.decode("cp1252", errors="replace")
+
+
+def _header(path: Path) -> list[str]:
+    with path.open("rb") as fh:
+        header = next(csv.reader(_Lines(fh, 0)), [])
+    names = [h.strip() for h in header]
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        raise ConnectorError(f"{path} is not a TAGS archive: no {', '.join(missing)} column")
+    return names
+
+
+def read_tags(
+    path: Path, start: int = 0, start_row: int = 1, page_size: int = PAGE_SIZE
+) -> Iterator[Page]:
+    """Pages of posts from a TAGS CSV, from byte `start` (after spreadsheet row `start_row`).
+
+    Rows are numbered as the spreadsheet shows them (header = row 1) in rejections and cursors.
+    """
+    path = Path(path)
+    try:
+        names = _header(path)
+        fh = path.open("rb")
+    except OSError as exc:
+        raise ConnectorError(f"cannot read {path}: {exc.strerror}") from None
+    with fh:
+        fh.seek(start)
+        lines = _Lines(fh, start)
+        reader = csv.reader(lines)
+        if start == 0:
+            next(reader, None)  # the header
+        posts: dict[str, Post] = {}
+        rejected: list[str] = []
+        row_no = max(start_row, 1)
+        for cells in reader:
+            row_no += 1
+            if not any(c.strip() for c in cells):
+                continue
+            try:
+                post = post_from_row(dict(zip(names, cells, strict=False)))
+                post.via = path.name
+                posts[post.id] = post
+            except ValueError as exc:
+                rejected.append(f"row {row_no}: {exc}")
+            if len(posts) >= page_size:
+                yield _page(posts, rejected, lines, row_no)
+                posts, rejected = {}, []
+        yield _page(posts, rejected, lines, row_no)
+
+
+def _page(posts: dict[str, Post], rejected: list[str], lines: _Lines, row: int) -> Page:
+    warnings = ["some lines are not UTF-8: read as Windows-1252"] if lines.recoded else []
+    lines.recoded = False
+    return Page(list(posts.values()), {"offset": lines.offset, "row": row}, rejected, warnings)
+
+
+class TagsConnector:
+    """A `tags` source: a TAGS archive CSV, resumed after the rows already stored."""
+
+    def __init__(self, source: SourceConfig, config: Config, **_: Any) -> None:
+        self.name = source.name
+        if source.path is None:
+            raise ConnectorError(f'source {source.name!r}: set path = "..." to the TAGS CSV file')
+        self.path = source.path
+        self.page_size = PAGE_SIZE
+
+    def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
+        if not self.path.is_file():
+            raise ConnectorError(
+                f"source {self.name!r}: file not found: {self.path} (fix its path)"
+            )
+        start, row = resume_point(self.path, cursor, count_key="row")
+        for page in read_tags(self.path, start, row or 1, self.page_size):
+            yield stamp(self.path, page)

@@ -1,0 +1,220 @@
+"""Twitter archives: twarc 1.x (v1.1 tweets) and twarc2 (v2 pages or flattened tweets) JSONL.
+
+v2 tweets are parsed by `x.py` (the same shape the live API returns); `tags.py` reuses the v1.1
+helpers here.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aggregator.config import Config, SourceConfig
+from connectors.base import ConnectorError, Page, Post, parse_time
+from connectors.x import counts, post_from_v2, posts_from_v2_page, tweet_url
+
+__all__ = [
+    "PAGE_SIZE",
+    "TwarcConnector",
+    "entities_v1",
+    "post_from_v1",
+    "read_twarc",
+    "resume_point",
+    "stamp",
+    "twitter_time",
+]
+
+PAGE_SIZE = 500
+V1_TIME = "%a %b %d %H:%M:%S %z %Y"  # "Wed Oct 10 20:19:24 +0000 2018"
+ParseLine = Callable[[dict[str, Any]], tuple[list[Post], list[str]]]
+
+
+def twitter_time(value: str) -> datetime:
+    """v1.1 `created_at` or ISO 8601 (v2) -> aware UTC. Raises ValueError."""
+    try:
+        return datetime.strptime(value.strip(), V1_TIME).astimezone(UTC)
+    except ValueError:
+        return parse_time(value)
+
+
+def _ids(value: Any) -> str | None:
+    """An id string, or None. Numeric ids are refused: they may have lost digits in JSON tools."""
+    return value if isinstance(value, str) and value.isdigit() else None
+
+
+def entities_v1(entities: Mapping[str, Any], extended: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """v1.1 `entities` (+ `extended_entities` for media) -> Post list fields."""
+    media_src = extended.get("media") or entities.get("media") or []
+    return {
+        "hashtags": [h["text"] for h in entities.get("hashtags") or [] if h.get("text")],
+        "mentions": [
+            m["screen_name"] for m in entities.get("user_mentions") or [] if m.get("screen_name")
+        ],
+        "links": [
+            u.get("expanded_url") or u["url"] for u in entities.get("urls") or [] if u.get("url")
+        ],
+        "media": [
+            {
+                "url": m.get("media_url_https") or m.get("media_url"),
+                "type": m.get("type"),
+                "alt": m.get("ext_alt_text"),
+            }
+            for m in media_src
+        ],
+    }
+
+
+def _v1_raw(status: Mapping[str, Any], retweet: Mapping[str, Any] | None) -> dict[str, Any]:
+    raw = dict(status)
+    if retweet:  # the row is the original; keep who retweeted it for provenance
+        user = retweet.get("user") or {}
+        raw["_retweet"] = {"id_str": retweet.get("id_str"), "user": user.get("screen_name"),
+                           "created_at": retweet.get("created_at")}  # fmt: skip
+    return raw
+
+
+def post_from_v1(tweet: Mapping[str, Any]) -> Post:
+    """One v1.1 tweet -> Post. A retweet becomes its original (one row per post, full text)."""
+    retweet = tweet if isinstance(tweet.get("retweeted_status"), Mapping) else None
+    status: Mapping[str, Any] = tweet["retweeted_status"] if retweet else tweet
+    tweet_id = _ids(status.get("id_str"))
+    user = status.get("user") if isinstance(status.get("user"), Mapping) else {}
+    if not tweet_id:
+        raise ValueError("no id_str (numeric ids may have lost digits: export with id_str)")
+    if not user.get("screen_name"):
+        raise ValueError(f"tweet {tweet_id}: no user.screen_name")
+    try:
+        created = twitter_time(str(status["created_at"]))
+    except (KeyError, ValueError):
+        raise ValueError(f"tweet {tweet_id}: bad created_at {status.get('created_at')!r}") from None
+    extended = status.get("extended_tweet") if status.get("truncated") else None
+    source = extended if isinstance(extended, Mapping) else status
+    text = status.get("full_text") or source.get("full_text") or status.get("text") or ""
+    quoted = status.get("quoted_status") if isinstance(status.get("quoted_status"), Mapping) else {}
+    return Post(
+        platform="x",
+        id=tweet_id,
+        created_at=created,
+        author=str(user["screen_name"]),
+        author_name=user.get("name"),
+        text=html.unescape(str(text)),  # v1.1 escapes & < > in text
+        url=tweet_url(user["screen_name"], tweet_id),
+        reply_to=_ids(status.get("in_reply_to_status_id_str")),
+        quote_of=_ids(status.get("quoted_status_id_str")) or _ids(quoted.get("id_str")),
+        lang=None if status.get("lang") in (None, "und") else status["lang"],
+        raw=_v1_raw(status, retweet),
+        **counts(
+            status.get("favorite_count"),
+            status.get("retweet_count"),
+            status.get("reply_count"),
+            status.get("quote_count"),
+        ),
+        **entities_v1(source.get("entities") or {}, source.get("extended_entities") or {}),
+    )
+
+
+def parse_twarc_line(obj: dict[str, Any]) -> tuple[list[Post], list[str]]:
+    """Any twarc line -> (posts, reasons). Shapes: v1.1 tweet, v2 page, flattened v2 tweet."""
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    if "data" in obj:
+        return posts_from_v2_page(obj)
+    if "id_str" in obj or "user" in obj:  # v1.1: `user` is an object; v2 has `author_id`
+        return [post_from_v1(obj)], []
+    if "id" in obj and "text" in obj:
+        return [post_from_v2(obj)], []
+    raise ValueError("neither a v1.1 tweet, a v2 page nor a flattened v2 tweet")
+
+
+def read_lines(
+    path: Path, parse: ParseLine, start: int = 0, start_line: int = 0, page_size: int = PAGE_SIZE
+) -> Iterator[Page]:
+    """Pages from a JSONL file, from byte `start`; each cursor is the offset after its last line."""
+    posts: dict[str, Post] = {}  # by id: retweets of one original collapse to one row
+    rejected: list[str] = []
+    line_no, offset = start_line, start
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise ConnectorError(f"cannot read {path}: {exc.strerror}") from None
+    with fh:
+        fh.seek(start)
+        for raw_line in fh:
+            line_no += 1
+            offset += len(raw_line)
+            if not raw_line.strip():
+                continue
+            try:
+                found, reasons = parse(json.loads(raw_line))
+                rejected += [f"line {line_no}: {r}" for r in reasons]
+                for post in found:
+                    post.via = path.name
+                    posts[post.id] = post
+            except UnicodeDecodeError:
+                rejected.append(f"line {line_no}: not UTF-8")
+            except json.JSONDecodeError as exc:
+                rejected.append(f"line {line_no}: invalid JSON ({exc.msg})")
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                rejected.append(f"line {line_no}: {exc}")
+            if len(posts) >= page_size:
+                yield Page(list(posts.values()), {"offset": offset, "line": line_no}, rejected)
+                posts, rejected = {}, []
+    yield Page(list(posts.values()), {"offset": offset, "line": line_no}, rejected)
+
+
+def read_twarc(
+    path: Path, start: int = 0, start_line: int = 0, page_size: int = PAGE_SIZE
+) -> Iterator[Page]:
+    """Pages of posts from a twarc or twarc2 JSONL file (any of the three line shapes)."""
+    return read_lines(Path(path), parse_twarc_line, start, start_line, page_size)
+
+
+def resume_point(
+    path: Path, cursor: Mapping[str, Any] | None, count_key: str = "line"
+) -> tuple[int, int]:
+    """(offset, line) to start from: the cursor's only if it was made on this same file."""
+    from connectors.archives import file_fingerprint  # lazy: archives imports this module
+
+    if cursor and "head" in cursor:
+        offset, head_len = int(cursor.get("offset", 0)), int(cursor.get("head_len", 0))
+        if offset <= path.stat().st_size and file_fingerprint(path, head_len) == cursor["head"]:
+            return offset, int(cursor.get(count_key, 0))
+    return 0, 0  # new, replaced or shrunk file: read it all; upserts keep this idempotent
+
+
+def stamp(path: Path, page: Page) -> Page:
+    """Add the file's identity to the cursor: a hash of its bytes up to the offset (4 KiB at most),
+    so appending to even a small file resumes while a replaced file restarts."""
+    from connectors.archives import file_fingerprint  # lazy: archives imports this module
+
+    cursor = dict(page.cursor or {})
+    cursor["head_len"] = min(int(cursor.get("offset", 0)), 4096)
+    cursor["head"] = file_fingerprint(path, cursor["head_len"])
+    page.cursor = cursor
+    return page
+
+
+class TwarcConnector:
+    """A `twarc` source: a twarc/twarc2 JSONL file, resumed after what was already stored."""
+
+    def __init__(self, source: SourceConfig, config: Config, **_: Any) -> None:
+        self.name = source.name
+        if source.path is None:
+            raise ConnectorError(
+                f'source {source.name!r}: set path = "..." to the twarc JSONL file'
+            )
+        self.path = source.path
+        self.page_size = PAGE_SIZE
+
+    def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
+        if not self.path.is_file():
+            raise ConnectorError(
+                f"source {self.name!r}: file not found: {self.path} (fix its path)"
+            )
+        start, line = resume_point(self.path, cursor)
+        for page in read_twarc(self.path, start, line, self.page_size):
+            yield stamp(self.path, page)
