@@ -20,8 +20,8 @@ def registry() -> dict[str, Factory]:
 
     table: dict[str, Factory] = {"jsonl": archives.JsonlConnector}
     for type_name, module, attr in (
-        ("twarc", "connectors.archives", "TwarcConnector"),
-        ("tags", "connectors.archives", "TagsConnector"),
+        ("twarc", "connectors.twarc", "TwarcConnector"),
+        ("tags", "connectors.tags", "TagsConnector"),
         ("mastodon", "connectors.mastodon", "MastodonConnector"),
         ("bluesky", "connectors.bluesky", "BlueskyConnector"),
         ("x", "connectors.x", "XConnector"),

@@ -15,8 +15,6 @@ from connectors.base import ConnectorError, Page, Post, parse_time
 __all__ = [
     "PAGE_SIZE",
     "JsonlConnector",
-    "TagsConnector",
-    "TwarcConnector",
     "post_from_interchange",
     "read_jsonl",
 ]
@@ -170,7 +168,3 @@ class JsonlConnector:
                 "head_len": head_len,
             }
             yield page
-
-
-from connectors.tags import TagsConnector  # noqa: E402
-from connectors.twarc import TwarcConnector  # noqa: E402

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from aggregator.config import Config, SourceConfig
+from connectors.archives import HASHTAG_RE, LINK_RE, MENTION_RE
 from connectors.base import ConnectorError, Page, Post
 from connectors.twarc import PAGE_SIZE, entities_v1, resume_point, stamp, twitter_time
 from connectors.x import tweet_url
@@ -52,7 +53,6 @@ def _entities(row: Mapping[str, str | None], text: str) -> dict[str, list[Any]]:
             return entities_v1(entities, {})
     except ValueError:
         pass  # a hand-edited or truncated cell: fall back to the text, as TAGS itself displays it
-    from connectors.archives import HASHTAG_RE, LINK_RE, MENTION_RE  # lazy: archives imports us
 
     return {
         "hashtags": HASHTAG_RE.findall(text),

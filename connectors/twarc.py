@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.config import Config, SourceConfig
+from connectors.archives import file_fingerprint
 from connectors.base import ConnectorError, Page, Post, parse_time
 from connectors.x import counts, post_from_v2, posts_from_v2_page, tweet_url
 
@@ -177,7 +178,6 @@ def resume_point(
     path: Path, cursor: Mapping[str, Any] | None, count_key: str = "line"
 ) -> tuple[int, int]:
     """(offset, line) to start from: the cursor's only if it was made on this same file."""
-    from connectors.archives import file_fingerprint  # lazy: archives imports this module
 
     if cursor and "head" in cursor:
         offset, head_len = int(cursor.get("offset", 0)), int(cursor.get("head_len", 0))
@@ -189,7 +189,6 @@ def resume_point(
 def stamp(path: Path, page: Page) -> Page:
     """Add the file's identity to the cursor: a hash of its bytes up to the offset (4 KiB at most),
     so appending to even a small file resumes while a replaced file restarts."""
-    from connectors.archives import file_fingerprint  # lazy: archives imports this module
 
     cursor = dict(page.cursor or {})
     cursor["head_len"] = min(int(cursor.get("offset", 0)), 4096)
