@@ -248,6 +248,7 @@ class BlueskyConnector:
             if not env.get(var):
                 raise ConnectorError(f"source {source.name!r}: set {var} to {what}")
         self.service = str(source.option("service", DEFAULT_SERVICE)).rstrip("/")
+        self._owns_http = http is None  # a client we made is ours to close when fetch ends
         self.http = http or HttpClient(sleep=sleep, clock=clock)
         hint = f"check {names[0]} and {names[1]}; use an app password"
         self.session = _Session(self.http, self.service, env[names[0]], env[names[1]], hint)
@@ -257,9 +258,13 @@ class BlueskyConnector:
 
     def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
         state = {t: dict(s) for t, s in ((cursor or {}).get("tags") or {}).items()}
-        for tag in self.hashtags:
-            state.setdefault(tag, {"since": self.since})
-            yield from self._sweep(tag, state)
+        try:
+            for tag in self.hashtags:
+                state.setdefault(tag, {"since": self.since})
+                yield from self._sweep(tag, state)
+        finally:
+            if self._owns_http:
+                self.http.close()
 
     def _sweep(self, tag: str, state: dict[str, dict[str, Any]]) -> Iterator[Page]:
         """One hashtag, newest first, down to `since`; restarts below the cap with `until`."""

@@ -227,9 +227,17 @@ class XConnector:
         self.query = str(source.option("query") or " OR ".join(f"#{t}" for t in tags))
         self.start_time = _start_time(source)
         self.clock = clock or time.time
+        self._owns_http = http is None  # a client we made is ours to close when fetch ends
         self.http = http or HttpClient(sleep=sleep, clock=clock)
 
     def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
+        try:
+            yield from self._fetch(cursor)
+        finally:
+            if self._owns_http:
+                self.http.close()
+
+    def _fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
         state = dict(cursor or {})
         if state.get("next_token") and state.get("query") != self.query:
             # a next_token only works with the query that made it; the since point still holds

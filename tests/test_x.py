@@ -309,3 +309,14 @@ def test_the_token_stays_out_of_logs_errors_and_cursors(
 def test_id_time_reads_the_snowflake(moment: datetime, seq: int) -> None:
     moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
     assert id_time(make_id(moment, seq)) == moment
+
+
+def test_a_client_the_connector_made_is_closed_when_fetching_ends(api: respx.MockRouter) -> None:
+    api.get("/recent").mock(side_effect=answer_by_token({None: EMPTY}))
+    source = SourceConfig("x", "x", True, MappingProxyType({"hashtags": ["CoPro16"]}))
+    own = XConnector(source, None, env=ENV)  # type: ignore[arg-type]
+    run(own)
+    assert own.http.client.is_closed
+    lent = connector()
+    run(lent)
+    assert not lent.http.client.is_closed  # a client passed in belongs to the caller
