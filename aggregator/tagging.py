@@ -1,39 +1,87 @@
-"""Pure tagging: a post + the programme -> (session, score, reason). No I/O."""
+"""Pure tagging: a post + the programme -> (session, score, reason). No I/O.
+
+The rules and the text normalisation are documented for organisers in docs/tagging.md.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from aggregator.config import Config, SessionConfig
 
-__all__ = ["Decision", "Programme", "TagInput", "decide", "normalise"]
+__all__ = [
+    "RULES_VERSION",
+    "Cue",
+    "Decision",
+    "Evaluation",
+    "Explanation",
+    "Programme",
+    "TagInput",
+    "decide",
+    "decide_all",
+    "evaluate",
+    "explain",
+    "normalise",
+]
 
-ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
-CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+RULES_VERSION = "2"  # part of the fingerprint: changing the rules re-tags every stored post
+# Invisible characters that split or glue words without showing: zero-width, soft hyphen, bidi controls.
+INVISIBLE = dict.fromkeys(
+    (*map(ord, "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"), *range(0x202A, 0x202F),
+     *range(0x2066, 0x206A)),
+    None,
+)  # fmt: skip
+URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+# CamelCase boundaries (#LegClub, @BerylInstitute), but not the plural of an acronym (#STPs).
+CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])(?![A-Z]s(?![a-z]))")
+POSSESSIVE = re.compile(r"(?<=\w)['’ʼ`´]s\b")
+PLURAL = re.compile(r"(?<=\w{3})s+\b")  # 'Queens award' and "Queen's Award" must meet
+NON_WORD = re.compile(r"[\W_]+")
 TAG_OR_HANDLE = re.compile(r"[#@](\w+)")
-POSSESSIVE = re.compile(r"(\w)['’]s\b")
-PLURAL = re.compile(r"(?<=\w{3})s\b")
-NON_WORD = re.compile(r"[^\w]+")
+# Dropped only when comparing the 'reduced' forms: 'older adults in the hospital' still names the cue.
+FILLER = frozenset(
+    {"and", "the", "of", "for", "on", "upon", "in", "a", "an", "to", "at", "by", "v", "vs"}
+)
+PREFIX_MIN = 6  # a cue this long may open a run-together hashtag: #legclubrocks
 
 
 def normalise(text: str) -> str:
-    """One comparable form for posts and cues: NFKC, no zero-width, CamelCase tags split,
-    possessives, plural -s and punctuation dropped, '&' as 'and', case folded, single spaces."""
-    text = unicodedata.normalize("NFKC", text).translate(ZERO_WIDTH)
-    text = TAG_OR_HANDLE.sub(lambda m: " " + CAMEL.sub(" ", m.group(1)) + " ", text)
-    text = POSSESSIVE.sub(r"\1", text).replace("&", " and ")
-    text = NON_WORD.sub(" ", text.casefold()).replace("_", " ")
-    text = PLURAL.sub("", text)  # 'Queens award' and "Queen's Award" must meet
-    return f" {' '.join(text.split())} "
+    """One comparable form for posts and cues: words in lower case, single-spaced (docs/tagging.md)."""
+    text = unicodedata.normalize("NFKC", text).translate(INVISIBLE)
+    text = CAMEL.sub(" ", text)
+    text = POSSESSIVE.sub("", text).replace("&", " and ")
+    # Case-fold, then drop accents, so 'Zoë', 'ZOE' and 'zoe' meet.
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text.casefold()))
+    text = unicodedata.normalize("NFKC", "".join(c for c in text if not unicodedata.combining(c)))
+    text = NON_WORD.sub(" ", text.casefold())
+    return " ".join(PLURAL.sub("", word) for word in text.split())
 
 
-def squash(text: str) -> str:
-    return normalise(text).replace(" ", "")
+def _reduced(words: Sequence[str]) -> list[str]:
+    return [w for w in words if w not in FILLER]
+
+
+def _aligned(needle: str, words: Sequence[str]) -> bool:
+    """`needle` (words run together) spans whole words of `words`: 'legclub' in ['the','leg','club']."""
+    if not needle:
+        return False
+    hay = "".join(words)
+    edges, pos = {0}, 0
+    for w in words:
+        pos += len(w)
+        edges.add(pos)
+    i = hay.find(needle)
+    while i != -1:
+        if i in edges and i + len(needle) in edges:
+            return True
+        i = hay.find(needle, i + 1)
+    return False
 
 
 @dataclass(frozen=True)
@@ -44,6 +92,7 @@ class TagInput:
     hashtags: Sequence[str] = ()
     mentions: Sequence[str] = ()
     reply_to: str | None = None
+    platform: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,10 +104,27 @@ class Decision:
 
 @dataclass(frozen=True)
 class Cue:
-    phrase: str  # normalised, space-padded
-    squashed: str
     label: str  # as the organiser wrote it
-    sessions: tuple[str, ...]
+    kind: str  # speaker | keyword | hashtag | handle
+    words: tuple[str, ...]  # normalised
+    sessions: tuple[str, ...]  # programme order
+
+    @property
+    def full(self) -> str:
+        return "".join(self.words)
+
+    @property
+    def short(self) -> str:
+        return "".join(_reduced(self.words))
+
+    def describe(self) -> str:
+        return f"{self.kind} '{self.label}'"
+
+    def found_in(self, words: Sequence[str], tags: Iterable[str]) -> bool:
+        """Whole words in the text (spaces, hyphens, CamelCase and run-together alike), or opening a hashtag."""
+        if _aligned(self.full, words) or _aligned(self.short, _reduced(words)):
+            return True
+        return len(self.full) >= PREFIX_MIN and any(t.startswith(self.full) for t in tags)
 
 
 @dataclass
@@ -69,79 +135,210 @@ class Programme:
 
     @classmethod
     def from_config(cls, config: Config) -> Programme:
-        prog = cls(config.sessions, timedelta(minutes=config.event.grace_minutes))
-        owners: dict[str, tuple[str, set[str]]] = {}
+        event_tags = {normalise(h) for h in config.event.hashtags}
+        owners: dict[str, tuple[str, str, set[str]]] = {}
         for s in config.sessions:
-            for label in (*s.speakers, *s.keywords, *s.hashtags, *s.handles):
+            named = [("speaker", x) for x in s.speakers] + [("keyword", x) for x in s.keywords]
+            named += [("hashtag", f"#{x}") for x in s.hashtags]
+            named += [("handle", f"@{x}") for x in s.handles]
+            for kind, label in named:
                 key = normalise(label)
-                if key.strip():
-                    owners.setdefault(key, (label, set()))[1].add(s.id)
+                if (
+                    key and key not in event_tags
+                ):  # the event's own hashtags say nothing of a session
+                    owners.setdefault(key.replace(" ", ""), (label, kind, set()))[2].add(s.id)
         order = {s.id: i for i, s in enumerate(config.sessions)}
-        prog.cues = [
-            Cue(key, key.replace(" ", ""), label, tuple(sorted(ids, key=order.__getitem__)))
-            for key, (label, ids) in owners.items()
+        cues = [
+            Cue(label, kind, tuple(normalise(label).split()), tuple(sorted(ids, key=order.get)))
+            for label, kind, ids in owners.values()
         ]
-        # Longer phrases first, so 'Bradford on Avon Leg Club' is reported over 'Leg Club'.
-        prog.cues.sort(key=lambda c: -len(c.phrase))
-        return prog
+        # Longest first, so 'Bradford on Avon Leg Club' is counted and the 'Leg Club' inside it is not.
+        cues.sort(key=lambda c: (-len(c.full), c.full))
+        return cls(config.sessions, timedelta(minutes=config.event.grace_minutes), cues)
 
     def fingerprint(self) -> str:
-        """Changes whenever the sessions, cues or grace change: the signal to re-tag everything."""
-        parts = [str(self.grace)] + [repr(s) for s in self.sessions]
+        """Changes whenever the sessions, cues, grace or rules change: the signal to re-tag everything."""
+        parts = [RULES_VERSION, str(self.grace)] + [repr(s) for s in self.sessions]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
-    def live(self, when: datetime) -> SessionConfig | None:
-        """The session running at `when` (start inclusive, end exclusive), grace included."""
+    def live(self, when: datetime) -> tuple[SessionConfig | None, bool]:
+        """The session running at `when` (start inclusive, end exclusive) and whether only by grace."""
         for s in self.sessions:
             if s.start <= when < s.end:
-                return s
+                return s, False
         for s in self.sessions:
             if s.start - self.grace <= when < s.end + self.grace:
-                return s
-        return None
+                return s, True
+        return None, False
 
-    def settle(self, ids: Iterable[str], when: datetime) -> str:
+    def settle(self, ids: Iterable[str], when: datetime) -> tuple[str, str]:
         """Of several candidate sessions: the one live, else the latest already started, else the first."""
-        chosen = [s for s in self.sessions if s.id in set(ids)]
-        live = self.live(when)
-        if live and live in chosen:
-            return live.id
+        wanted = set(ids)
+        chosen = [s for s in self.sessions if s.id in wanted]
+        live, _ = self.live(when)
+        if live in chosen:
+            return live.id, f"posted during {live.id}"
         started = [s for s in chosen if s.start <= when]
-        return (started[-1] if started else chosen[0]).id
+        if started:
+            return started[-1].id, f"{started[-1].id} is the latest already started"
+        return chosen[0].id, f"posted before all of them: {chosen[0].id} comes first"
+
+
+def utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def find_cues(post: TagInput, programme: Programme) -> list[Cue]:
-    text = normalise(post.text)
-    tokens = {
-        squash(t) for t in (*post.hashtags, *post.mentions, *TAG_OR_HANDLE.findall(post.text))
-    }
+    """Every cue the post names, longest first; a cue inside a longer one found adds nothing."""
+    text = URL.sub(" ", unicodedata.normalize("NFKC", post.text).translate(INVISIBLE))
+    words = normalise(text).split()
+    extra = [*TAG_OR_HANDLE.findall(text), *post.hashtags, *post.mentions]
+    tags = {normalise(t.split("@")[0]).replace(" ", "") for t in extra}
     found: list[Cue] = []
     for cue in programme.cues:
-        matched = cue.phrase in text or cue.squashed in tokens
-        # a cue inside a longer one already found ('Leg Club' in 'Bradford on Avon Leg Club') adds nothing
-        if matched and not any(cue.phrase in f.phrase for f in found):
+        if cue.found_in(words, tags) and not any(cue.full in f.full for f in found):
             found.append(cue)
     return found
 
 
-def decide(post: TagInput, programme: Programme, parent: Decision | None = None) -> Decision:
-    """Apply the rules: distinctive cue > shared cue settled by time > live session > parent > general."""
-    when = post.created_at if post.created_at.tzinfo else post.created_at.replace(tzinfo=UTC)
-    cues = find_cues(post, programme)
+@dataclass(frozen=True)
+class Explanation:
+    """A decision and everything behind it, for `aggregator tag --explain`."""
+
+    decision: Decision
+    cues: tuple[Cue, ...]
+    live: str | None
+    in_grace: bool
+    parent: Decision | None
+
+
+def _by_cues(cues: list[Cue], programme: Programme, when: datetime) -> Decision:
+    """Distinctive cues outvote shared ones; among the sessions named most often, time settles it."""
     distinctive = [c for c in cues if len(c.sessions) == 1]
+    counted = distinctive or cues
+    votes = Counter(sid for c in counted for sid in c.sessions)
+    top = max(votes.values())
+    best = [sid for sid in votes if votes[sid] == top]
+    named = ", ".join(c.describe() for c in counted)
+    if len(best) == 1:
+        shared = "" if distinctive else f" (shared by {', '.join(counted[0].sessions)})"
+        return Decision(best[0], 1.0 if distinctive else 0.8, named + shared)
+    sid, how = programme.settle(best, when)
     if distinctive:
-        ids = [c.sessions[0] for c in distinctive]
-        sid = programme.settle(ids, when)
-        named = ", ".join(f"'{c.label}'" for c in distinctive if c.sessions[0] == sid)
-        return Decision(sid, 1.0, f"keyword {named}")
+        return Decision(sid, 0.9, f"{named}: settled by time, {how}")
+    started = how.startswith("posted during")
+    return Decision(sid, 0.8 if started else 0.7, f"{named} (shared by {', '.join(best)}): {how}")
+
+
+def _root(reason: str) -> str:
+    """A reply's reason names the thread's first reason, not a chain of 'reply to (reply to (…))'."""
+    if reason.startswith("reply to ") and reason.endswith(")") and " (" in reason:
+        return reason[reason.index(" (") + 2 : -1]
+    return reason
+
+
+def explain(post: TagInput, programme: Programme, parent: Decision | None = None) -> Explanation:
+    """Apply the rules: cues > a reply's parent > the live session > general; say why."""
+    when = utc(post.created_at)
+    cues = find_cues(post, programme)
+    live, in_grace = programme.live(when)
+    parent = parent if post.reply_to else None
     if cues:
-        ids = [i for c in cues for i in c.sessions]
-        sid = programme.settle(ids, when)
-        named = ", ".join(f"'{c.label}'" for c in cues)
-        return Decision(sid, 0.8, f"shared keyword {named}, settled by time")
-    if parent is not None and post.reply_to:
-        return Decision(parent.session_id, 0.6, f"reply to {post.reply_to} ({parent.reason})")
-    live = programme.live(when)
-    if live:
-        return Decision(live.id, 0.5, f"posted during {live.id}")
-    return Decision(None, 0.3, "no cue, outside every session")
+        decision = _by_cues(cues, programme, when)
+    elif parent is not None:
+        decision = Decision(
+            parent.session_id, 0.6, f"reply to {post.reply_to} ({_root(parent.reason)})"
+        )
+    elif live is not None:
+        grace = " (within the grace minutes)" if in_grace else ""
+        decision = Decision(live.id, 0.4 if in_grace else 0.5, f"posted during {live.id}{grace}")
+    else:
+        decision = Decision(None, 0.3, "no cue, posted outside every session")
+    return Explanation(decision, tuple(cues), live.id if live else None, in_grace, parent)
+
+
+def decide(post: TagInput, programme: Programme, parent: Decision | None = None) -> Decision:
+    """The session for one post (None = general), with a score and a reason."""
+    return explain(post, programme, parent).decision
+
+
+Key = tuple[str, str]  # (platform, post id)
+Adjust = Callable[[TagInput, Decision], Decision]
+
+
+def decide_all(
+    posts: Iterable[TagInput],
+    programme: Programme,
+    known: Mapping[Key, Decision] | None = None,
+    adjust: Adjust | None = None,
+) -> dict[Key, Decision]:
+    """Decide many posts in time order, each reply after its parent; `known` holds earlier decisions.
+
+    `adjust` may change a decision (organisers' corrections) before any reply follows it.
+    """
+    ordered = sorted(posts, key=lambda p: (utc(p.created_at), p.platform, p.post_id))
+    batch = {(p.platform, p.post_id) for p in ordered}
+    decided: dict[Key, Decision] = dict(known or {})
+    out: dict[Key, Decision] = {}
+    waiting: dict[Key, list[TagInput]] = {}
+
+    def run(first: TagInput) -> None:
+        stack = [first]
+        while stack:
+            post = stack.pop()
+            key = (post.platform, post.post_id)
+            parent = decided.get((post.platform, post.reply_to or ""))
+            d = decide(post, programme, parent)
+            out[key] = decided[key] = adjust(post, d) if adjust else d
+            stack.extend(reversed(waiting.pop(key, [])))
+
+    for post in ordered:
+        parent_key = (post.platform, post.reply_to or "")
+        if post.reply_to and parent_key in batch and parent_key not in out:
+            waiting.setdefault(parent_key, []).append(post)  # its parent was posted later (clocks)
+        else:
+            run(post)
+    for post in ordered:  # replies in a cycle of replies: decided without a parent, in time order
+        if (post.platform, post.post_id) not in out:
+            run(post)
+    return out
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How decisions compare with an organiser's labels (None = general)."""
+
+    pairs: tuple[tuple[str | None, str | None], ...]  # (expected, got)
+
+    @property
+    def correct(self) -> int:
+        return sum(1 for e, g in self.pairs if e == g)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / len(self.pairs) if self.pairs else 0.0
+
+    def per_session(self) -> dict[str | None, tuple[float | None, float | None, int]]:
+        """session -> (precision, recall, labelled posts); None where nothing to divide by."""
+        names = list(dict.fromkeys(x for pair in self.pairs for x in pair))
+        out = {}
+        for name in names:
+            hits = sum(1 for e, g in self.pairs if e == g == name)
+            got = sum(1 for _, g in self.pairs if g == name)
+            expected = sum(1 for e, _ in self.pairs if e == name)
+            out[name] = (
+                hits / got if got else None,
+                hits / expected if expected else None,
+                expected,
+            )
+        return out
+
+    def confusions(self, top: int = 5) -> list[tuple[tuple[str | None, str | None], int]]:
+        """The most common (expected, got) mistakes, most frequent first."""
+        wrong = Counter((e, g) for e, g in self.pairs if e != g)
+        return sorted(wrong.items(), key=lambda kv: (-kv[1], str(kv[0])))[:top]
+
+
+def evaluate(pairs: Iterable[tuple[str | None, str | None]]) -> Evaluation:
+    """Accuracy, per-session precision and recall, and confusions from (expected, got) pairs."""
+    return Evaluation(tuple(pairs))

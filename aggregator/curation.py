@@ -1,0 +1,206 @@
+"""Organisers' corrections (curation.toml): assign, exclude or highlight posts; a note per session.
+
+The file format is documented in docs/curation.md. Applying a correction is pure; only loading reads a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aggregator.config import Config, ConfigError
+from aggregator.tagging import Decision
+
+__all__ = ["ACTIONS", "GENERAL", "Curated", "Curation", "CurationError", "Entry", "load_curation"]
+
+ACTIONS = ("assign", "exclude", "highlight")
+GENERAL = "general"  # `session = "general"` puts a post outside every session
+KEYS = {"id", "platform", "url", "note", "session"}
+
+
+class CurationError(ConfigError):
+    """The curation file is unusable; `problems` lists every bad entry as 'assign[3].session: …'."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One correction: which post (id [+ platform], or url) and what to do with it."""
+
+    where: str  # e.g. "assign[3]", as organisers find it in the file
+    action: str  # assign | exclude | highlight
+    post_id: str | None = None
+    platform: str | None = None
+    url: str | None = None
+    session: str | None = None  # assign only; None = general
+    note: str = ""
+
+    def matches(self, platform: str, post_id: str, url: str | None) -> bool:
+        if self.url is not None:
+            return url is not None and _url_key(url) == _url_key(self.url)
+        return post_id == self.post_id and self.platform in (None, platform)
+
+    def describe(self) -> str:
+        what = {"assign": f"assign to {self.session or GENERAL}", "exclude": "exclude"}
+        text = f"{self.where}: {what.get(self.action, 'highlight')}"
+        return f"{text} ({self.note})" if self.note else text
+
+
+@dataclass(frozen=True)
+class Curated:
+    """A decision after the organisers' corrections, with the flags stored beside it."""
+
+    decision: Decision
+    method: str = "auto"  # curated when an organiser chose the session
+    excluded: bool = False
+    highlight: bool = False
+    entries: tuple[Entry, ...] = ()
+
+
+@dataclass(frozen=True)
+class Curation:
+    """Every correction in the file, plus `notes`: session id -> the organisers' paragraph."""
+
+    path: Path | None = None
+    entries: tuple[Entry, ...] = ()
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def for_post(self, platform: str, post_id: str, url: str | None) -> tuple[Entry, ...]:
+        return tuple(e for e in self.entries if e.matches(platform, post_id, url))
+
+    def apply(self, platform: str, post_id: str, url: str | None, decision: Decision) -> Curated:
+        """The rules' decision, overridden where an organiser said otherwise."""
+        found = self.for_post(platform, post_id, url)
+        if not found:
+            return Curated(decision)
+        assigned = next((e for e in found if e.action == "assign"), None)
+        method = "auto"
+        if assigned is not None:
+            said = f": {assigned.note}" if assigned.note else ""
+            rules = decision.session_id or GENERAL
+            reason = f"organisers' correction ({assigned.where}{said}); the rules said {rules}"
+            decision, method = Decision(assigned.session, 1.0, reason), "curated"
+        actions = {e.action for e in found}
+        return Curated(decision, method, "exclude" in actions, "highlight" in actions, found)
+
+    def fingerprint(self) -> str:
+        """Changes when any correction changes (session notes excluded: they do not move posts)."""
+        data = [[e.where, e.post_id, e.platform, e.url, e.session, e.note] for e in self.entries]
+        return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
+
+    def wanted_ids(self) -> tuple[set[str], set[str]]:
+        """The post ids and urls the corrections name, to find which match no stored post."""
+        ids = {e.post_id for e in self.entries if e.post_id is not None}
+        return ids, {e.url for e in self.entries if e.url is not None}
+
+
+def _url_key(url: str) -> str:
+    return url.strip().rstrip("/")
+
+
+def load_curation(config: Config) -> Curation:
+    """Read `[tagging] curation`; no file configured -> no corrections. Raises CurationError."""
+    path = config.curation
+    if path is None:
+        return Curation()
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise CurationError(path, [f"cannot read it: {exc.strerror}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CurationError(path, [f"not valid TOML: {exc}"]) from None
+    return _Reader(path, config).read(data)
+
+
+class _Reader:
+    def __init__(self, path: Path, config: Config) -> None:
+        self.path = path
+        self.sessions = [s.id for s in config.sessions]
+        self.problems: list[str] = []
+        self.seen: dict[tuple[str, str, str], str] = {}
+
+    def bad(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def read(self, data: dict[str, Any]) -> Curation:
+        for key in data:
+            if key not in (*ACTIONS, "notes"):
+                self.bad(key, "unknown table (use [[assign]], [[exclude]], [[highlight]], [notes])")
+        entries: list[Entry] = []
+        for action in ACTIONS:
+            tables = data.get(action, [])
+            if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+                self.bad(action, f"must be [[{action}]] tables")
+                continue
+            for i, tbl in enumerate(tables):
+                entry = self.entry(f"{action}[{i}]", action, tbl)
+                if entry is not None:
+                    entries.append(entry)
+        notes = self.notes(data.get("notes", {}))
+        if self.problems:
+            raise CurationError(self.path, self.problems)
+        return Curation(self.path, tuple(entries), notes)
+
+    def text(self, tbl: dict[str, Any], where: str, key: str) -> str | None:
+        value = tbl.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and key == "id":
+            return str(value)  # a long id written without quotes is still that id
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            self.bad(f"{where}.{key}", "must be a non-empty string")
+            return None
+        return value.strip() if value else None
+
+    def entry(self, where: str, action: str, tbl: dict[str, Any]) -> Entry | None:
+        allowed = KEYS if action == "assign" else KEYS - {"session"}
+        for key in tbl:
+            if key not in allowed:
+                self.bad(f"{where}.{key}", f"unknown key (use {', '.join(sorted(allowed))})")
+        post_id, url = self.text(tbl, where, "id"), self.text(tbl, where, "url")
+        platform, note = self.text(tbl, where, "platform"), self.text(tbl, where, "note") or ""
+        if (post_id is None) == (url is None):
+            self.bad(where, 'name the post by id = "…" (and optionally platform) or by url = "…"')
+            return None
+        if url is not None and platform is not None:
+            self.bad(f"{where}.platform", "only goes with id: a url already names the post")
+        session = self.session(tbl, where) if action == "assign" else None
+        key = (action, platform or "", post_id or _url_key(url or ""))
+        if key in self.seen:
+            self.bad(where, f"the same post is already in {self.seen[key]}")
+        clash = {"exclude": "highlight", "highlight": "exclude"}.get(action, "")
+        if (clash, *key[1:]) in self.seen:
+            self.bad(
+                where, f"cannot {action} the post {self.seen[(clash, *key[1:])]} would {clash}"
+            )
+        self.seen[key] = where
+        return Entry(where, action, post_id, platform, url, session, note)
+
+    def session(self, tbl: dict[str, Any], where: str) -> str | None:
+        value = tbl.get("session")
+        if value == GENERAL and GENERAL not in self.sessions:
+            return None
+        if value not in self.sessions:
+            known = ", ".join([*self.sessions, GENERAL])
+            problem = "is required" if value is None else f"unknown session {value!r}"
+            self.bad(f"{where}.session", f"{problem} (use one of: {known})")
+        return value if isinstance(value, str) else None
+
+    def notes(self, value: Any) -> dict[str, str]:
+        if not isinstance(value, dict):
+            self.bad("notes", 'must be a table: [notes] then session-3 = "…"')
+            return {}
+        out: dict[str, str] = {}
+        for sid, text in value.items():
+            if sid not in self.sessions:
+                self.bad(
+                    f"notes.{sid}",
+                    f"unknown session {sid!r} (use one of: {', '.join(self.sessions)})",
+                )
+            elif not isinstance(text, str) or not text.strip():
+                self.bad(f"notes.{sid}", "must be a non-empty string")
+            else:
+                out[sid] = text.strip()
+        return out
