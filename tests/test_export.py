@@ -1,0 +1,410 @@
+"""`aggregator export`: formats, columns, filters, spreadsheet safety, pseudonymisation, manifest, streaming."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import event, text
+
+import reports.export as export_module
+from aggregator.cli import cli
+from aggregator.config import load_config
+from connectors.base import Page, Post
+from reports.export import COLUMNS, ExportOptions, csv_cell, iter_records, spreadsheet_warning
+from storage.db import open_database
+from storage.queries import save_page
+from tests.conftest import EXAMPLE, ROOT
+
+KEY = "k3y-for-tests-0123456789abcdef"
+FORMULA = re.compile(r"^[\s\u3000]*[=+\-@\t\r＝＋－＠]")
+# People writing about each other in every form a handle or name takes.
+PEOPLE = [
+    {"platform": "mastodon", "id": "https://mastodon.social/users/alice/statuses/111",
+     "created_at": "2016-11-28T13:10:00Z", "author": "alice@mastodon.social",
+     "author_name": "Alice Smith (she/her)", "url": "https://mastodon.social/@alice/111",
+     "text": "Hello @bob@mastodon.online and @caz_99! Loved Dave Jones' talk #CoPro16 "
+             "https://mastodon.social/@alice/1 https://x.com/erin/status/5 https://bsky.app/profile/frank.bsky.social",
+     "mentions": ["bob@mastodon.online", "caz_99@mastodon.social"],
+     "links": ["https://x.com/erin/status/5", "https://bsky.app/profile/frank.bsky.social"],
+     "media": [{"url": "https://files.example.org/a.png", "type": "image", "alt": "Alice Smith on stage"}],
+     "html": '<p>Hello <a href="https://mastodon.online/@bob">@<span>bob</span></a></p>',
+     "lang": "en", "likes": 3, "reposts": 1, "replies": 2, "quotes": 0,
+     "edited_at": "2016-11-28T13:12:00Z"},
+    {"platform": "mastodon", "id": "https://mastodon.online/users/bob/statuses/222",
+     "created_at": "2016-11-28T13:20:00Z", "author": "bob@mastodon.online", "author_name": "Bob Brown",
+     "url": "https://mastodon.online/@bob/222", "text": "Thanks Alice Smith and @alice, #EveryoneIncluded",
+     "reply_to": "https://mastodon.social/users/alice/statuses/111", "mentions": ["alice@mastodon.social"]},
+    {"platform": "bluesky", "id": "at://did:plc:abcdefghijklmnopqrstuvwx/app.bsky.feed.post/3k",
+     "created_at": "2016-11-28T14:05:00Z", "author": "frank.bsky.social", "author_name": "Frank O'Neil",
+     "url": "https://bsky.app/profile/frank.bsky.social/post/3k",
+     "text": "cc @dave.example.com #CoPro16 quoting did:plc:zyxwvutsrqponmlkjihgfedc",
+     "mentions": ["dave.example.com"],
+     "quote_of": "at://did:plc:zyxwvutsrqponmlkjihgfedc/app.bsky.feed.post/1"},
+    {"platform": "bluesky", "id": "at://did:plc:zyxwvutsrqponmlkjihgfedc/app.bsky.feed.post/1",
+     "created_at": "2016-11-28T14:01:00Z", "author": "dave.example.com", "author_name": "Dave Jones",
+     "url": "https://bsky.app/profile/dave.example.com/post/1", "text": "My slides #CoPro16"},
+    {"platform": "x", "id": "1234567890123456789012", "created_at": "2016-11-28T15:30:00Z",
+     "author": "erin", "author_name": "=HYPERLINK(\"http://evil.example\")",
+     "url": "https://twitter.com/erin/status/1234567890123456789012",
+     "text": "RT @dave_j: great session with @Caz_99 #CoPro16", "mentions": ["dave_j", "caz_99"],
+     "repost_of": "1234567890123456789000", "reply_to": "1234567890123456789001"},
+]  # fmt: skip
+HANDLES = ["alice@mastodon.social", "bob@mastodon.online", "caz_99@mastodon.social", "caz_99", "alice",
+           "bob", "erin", "dave_j", "frank.bsky.social", "dave.example.com",
+           "did:plc:abcdefghijklmnopqrstuvwx", "did:plc:zyxwvutsrqponmlkjihgfedc"]  # fmt: skip
+NAMES = ["Alice Smith", "Bob Brown", "Frank O'Neil", "Dave Jones", "HYPERLINK"]
+
+
+def invoke(project, *args, env=None, input=None):
+    return CliRunner().invoke(
+        cli, ["--config", str(project / "config.toml"), *args], env=env, input=input,
+        catch_exceptions=False,
+    )  # fmt: skip
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def loaded(project, people=True):
+    """The bundled example (and the people posts) imported and tagged."""
+    assert invoke(project, "import", str(EXAMPLE)).exit_code == 0
+    if people:
+        assert (
+            invoke(project, "import", str(write_jsonl(project / "people.jsonl", PEOPLE))).exit_code
+            == 0
+        )
+    assert invoke(project, "tag").exit_code == 0
+    return project
+
+
+def read_csv(data: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(data.lstrip("\ufeff"), newline="")))
+
+
+def test_csv_columns_are_the_documented_ones_in_order(project):
+    loaded(project, people=False)
+    result = invoke(project, "export")
+    assert result.exit_code == 0
+    header = next(csv.reader(io.StringIO(result.stdout)))
+    assert header == list(COLUMNS)
+    dictionary = (ROOT / "docs" / "data-dictionary.md").read_text(encoding="utf-8")
+    documented = re.findall(r"^\| `(\w+)` \|", dictionary, flags=re.MULTILINE)
+    assert documented[: len(COLUMNS)] == list(COLUMNS)
+    assert len(read_csv(result.stdout)) == len(EXAMPLE.read_text(encoding="utf-8").splitlines())
+
+
+def test_jsonl_round_trips_through_import_with_nothing_lost(project, tmp_path):
+    loaded(project)
+    engine = open_database(load_config(project / "config.toml").database_url)
+    payload = {"id": "9", "account": {"acct": "zoe"}, "content": "<p>platform payload</p>"}
+    save_page(engine, "live", Page([Post("mastodon", "https://m.example/9", datetime(2016, 11, 28, 16, 5, tzinfo=UTC),
+                                         "zoe@m.example", "From a live source", raw=payload)]))  # fmt: skip
+    engine.dispose()
+    assert invoke(project, "tag").exit_code == 0
+    first = project / "first.jsonl"
+    assert invoke(project, "export", "--format", "jsonl", "-o", str(first)).exit_code == 0
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "config.toml").write_text((project / "config.toml").read_text())
+    (fresh / "examples").symlink_to(project / "examples")
+    assert invoke(fresh, "import", str(first)).exit_code == 0
+    assert invoke(fresh, "tag").exit_code == 0
+    second = fresh / "second.jsonl"
+    assert invoke(fresh, "export", "--format", "jsonl", "-o", str(second)).exit_code == 0
+    before = [json.loads(line) for line in first.read_text(encoding="utf-8").splitlines()]
+    after = [json.loads(line) for line in second.read_text(encoding="utf-8").splitlines()]
+    assert after == before
+    by_id = {r["id"]: r for r in before}
+    alice = by_id[PEOPLE[0]["id"]]
+    for key in ("mentions", "links", "media", "html", "lang", "likes", "quotes", "edited_at"):
+        assert alice[key] == PEOPLE[0][key], key
+    assert by_id[PEOPLE[4]["id"]]["repost_of"] == PEOPLE[4]["repost_of"]
+    assert by_id[PEOPLE[2]["id"]]["quote_of"] == PEOPLE[2]["quote_of"]
+    assert by_id["https://m.example/9"]["raw"] == payload
+    assert all(
+        "session_id" in r and "expected_session" in r
+        for r in before
+        if r["author"].endswith("example.org")
+    )
+
+
+def test_ids_are_one_line_per_post_with_its_platform(project):
+    loaded(project)
+    assert invoke(project, "collect", "--source", "example").exit_code == 0  # the same posts again
+    result = invoke(project, "export", "--format", "ids")
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["platform", "post_id"]
+    assert len(rows[1:]) == len({tuple(r) for r in rows[1:]})
+    assert {tuple(r) for r in rows[1:]} >= {(p["platform"], p["id"]) for p in PEOPLE}
+    assert len(rows) - 1 == len(read_csv(invoke(project, "export").stdout))
+
+
+def test_filters_match_the_full_export(project):
+    loaded(project)
+    everything = read_csv(invoke(project, "export").stdout)
+
+    def chosen(*args):
+        result = invoke(project, "export", *args)
+        assert result.exit_code == 0, result.output
+        return {r["post_id"] for r in read_csv(result.stdout)}
+
+    assert chosen("--session", "session-3", "--session", "general") == {
+        r["post_id"] for r in everything if r["session_id"] in ("session-3", "")
+    }
+    assert chosen("--platform", "bluesky") == {
+        r["post_id"] for r in everything if r["platform"] == "bluesky"
+    }
+    tagged = {
+        r["post_id"] for r in everything if "everyoneincluded" in r["hashtags"].lower().split()
+    }
+    assert chosen("--hashtag", "#everyoneINCLUDED") == tagged and tagged
+    start, end = datetime(2016, 11, 28, 13, tzinfo=UTC), datetime(2016, 11, 28, 14, 30, tzinfo=UTC)
+    window = {r["post_id"] for r in everything
+              if start <= datetime.fromisoformat(r["created_at"]) < end}  # fmt: skip
+    assert chosen("--since", "2016-11-28T14:00+01:00", "--until", "2016-11-28T14:30Z") == window
+    day = {r["post_id"] for r in everything if r["created_at"].startswith("2016-11-28")}
+    assert chosen("--since", "2016-11-28", "--until", "2016-11-28") == day
+
+
+def test_dates_without_an_offset_are_in_the_event_time_zone(project):
+    cfg = project / "config.toml"
+    cfg.write_text(cfg.read_text().replace('timezone = "Europe/London"', 'timezone = "Asia/Tokyo"'))
+    loaded(project, people=False)
+    everything = read_csv(invoke(project, "export").stdout)
+    start = datetime(2016, 11, 28, 13, tzinfo=UTC)  # 22:00 in Tokyo
+    rows = read_csv(invoke(project, "export", "--since", "2016-11-28T22:00").stdout)
+    assert {r["post_id"] for r in rows} == {
+        r["post_id"] for r in everything if datetime.fromisoformat(r["created_at"]) >= start
+    }
+    assert all(r["created_local"].endswith("+09:00") for r in rows) and rows
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--session", "nope"], "no session 'nope'"),
+        (["--since", "yesterday"], "is not a date"),
+        (["--since", "2016-11-29", "--until", "2016-11-28T12:00"], "is not before"),
+        (["--format", "jsonl", "--excel"], "--excel applies to --format csv only"),
+        (["--format", "ids", "--pseudonymise"], "cannot be pseudonymised"),
+        (["--manifest"], "add --output FILE"),
+    ],
+)
+def test_bad_options_are_usage_errors(project, args, words):
+    result = invoke(project, "export", *args)
+    assert result.exit_code == 2
+    assert words in result.output
+
+
+PAYLOADS = ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\t=tab", "\r=cr", "  =spaced", "\u3000=ideographic",
+            "＝fullwidth", "＋1", "－1", "＠x", "=HYPERLINK(\"http://evil.example\",\"x\")"]  # fmt: skip
+
+
+def hostile_posts() -> list[Post]:
+    when = datetime(2016, 11, 28, 13, 30, tzinfo=UTC)
+    posts = []
+    for i, payload in enumerate(PAYLOADS):
+        posts.append(Post(payload if i == 0 else "mastodon", f"{payload}-{i}", when + timedelta(minutes=i), payload,
+                          f'{payload} he said "hi",\nthen\r\nleft\x00 #CoPro16', url=payload,
+                          author_name=payload, lang=payload, hashtags=[payload, "CoPro16"], mentions=[payload],
+                          links=[payload], media=[{"url": payload}], reply_to=payload, repost_of=payload,
+                          quote_of=payload, likes=0, reposts=7))  # fmt: skip
+    posts.append(Post("x", "98765432109876543210987", when, "longid", "a long id", likes=1))
+    return posts
+
+
+def is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def test_formula_cells_are_neutralised_in_every_column_and_numbers_stay_numbers(
+    project, engine, config
+):
+    save_page(engine, "=evil-source", Page(hostile_posts()))
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE post SET sentiment_polarity = -0.5, sentiment_subjectivity = 0.25")
+        )
+    out = project / "posts.csv"
+    result = invoke(project, "export", "-o", str(out), "--excel")
+    assert result.exit_code == 0, result.output
+    data = out.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") and b"\x00" not in data
+    with out.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == list(COLUMNS)
+    assert len(rows) == len(hostile_posts()) + 1
+    bad = [(c, cell) for row in rows for c, cell in zip(rows[0], row, strict=True)
+           if FORMULA.match(cell) and not is_number(cell)]  # fmt: skip
+    assert bad == []
+    by_id = {r[1]: dict(zip(rows[0], r, strict=True)) for r in rows[1:]}
+    hostile = by_id["'=1+1-0"]
+    assert hostile["text"] == '\'=1+1 he said "hi",\nthen\r\nleft #CoPro16'
+    assert (
+        hostile["sentiment_polarity"] == "-0.5"
+        and hostile["likes"] == "0"
+        and hostile["quotes"] == ""
+    )
+    assert by_id["98765432109876543210987"]["post_id"] == "98765432109876543210987"
+
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.read_csv(out, encoding="utf-8-sig", dtype={"post_id": str, "reply_to": str})
+    assert list(frame.columns) == list(COLUMNS) and len(frame) == len(hostile_posts())
+    assert (
+        frame["sentiment_polarity"].dtype.kind == "f"
+        and (frame["sentiment_polarity"] == -0.5).all()
+    )
+    assert frame["reposts"].dtype.kind in "if" and "98765432109876543210987" in set(
+        frame["post_id"]
+    )
+
+
+def test_csv_cell_rules():
+    assert csv_cell(-3) == -3 and csv_cell(0.5) == 0.5 and csv_cell(None) == ""
+    assert csv_cell("-3") == "'-3" and csv_cell("a=b") == "a=b" and csv_cell("x\x00y") == "xy"
+
+
+def test_a_warning_past_one_excel_sheet(project, monkeypatch):
+    assert spreadsheet_warning(1_048_575) is None
+    assert "1,048,576" in spreadsheet_warning(1_048_576)
+    loaded(project, people=False)
+    monkeypatch.setattr(export_module, "EXCEL_MAX_ROWS", 100)
+    result = invoke(project, "export", "-o", str(project / "big.csv"))
+    assert result.exit_code == 0
+    assert "more than one Excel sheet" in result.stderr
+    small = invoke(project, "export", "-o", str(project / "small.csv"), "--session", "session-5")
+    assert "Excel" not in small.stderr
+
+
+def searchable(project, *args):
+    result = invoke(project, "export", *args, env={"AGGREGATOR_PSEUDONYM_KEY": KEY})
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def leaks(output: str) -> list[str]:
+    originals = [*HANDLES, *NAMES, "Alice", "Frank", "O'Neil", "@x/"]
+    originals += [
+        json.loads(line)["author"] for line in EXAMPLE.read_text(encoding="utf-8").splitlines()
+    ]
+    found = []
+    for original in set(originals):
+        if re.search(rf"(?<![\w.]){re.escape(original)}(?![\w])", output, flags=re.IGNORECASE):
+            found.append(original)
+    return found
+
+
+def test_pseudonymised_exports_keep_no_handle_or_name(project):
+    cfg = project / "config.toml"
+    cfg.write_text(cfg.read_text().replace('speakers = ["Rob Webster", "Becky Malby"]',
+                                           'speakers = ["Rob Webster", "Becky Malby", "Dave Jones"]\nhandles = ["erin"]'))  # fmt: skip
+    loaded(project)
+    plain = invoke(project, "export").stdout
+    assert set(leaks(plain)) >= {"alice@mastodon.social", "Dave Jones", "erin"}  # the search works
+    for fmt in ("csv", "jsonl"):
+        output = searchable(project, "--pseudonymise", "--format", fmt)
+        assert leaks(output) == [], fmt
+        assert KEY not in output
+    rows = read_csv(searchable(project, "--pseudonymise"))
+    assert all(re.fullmatch(r"user_[0-9a-f]{12}", r["author"]) for r in rows)
+    assert all(r["url"] == "" for r in rows)
+    alice, bob = (next(r for r in rows if r["text"].startswith(w)) for w in ("Hello", "Thanks"))
+    assert alice["author"] in bob["text"] and alice["author"] in bob["mentions"].split()
+    assert (
+        alice["author_name"] in bob["text"]
+    )  # her display name, written out, became her name pseudonym
+    assert bob["reply_to"] == alice["post_id"] != PEOPLE[0]["id"]  # links between posts survive
+    for row in rows:
+        if row["mentions"]:  # an @mention in the text and the mentions column agree
+            assert set(re.findall(r"(?<![/\w])@(user_[0-9a-f]{12})", row["text"])) == set(
+                row["mentions"].split()
+            )
+    again = read_csv(searchable(project, "--pseudonymise"))
+    assert again == rows  # stable across exports with the same key
+
+
+def test_manifest_says_what_the_export_holds(project):
+    loaded(project)
+    from storage.queries import record_outcome, start_run
+
+    engine = open_database(load_config(project / "config.toml").database_url)
+    run = start_run(engine, "collect")
+    now = datetime.now(UTC)
+    record_outcome(engine, run, {"source": "mastodon", "status": "failed", "error": "HTTP 503 from mastodon.social",
+                                 "warnings": ["gap: reached back only to 2016-11-28"], "started_at": now, "finished_at": now})  # fmt: skip
+    engine.dispose()
+    out = project / "session.csv"
+    result = invoke(
+        project,
+        "export",
+        "-o",
+        str(out),
+        "--manifest",
+        "--session",
+        "session-3",
+        "--hashtag",
+        "CoPro16",
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((project / "session.csv.manifest.json").read_text(encoding="utf-8"))
+    rows = read_csv(out.read_text(encoding="utf-8"))
+    assert (
+        manifest["counts"]["posts"] == len(rows) == sum(manifest["counts"]["by_platform"].values())
+    )
+    assert manifest["counts"]["by_session"] == {"session-3": len(rows)}
+    assert manifest["filters"]["session"] == ["session-3"] and manifest["filters"]["hashtag"] == [
+        "copro16"
+    ]
+    assert manifest["collection"]["first_created_at"] == min(r["created_at"] for r in rows)
+    assert manifest["collection"]["last_collected_at"] == max(r["collected_at"] for r in rows)
+    assert manifest["event"]["name"] == load_config(project / "config.toml").event.name
+    assert {s["name"] for s in manifest["sources"]} >= {"example", "bluesky"}
+    assert "password_env" not in json.dumps(manifest["sources"])
+    gap = manifest["known_gaps"][0]
+    assert gap["source"] == "mastodon" and "HTTP 503" in gap["error"] and gap["warnings"]
+    assert list(manifest["columns"]) == list(COLUMNS)
+    assert manifest["pseudonymised"] is False and manifest["tool"]["version"]
+
+
+def test_export_streams_rows_as_it_reads_them(project, monkeypatch):
+    loaded(project, people=False)
+    config = load_config(project / "config.toml")
+    engine = open_database(config.database_url)
+    pulled = []
+    real = export_module.iter_posts
+
+    def counting(*args, **kwargs):
+        for row in real(*args, **kwargs):
+            pulled.append(row.post_id)
+            yield row
+
+    monkeypatch.setattr(export_module, "iter_posts", counting)
+    batches = []
+    event.listen(engine, "before_execute",
+                 lambda conn, clause, *a: batches.append(clause.get_execution_options().get("yield_per")))  # fmt: skip
+    seen_at_write = []
+
+    class Out(io.StringIO):
+        def write(self, s):
+            seen_at_write.append(len(pulled))
+            return super().write(s)
+
+    records = iter_records(engine, config, ExportOptions())
+    assert iter(records) is records  # a generator, not a list
+    export_module.export(engine, config, Out(), ExportOptions())
+    assert any(batches), "posts must be read with yield_per"
+    assert seen_at_write[1] < len(pulled) == 400  # the first row went out before the last was read
+    engine.dispose()

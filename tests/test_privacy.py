@@ -1,0 +1,238 @@
+"""People's choices: pseudonym keys, the scrubber, opt-out (collection, import, exports, reports), forget."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from aggregator.config import load_config
+from aggregator.privacy import REMOVED, Pseudonymiser, Redactor, pseudonym_key
+from connectors.archives import post_from_interchange
+from connectors.base import Page, Post
+from storage.db import open_database
+from storage.models import Assignment, Erasure, PostRow, Sighting
+from storage.queries import iter_posts, opted_out_filter, save_page
+from tests.conftest import EXAMPLE
+from tests.test_export import KEY, PEOPLE, invoke, loaded, read_csv, write_jsonl
+
+ALICE = "alice@mastodon.social"
+MASTODON_REPLY = Post(
+    "mastodon", "https://mastodon.online/users/bob/statuses/333", datetime(2016, 11, 28, 13, 40, tzinfo=UTC),
+    "bob@mastodon.online", "@alice see you at two, Alice Smith #CoPro16", author_name="Bob Brown",
+    html='<p><a href="https://mastodon.social/@alice" class="u-url mention">@<span>alice</span></a> see you</p>',
+    mentions=[ALICE], hashtags=["CoPro16"],
+    raw={"id": "333", "account": {"acct": "bob", "display_name": "Bob Brown"}, "content": "<p>@<span>alice</span></p>",
+         "mentions": [{"id": "99", "username": "alice", "acct": ALICE, "url": "https://mastodon.social/@alice"}]},
+)  # fmt: skip
+
+
+def busiest_example_author() -> tuple[str, int]:
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    return Counter(json.loads(line)["author"] for line in lines).most_common(1)[0]
+
+
+def with_opt_out(project, *accounts):
+    cfg = project / "config.toml"
+    listed = ", ".join(json.dumps(a) for a in accounts)
+    cfg.write_text(cfg.read_text().replace("opt_out = []", f"opt_out = [{listed}]"))
+    return load_config(cfg)
+
+
+def test_pseudonyms_are_keyed_stable_and_blind_to_case():
+    one, same, other = Pseudonymiser(b"k" * 16), Pseudonymiser(b"k" * 16), Pseudonymiser(b"j" * 16)
+    assert one.account("@Alice@Mastodon.Social") == same.account(ALICE) != other.account(ALICE)
+    assert re.fullmatch(r"user_[0-9a-f]{12}", one.account(ALICE))
+    assert re.fullmatch(r"name_[0-9a-f]{12}", one.name("Alice  Smith")) and one.name(
+        "alice smith"
+    ) == one.name("Alice Smith")
+
+
+@pytest.mark.parametrize(
+    ("text", "gone"),
+    [
+        ("hi @alice!", "alice"),
+        ("hi @alice@mastodon.social.", "alice"),
+        ("hi ＠alice", "alice"),
+        ("see https://mastodon.social/@alice/123", "alice"),
+        ("see https://mastodon.social/users/alice/statuses/1", "alice"),
+        ("see https://twitter.com/erin/status/5 and x.com/erin", "erin"),
+        ("see https://bsky.app/profile/frank.bsky.social/post/1", "frank"),
+        ("written out: frank.bsky.social", "frank"),
+        ("at://did:plc:abcdefghijklmnopqrstuvwx/app.bsky.feed.post/1", "did:plc"),
+        ("Thanks Alice Smith!", "Alice"),
+        ("Thanks ALICE SMITH", "ALICE"),
+        ("Frank O'Neil spoke", "Frank"),
+    ],
+)
+def test_the_scrubber_finds_every_form_of_an_account_or_name(text, gone):
+    p = Pseudonymiser(
+        b"k" * 16,
+        [ALICE, "erin", "frank.bsky.social"],
+        ["Alice Smith (she/her)", "Frank O'Neil | NHS"],
+    )
+    assert gone.lower() not in p.text(text).lower()
+    assert gone.lower() not in p.text(text).lower().replace("user_", "")
+
+
+def test_plain_words_are_left_alone():
+    p = Pseudonymiser(b"k" * 16, ["care", ALICE], ["Bob"])
+    assert p.text("care for bob and Carol Read") == "care for bob and Carol Read"
+    assert p.text("keyword 'care'", bare=True) == f"keyword '{p.account('care')}'"
+
+
+@pytest.mark.parametrize(("value", "words"), [(None, "set the environment variable AGGREGATOR_PSEUDONYM_KEY"),
+                                              ("abc123", "is too short")])  # fmt: skip
+def test_a_missing_or_weak_key_is_a_one_line_usage_error(project, value, words):
+    loaded(project, people=False)
+    result = invoke(project, "export", "--pseudonymise", env={"AGGREGATOR_PSEUDONYM_KEY": value})
+    assert result.exit_code == 2
+    assert words in result.output and len(result.output.strip().splitlines()) == 1
+    if value:
+        assert value not in result.output
+
+
+def test_pseudonym_key_reads_only_the_environment():
+    assert pseudonym_key({"AGGREGATOR_PSEUDONYM_KEY": KEY}) == KEY.encode()
+    assert pseudonym_key({}, required=False) is None
+
+
+def test_opted_out_accounts_are_not_collected(project):
+    author, posts = busiest_example_author()
+    config = with_opt_out(project, "@" + author.upper())
+    result = invoke(project, "collect", "--source", "example")
+    assert result.exit_code == 0
+    assert f"{posts} not stored (opted out)" in result.output
+    engine = open_database(config.database_url)
+    with engine.connect() as conn:
+        authors = set(conn.execute(select(PostRow.author)).scalars())
+    engine.dispose()
+    assert author not in authors and len(authors) > 1
+
+
+def test_an_import_leaves_them_out_and_removes_their_handle(project):
+    config = with_opt_out(project, ALICE)
+    result = invoke(project, "import", str(write_jsonl(project / "people.jsonl", PEOPLE)))
+    assert "1 not stored (opted out)" in result.output
+    engine = open_database(config.database_url)
+    with engine.connect() as conn:
+        rows = {r.author: r for r in conn.execute(select(PostRow.__table__))}
+    engine.dispose()
+    assert ALICE not in rows
+    bob = rows["bob@mastodon.online"]
+    assert "@alice" not in bob.text and f"@{REMOVED}" in bob.text and bob.mentions == []
+    assert "alice" not in bob.reply_to and "alice" not in json.dumps(bob.raw)
+
+
+def test_exports_and_reports_leave_out_accounts_opted_out_after_collection(project):
+    loaded(project)
+    save_page(
+        open_database(load_config(project / "config.toml").database_url),
+        "live",
+        Page([MASTODON_REPLY]),
+    )
+    config = with_opt_out(project, ALICE)
+    for fmt in ("csv", "jsonl", "ids"):
+        output = invoke(project, "export", "--format", fmt).stdout
+        assert "alice" not in output.lower() and "bob" in output, fmt
+    rows = read_csv(invoke(project, "export").stdout)
+    assert all(REMOVED in r["text"] for r in rows if r["author"] == "bob@mastodon.online")
+    engine = open_database(config.database_url)
+    with engine.connect() as conn:
+        shown = {
+            r.author for r in iter_posts(conn, filters=opted_out_filter(config.privacy.opt_out))
+        }
+        everyone = {r.author for r in iter_posts(conn)}
+    engine.dispose()
+    assert everyone - shown == {ALICE}
+
+
+def counts(engine):
+    with engine.connect() as conn:
+        mine = select(PostRow.id).where(PostRow.author == ALICE).scalar_subquery()
+        return (
+            conn.execute(select(func.count()).select_from(PostRow).where(PostRow.author == ALICE)).scalar(),
+            conn.execute(select(func.count()).select_from(Sighting).where(Sighting.post_pk.in_(mine))).scalar(),
+            conn.execute(select(func.count()).select_from(Assignment).where(Assignment.post_pk.in_(mine))).scalar(),
+        )  # fmt: skip
+
+
+def dump(engine) -> str:
+    raw = engine.raw_connection()
+    try:
+        return "\n".join(raw.driver_connection.iterdump())
+    finally:
+        raw.close()
+
+
+def test_forget_erases_a_person_everywhere_and_keeps_only_counts(project):
+    config = load_config(project / "config.toml")
+    loaded(project)
+    engine = open_database(config.database_url)
+    save_page(engine, "live", Page([MASTODON_REPLY]))
+    save_page(engine, "again", Page([post_from_interchange(PEOPLE[0])]))  # a second sighting
+    assert invoke(project, "tag").exit_code == 0
+    before = counts(engine)
+    assert before == (1, 2, 1) and "alice" in dump(engine).lower()
+    result = invoke(
+        project, "forget", "@Alice@Mastodon.Social", "--yes", env={"AGGREGATOR_PSEUDONYM_KEY": None}
+    )
+    assert result.exit_code == 0, result.output
+    assert "deleted 1 posts (2 sightings, 1 session assignments)" in result.output
+    assert "opt_out" in result.output and "aggregator report" in result.output
+    everything = dump(engine).lower()
+    assert counts(engine) == (0, 0, 0)
+    assert "alice" not in everything and "alice smith" not in everything
+    with engine.connect() as conn:
+        erasures = conn.execute(select(Erasure.__table__)).all()
+        bob = conn.execute(
+            select(PostRow.__table__).where(PostRow.author == "bob@mastodon.online")
+        ).all()
+    assert [(e.posts, e.sightings, e.assignments, e.account_hash) for e in erasures] == [
+        (1, 2, 1, None)
+    ]
+    assert erasures[0].redacted_posts == len(bob) == 2
+    assert all(REMOVED in p.text for p in bob)
+    assert {"redacted": True} in next(p for p in bob if p.post_id == MASTODON_REPLY.id).raw[
+        "mentions"
+    ]
+    again = invoke(project, "forget", ALICE, "--yes", env={"AGGREGATOR_PSEUDONYM_KEY": KEY})
+    assert "deleted 0 posts" in again.output
+    with engine.connect() as conn:
+        hashes = conn.execute(select(Erasure.account_hash).order_by(Erasure.id)).scalars().all()
+    assert hashes == [None, Pseudonymiser(KEY.encode()).account(ALICE)]
+    engine.dispose()
+
+
+def test_forget_asks_first_and_checks_the_account(project):
+    loaded(project)
+    engine = open_database(load_config(project / "config.toml").database_url)
+    refused = invoke(project, "forget", ALICE, input="n\n")
+    assert refused.exit_code == 1 and counts(engine)[0] == 1
+    engine.dispose()
+    bad = invoke(project, "forget", "two words", "--yes")
+    assert bad.exit_code == 2 and "is not an account" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [('["a b"]', "privacy.opt_out[0]"), ('"alice"', "privacy.opt_out: must be a list")],
+)
+def test_a_bad_opt_out_list_is_a_config_error(project, value, words):
+    cfg = project / "config.toml"
+    cfg.write_text(cfg.read_text().replace("opt_out = []", f"opt_out = {value}"))
+    result = invoke(project, "export")
+    assert result.exit_code == 2 and words in result.output
+
+
+def test_the_redactor_changes_only_what_mentions_them():
+    redactor = Redactor([ALICE], ["Alice Smith"])
+    assert redactor.fields({"text": "nothing here", "mentions": [], "raw": {}}) == {}
+    changed = redactor.fields(
+        {"text": "hi @alice and Alice Smith", "mentions": [ALICE, "bob"], "raw": {}}
+    )
+    assert changed == {"text": f"hi @{REMOVED} and {REMOVED}", "mentions": ["bob"]}
