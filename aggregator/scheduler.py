@@ -1,17 +1,91 @@
-"""The only module that imports APScheduler."""
+"""The only module that imports APScheduler: cron validation, a DST-safe trigger, and the foreground
+scheduler behind `aggregator schedule` (catch-up on start, one run at a time, a clean stop).
+
+Missed runs: APScheduler 3 forgets fire times that passed while the process was down, so the last
+fire time dealt with is kept in the database (`schedulestate`). On start, the latest fire time
+within the misfire grace is run once (coalesced); older ones are logged and recorded as missed.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from apscheduler.events import EVENT_JOB_MISSED, EVENT_SCHEDULER_STARTED
+from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
-__all__ = ["cron_problem", "cron_trigger"]
+from aggregator.lock import LockHeld
+from connectors.base import ConnectorError
+from storage.db import StorageError, writer
+from storage.models import ScheduleState
+from storage.queries import as_utc, finish_run, start_run, storage_errors, utcnow
+
+__all__ = [
+    "JOB_ID",
+    "NightlyScheduler",
+    "NightlyTrigger",
+    "StartPlan",
+    "cron_problem",
+    "cron_trigger",
+    "fire_times",
+    "plan_start",
+]
+
+log = logging.getLogger(__name__)
+JOB_ID = "nightly"
+TICK = timedelta(microseconds=1)
+PROBE_STEP = timedelta(minutes=1)
+MAX_PROBES = 24 * 60
+MAX_FIRES = 10_000  # enough to count a long outage of a frequent cron; beyond it we say "at least"
+STATE = ScheduleState.__table__  # type: ignore[attr-defined]
+Clock = Callable[[], datetime]
 
 
-def cron_trigger(expr: str, timezone: ZoneInfo) -> CronTrigger:
+def _plus(when: datetime, delta: timedelta) -> datetime:
+    """Elapsed-time arithmetic: aware datetimes add wall-clock time, wrong across a clock change."""
+    return when.astimezone(UTC) + delta
+
+
+def _wall(when: datetime, tz: Any) -> datetime:
+    return when.astimezone(tz).replace(tzinfo=None)
+
+
+class NightlyTrigger(CronTrigger):
+    """A CronTrigger that never fires twice at one wall-clock time: when the clocks go back, 01:30
+    happens twice; a plain CronTrigger fires at both, and from inside the repeated hour it can
+    even answer a time already past."""
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        fire = super().get_next_fire_time(previous_fire_time, now)
+        probe = now
+        for _ in range(MAX_PROBES):
+            if fire is None or self._fine(fire, previous_fire_time, now):
+                return fire
+            # Search again from a minute later (not from the previous fire, which the plain
+            # trigger would start from), until out of the repeated hour.
+            probe = _plus(max(probe, fire), PROBE_STEP)
+            fire = super().get_next_fire_time(None, probe)
+        return None
+
+    def _fine(self, fire: datetime, previous: datetime | None, now: datetime) -> bool:
+        if previous is None:
+            return fire >= now
+        return fire > previous and _wall(fire, self.timezone) > _wall(previous, self.timezone)
+
+
+def cron_trigger(expr: str, timezone: ZoneInfo) -> NightlyTrigger:
     """A five-field crontab expression in the event's time zone."""
-    return CronTrigger.from_crontab(expr, timezone=timezone)
+    return NightlyTrigger.from_crontab(expr, timezone=timezone)  # type: ignore[no-any-return]
 
 
 def cron_problem(expr: str, timezone: ZoneInfo) -> str | None:
@@ -23,3 +97,172 @@ def cron_problem(expr: str, timezone: ZoneInfo) -> str | None:
     except ValueError as exc:
         return f"{expr!r} is not a valid cron line ({exc})"
     return None
+
+
+def fire_times(
+    trigger: CronTrigger, after: datetime, until: datetime, limit: int = MAX_FIRES
+) -> list[datetime]:
+    """The trigger's fire times in (after, until], oldest first, at most `limit` of them."""
+    out: list[datetime] = []
+    fire = trigger.get_next_fire_time(None, _plus(after, TICK))
+    while fire is not None and fire <= until and len(out) < limit:
+        out.append(fire)
+        fire = trigger.get_next_fire_time(fire, _plus(fire, TICK))
+    return out
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    """What to do on start: run once for `catch_up`, and log the `missed` fire times."""
+
+    catch_up: datetime | None = None
+    missed: tuple[datetime, ...] = ()
+
+
+def plan_start(
+    trigger: CronTrigger, last: datetime | None, now: datetime, grace: timedelta
+) -> StartPlan:
+    """Fire times since `last` (the last one dealt with): the latest within `grace` of `now` is
+    caught up (once, however many fell in the grace), the ones before it were missed."""
+    if last is None:  # first start ever: nothing was due yet
+        return StartPlan()
+    cut = max(last, _plus(now, -grace - TICK))
+    recent = fire_times(trigger, cut, now)
+    missed = fire_times(trigger, last, cut) if cut > last else []
+    return StartPlan(catch_up=recent[-1] if recent else None, missed=tuple(missed))
+
+
+def get_last_fire(engine: Engine, job: str = JOB_ID) -> datetime | None:
+    """The last fire time the scheduler dealt with (ran, skipped or logged as missed)."""
+    with engine.connect() as conn:
+        value = conn.execute(select(STATE.c.last_fire).where(STATE.c.job == job)).scalar()
+    return as_utc(value)
+
+
+def set_last_fire(engine: Engine, when: datetime, job: str = JOB_ID) -> None:
+    values = {"job": job, "last_fire": when.astimezone(UTC), "updated_at": utcnow()}
+    with storage_errors("could not save the scheduler's state"), writer(engine).begin() as conn:
+        if conn.execute(select(STATE.c.job).where(STATE.c.job == job)).first():
+            conn.execute(STATE.update().where(STATE.c.job == job).values(**values))
+        else:
+            conn.execute(STATE.insert().values(**values))
+
+
+class NightlyScheduler:
+    """`aggregator schedule`: runs `job` on [schedule] cron in the event's time zone, in the
+    foreground, one run at a time; `stop` (SIGTERM/Ctrl-C) ends it after the current page."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: Any,
+        job: Callable[[], object],
+        stop: Callable[[], bool],
+        clock: Clock | None = None,
+    ) -> None:
+        self.engine, self.job, self.stop = engine, job, stop
+        self.tz = config.event.timezone
+        self.trigger = cron_trigger(config.schedule_cron, self.tz)
+        self.grace = timedelta(minutes=getattr(config, "misfire_grace_minutes", 60))
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._busy = threading.Lock()
+        self.scheduler = BlockingScheduler(timezone=self.tz)
+        self.scheduler.add_job(
+            self.fire,
+            self.trigger,
+            id=JOB_ID,
+            name="nightly collect, tag and report",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=max(1, int(self.grace.total_seconds())),
+        )
+        self.scheduler.add_listener(self._missed_while_up, EVENT_JOB_MISSED)
+        self.started = threading.Event()  # set once the schedule loop is running
+        self.scheduler.add_listener(lambda _: self.started.set(), EVENT_SCHEDULER_STARTED)
+
+    def catch_up(self) -> StartPlan:
+        """On start: record fire times missed beyond the grace; run once for one within it."""
+        now = self.clock()
+        last = get_last_fire(self.engine)
+        plan = plan_start(self.trigger, last, now, self.grace)
+        if last is None:
+            set_last_fire(self.engine, now)
+        if plan.missed:
+            self._record_missed(plan.missed, "the scheduler was not running")
+            set_last_fire(self.engine, plan.missed[-1])
+        if plan.catch_up is not None:
+            log.warning(
+                "catching up the run due at %s (missed while the scheduler was down)",
+                self._local(plan.catch_up),
+            )
+            self.fire(plan.catch_up)
+        return plan
+
+    def fire(self, due: datetime | None = None) -> None:
+        """One scheduled run. Errors are logged, never raised: the scheduler keeps going."""
+        due = due or self._due()
+        with self._busy:
+            last = get_last_fire(self.engine)
+            if last is not None and _wall(due, self.tz) <= _wall(last, self.tz):
+                log.info("the run due at %s already happened; skipped", self._local(due))
+                return
+            try:
+                self.job()
+            except LockHeld as exc:  # a manual run is going: never two at once
+                log.warning("skipped the run due at %s: %s", self._local(due), exc)
+            except (StorageError, ConnectorError, OSError) as exc:  # known failures: one line
+                log.error("the scheduled run due at %s failed: %s", self._local(due), exc)
+            except Exception:
+                log.exception("the scheduled run due at %s failed", self._local(due))
+            finally:
+                self._remember(due)
+
+    def run(self) -> None:
+        """Catch up, then block on the schedule until stopped; returns once the job has stopped."""
+        self.catch_up()
+        if not self.stop():
+            log.info("waiting for the next run, at %s", self.next_run())
+            self.scheduler.start()
+        with self._busy:  # a job still stopping after its current page finishes first
+            pass
+
+    def next_run(self) -> str:
+        """When the schedule fires next, in the event's time zone."""
+        return self._local(self.trigger.get_next_fire_time(None, self.clock()))
+
+    def shutdown(self) -> None:
+        """Leave the schedule loop (call from a signal handler after setting the stop flag)."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def _due(self) -> datetime:
+        now = self.clock()
+        recent = fire_times(self.trigger, _plus(now, -self.grace - TICK), now)
+        return recent[-1] if recent else now
+
+    def _remember(self, due: datetime) -> None:
+        try:
+            set_last_fire(self.engine, due)
+        except StorageError as exc:
+            log.error("%s", exc)
+
+    def _missed_while_up(self, event: Any) -> None:
+        self._record_missed((event.scheduled_run_time,), "it was late by more than the grace")
+
+    def _record_missed(self, missed: tuple[datetime, ...], why: str) -> None:
+        count = f"at least {len(missed)}" if len(missed) >= MAX_FIRES else str(len(missed))
+        first, latest = self._local(missed[0]), self._local(missed[-1])
+        span = first if len(missed) == 1 else f"{first} to {latest}"
+        message = (
+            f"missed {count} scheduled run(s) ({span}): {why}; the grace is "
+            f"{self.grace.total_seconds() / 60:g} minutes ([schedule] misfire_grace_minutes)"
+        )
+        log.warning("%s", message)
+        try:
+            run_id = start_run(self.engine, "schedule", status="missed", started_at=missed[-1])
+            finish_run(self.engine, run_id, "missed", message)
+        except StorageError as exc:
+            log.error("%s", exc)
+
+    def _local(self, when: datetime | None) -> str:
+        return when.astimezone(self.tz).strftime("%Y-%m-%d %H:%M %Z") if when else "never"

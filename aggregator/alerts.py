@@ -1,0 +1,257 @@
+"""Telling a person when the nightly job went wrong: a one-paragraph digest by webhook and/or e-mail.
+
+Secrets (the webhook URL, the SMTP login) are read from the environment variables the config names,
+only when an alert is sent. Sending never raises: a failed alert is logged and the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import smtplib
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from aggregator.logs import redact
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from aggregator.config import Config
+    from aggregator.health import SourceHealth
+
+__all__ = ["AlertSettings", "SmtpSettings", "after_run", "digest", "read_alert_settings", "send"]
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ALERT_KEYS = {"webhook_url_env", "after_failures", "smtp"}
+SMTP_KEYS = {"host", "port", "from", "to", "starttls", "username_env", "password_env"}
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    sender: str
+    to: tuple[str, ...]
+    port: int = 587
+    starttls: bool = True
+    username_env: str | None = None
+    password_env: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    webhook_url_env: str | None = None
+    smtp: SmtpSettings | None = None
+    after_failures: int = 1  # a source failing this many runs in a row is worth a message
+
+
+def read_alert_settings(tbl: Any) -> tuple[AlertSettings | None, list[str]]:
+    """[alerts] -> settings (None when the table is absent) and every problem as 'alerts.key: ...'."""
+    if tbl is None:
+        return None, []
+    if not isinstance(tbl, Mapping):
+        return None, ["alerts: must be a table, e.g. [alerts]"]
+    problems = [
+        f"alerts.{k}: unknown key (use one of {', '.join(sorted(ALERT_KEYS))})"
+        for k in tbl
+        if k not in ALERT_KEYS
+    ]
+    webhook = _env_name(tbl, "webhook_url_env", "alerts", problems)
+    after = tbl.get("after_failures", 1)
+    if not isinstance(after, int) or isinstance(after, bool) or after < 1:
+        problems.append("alerts.after_failures: must be a whole number of runs, 1 or more")
+        after = 1
+    smtp = _smtp(tbl["smtp"], problems) if "smtp" in tbl else None
+    if webhook is None and smtp is None and "smtp" not in tbl:
+        problems.append("alerts: set webhook_url_env and/or add an [alerts.smtp] table")
+    return AlertSettings(webhook_url_env=webhook, smtp=smtp, after_failures=after), problems
+
+
+def _env_name(tbl: Mapping[str, Any], key: str, where: str, problems: list[str]) -> str | None:
+    value = tbl.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not ENV_NAME.fullmatch(value):
+        problems.append(
+            f"{where}.{key}: name the environment variable that holds the secret "
+            f"(e.g. AGGREGATOR_ALERT_WEBHOOK), never the secret itself"
+        )
+        return None
+    return value
+
+
+def _smtp(tbl: Any, problems: list[str]) -> SmtpSettings | None:
+    if not isinstance(tbl, Mapping):
+        problems.append("alerts.smtp: must be a table, e.g. [alerts.smtp]")
+        return None
+    problems += [
+        f"alerts.smtp.{k}: unknown key (use one of {', '.join(sorted(SMTP_KEYS))})"
+        for k in tbl
+        if k not in SMTP_KEYS
+    ]
+    host, sender = tbl.get("host"), tbl.get("from")
+    to = [tbl["to"]] if isinstance(tbl.get("to"), str) else tbl.get("to")
+    port, starttls = tbl.get("port", 587), tbl.get("starttls", True)
+    bad = len(problems)
+    if not isinstance(host, str) or not host.strip():
+        problems.append('alerts.smtp.host: is required, e.g. host = "smtp.example.org"')
+    if not isinstance(sender, str) or "@" not in sender:
+        problems.append('alerts.smtp.from: is required, e.g. from = "aggregator@example.org"')
+    if not isinstance(to, list) or not to or not all(isinstance(a, str) and "@" in a for a in to):
+        problems.append('alerts.smtp.to: list who to tell, e.g. to = ["comms@example.org"]')
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        problems.append("alerts.smtp.port: must be a port number such as 587")
+    if not isinstance(starttls, bool):
+        problems.append("alerts.smtp.starttls: must be true or false")
+    user = _env_name(tbl, "username_env", "alerts.smtp", problems)
+    password = _env_name(tbl, "password_env", "alerts.smtp", problems)
+    if (user is None) != (password is None):
+        problems.append("alerts.smtp: set both username_env and password_env, or neither")
+    if len(problems) > bad:
+        return None
+    return SmtpSettings(
+        host=str(host),
+        sender=str(sender),
+        to=tuple(to or ()),
+        port=int(port),
+        starttls=bool(starttls),
+        username_env=user,
+        password_env=password,
+    )
+
+
+def _when(value: datetime | None, config: Config) -> str:
+    if value is None:
+        return "never"
+    return value.astimezone(config.event.timezone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def digest(
+    config: Config,
+    failing: Sequence[SourceHealth],
+    error: str | None = None,
+    now: datetime | None = None,
+) -> str:
+    """One paragraph: what failed, each failing source's error and when it last worked."""
+    now = now or datetime.now(UTC)
+    parts = [f"Hashtag Aggregator, {config.event.name}:"]
+    if error:
+        parts.append(f"the run at {_when(now, config)} failed: {error.rstrip('.')}.")
+    for h in failing:
+        parts.append(
+            f"Source {h.name!r} has failed {h.failures_in_a_row} run(s) in a row "
+            f"(latest error: {(h.last_error or 'unknown').rstrip('.')}); "
+            f"it last worked {_when(h.last_success, config)}."
+        )
+    parts.append("Posts already collected are kept; `aggregator status` shows the details.")
+    return redact(" ".join(parts))
+
+
+def send(
+    settings: AlertSettings,
+    subject: str,
+    text: str,
+    env: Mapping[str, str] | None = None,
+    http: httpx.Client | None = None,
+) -> list[str]:
+    """Send through every configured channel; returns the channels that worked. Never raises."""
+    env = os.environ if env is None else env
+    sent = []
+    if settings.webhook_url_env and _webhook(settings.webhook_url_env, text, env, http):
+        sent.append("webhook")
+    if settings.smtp and _email(settings.smtp, subject, text, env):
+        sent.append("email")
+    return sent
+
+
+def _webhook(name: str, text: str, env: Mapping[str, str], http: httpx.Client | None) -> bool:
+    url = env.get(name, "").strip()
+    if not url:
+        log.error(
+            "alert not sent by webhook: set the environment variable %s to the webhook URL", name
+        )
+        return False
+    client = http or httpx.Client(timeout=TIMEOUT)
+    try:
+        # The URL is a secret: messages name the variable holding it, never the URL.
+        resp = client.post(url, json={"text": text}, timeout=TIMEOUT)
+    except httpx.HTTPError as exc:
+        log.error("alert webhook (URL in %s) failed: %s", name, type(exc).__name__)
+        return False
+    finally:
+        if http is None:
+            client.close()
+    if not resp.is_success:
+        log.error("alert webhook (URL in %s) answered HTTP %d", name, resp.status_code)
+        return False
+    return True
+
+
+def _email(smtp: SmtpSettings, subject: str, text: str, env: Mapping[str, str]) -> bool:
+    msg = EmailMessage()
+    msg["Subject"], msg["From"], msg["To"] = subject, smtp.sender, ", ".join(smtp.to)
+    msg.set_content(text)
+    missing = [n for n in (smtp.username_env, smtp.password_env) if n and not env.get(n)]
+    if missing:
+        log.error("alert e-mail not sent: set the environment variable(s) %s", ", ".join(missing))
+        return False
+    try:
+        with smtplib.SMTP(smtp.host, smtp.port, timeout=10) as server:
+            if smtp.starttls:
+                server.starttls(context=ssl.create_default_context())
+            if smtp.username_env and smtp.password_env:
+                server.login(env.get(smtp.username_env, ""), env.get(smtp.password_env, ""))
+            server.send_message(msg)
+    except (smtplib.SMTPException, OSError) as exc:
+        log.error("alert e-mail via %s:%d failed: %s", smtp.host, smtp.port, exc)
+        return False
+    return True
+
+
+def after_run(
+    engine: Engine,
+    config: Config,
+    error: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    http: httpx.Client | None = None,
+) -> list[str]:
+    """Alert if the run failed (`error`) or a source failed [alerts] after_failures runs in a row."""
+    from aggregator.health import source_health
+
+    settings = getattr(config, "alerts", None)
+    if settings is None:
+        return []
+    failing: list[SourceHealth] = []
+    try:
+        failing = [
+            h
+            for h in source_health(engine, config)
+            if h.failures_in_a_row >= settings.after_failures
+        ]
+    except Exception:  # a broken database must not stop the alert about it
+        log.warning("could not read the sources' history for the alert", exc_info=True)
+    if error is None and not failing:
+        return []
+    what = "the run failed" if error else f"{len(failing)} source(s) failing"
+    try:
+        return send(
+            settings,
+            f"[aggregator] {config.event.name}: {what}",
+            digest(config, failing, error),
+            env,
+            http,
+        )
+    except Exception:  # an alert must never take the run down with it
+        log.exception("could not send the alert")
+        return []
