@@ -1,72 +1,115 @@
-"""Story -> files. Every template autoescapes: HTML with Jinja's HTML escaping, Markdown with ours."""
+"""Story -> index.html, report.md and story.json. Every template autoescapes: HTML with Jinja's HTML
+escaping, Markdown through `md_escape`; Markup wraps only sanitiser output and our own link syntax."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
+from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import quote, urlsplit
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from reports import charts
 from reports.story import Story
+from reports.text import clean_text, sanitise_html
 
 __all__ = [
+    "JSON_SCHEMA",
     "html_environment",
     "markdown_environment",
     "md_escape",
     "md_link",
     "safe_url",
+    "story_dict",
     "write_report",
 ]
 
-# Characters that start Markdown syntax anywhere in a line, plus raw HTML's angle brackets.
-MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+JSON_SCHEMA = 1  # bump when story.json changes shape (docs/report.md)
+# Markdown syntax anywhere in a line (emphasis, code, links, tables, strikethrough, escapes) ...
+MD_INLINE = re.compile(r"([\\`*_{}\[\]|~])")
+# ... and only where a line starts (headings, lists, quotes, setext underlines, ordered lists).
+MD_LINE_START = re.compile(r"^([#+\-=>])|^(\d+)([.)])")
+ENTITY = re.compile(r"&(?=#?\w+;)")
+PLATFORMS = {
+    "mastodon": "Mastodon",
+    "bluesky": "Bluesky",
+    "x": "X",
+    "feed": "a feed",
+    "twitter": "Twitter",
+}
 
 
 def md_escape(value: object) -> str:
-    """Text that Markdown renders literally: no links, emphasis, headings or raw HTML from posts."""
-    if isinstance(
-        value, Markup
-    ):  # already made safe by us (a template literal or sanitiser output)
+    """Text that Markdown renders literally: no links, emphasis, headings, tables or raw HTML."""
+    if isinstance(value, Markup):  # already safe: our own link syntax, built from a checked URL
         return str(value)
-    text = CONTROL.sub("", "" if value is None else str(value))
-    text = " ".join(text.split())  # a post's line breaks would end a list item
-    text = MD_SPECIAL.sub(r"\\\1", text)
-    return text.replace("<", "&lt;").replace(">", "&gt;")
+    text = " ".join(
+        clean_text("" if value is None else value).split()
+    )  # a newline ends a list item
+    text = MD_INLINE.sub(r"\\\1", ENTITY.sub("&amp;", text))
+    text = text.replace("<", "&lt;").replace(">", "&gt;")
+    return MD_LINE_START.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", text)
 
 
 def safe_url(value: object) -> str | None:
     """The URL if it is http(s), with characters that could end a link percent-encoded; else None."""
-    url = CONTROL.sub("", str(value or "")).strip()
-    if not re.match(r"https?://", url, re.IGNORECASE):
+    url = clean_text(value).strip()
+    if not re.match(r"https?://[^/\s]", url, re.IGNORECASE):
         return None
     return quote(url, safe=":/?#[]@!$&'*+,;=%-._~")
 
 
-def md_link(value: object) -> Markup:
-    """An autolink `<url>` for Markdown, or nothing when the URL is not http(s)."""
+def md_link(value: object, label: str | None = None) -> Markup:
+    """`[label](url)`, or an autolink `<url>` without a label; nothing when the URL is not http(s)."""
     url = safe_url(value)
+    if not url:
+        return Markup("")
     # safe: safe_url allowed only http(s) and percent-encoded every character that could end the link
-    return Markup(f"<{url}>") if url else Markup("")  # noqa: S704
+    return Markup(f"[{md_escape(label)}]({url})" if label else f"<{url}>")  # noqa: S704
 
 
-def _environment(**options: object) -> Environment:
+def sanitised(html: object) -> Markup:
+    """Post HTML through the allowlist sanitiser: the only post content ever marked safe."""
+    return Markup(sanitise_html(str(html or "")))  # noqa: S704 - nh3 output, allowlisted tags only
+
+
+def short_url(value: object, limit: int = 60) -> str:
+    """'example.org/a/long/path…' for showing a link; the href keeps the whole URL."""
+    parts = urlsplit(clean_text(value))
+    text = (parts.netloc.removeprefix("www.") + parts.path.rstrip("/")) or clean_text(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _html_finalize(value: Any) -> Any:
+    if value is None:
+        return ""
+    return clean_text(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
+def _environment(**options: Any) -> Environment:
     env = Environment(  # noqa: S701 - autoescape is chosen by each caller below
         loader=PackageLoader("reports", "templates"),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        **options,  # type: ignore[arg-type]
+        **options,
     )
-    env.filters["safe_url"] = safe_url
-    env.filters["md_link"] = md_link
+    env.filters.update(safe_url=safe_url, md_link=md_link, short_url=short_url, sanitised=sanitised,
+                       platform=lambda p: PLATFORMS.get(str(p).lower(), str(p)))  # fmt: skip
+    env.globals.update(day_chart=charts.day_chart, sparkline=charts.sparkline, blocks=charts.blocks,
+                       sentiment_bar=charts.sentiment_bar)  # fmt: skip
     return env
 
 
 def html_environment() -> Environment:
-    return _environment(autoescape=select_autoescape(default=True, default_for_string=True))
+    """HTML-escapes every expression (and drops control characters) in every template, whatever its name."""
+    return _environment(autoescape=select_autoescape(default=True, default_for_string=True),
+                        finalize=_html_finalize)  # fmt: skip
 
 
 def markdown_environment() -> Environment:
@@ -74,19 +117,45 @@ def markdown_environment() -> Environment:
     return _environment(autoescape=False, finalize=md_escape)
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def story_dict(story: Story) -> dict[str, Any]:
+    """The story as plain JSON data, the same structure the templates read (docs/report.md)."""
+    data = _plain(dataclasses.asdict(story))
+    return {"schema": JSON_SCHEMA, **data}
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)  # a reader never sees half a file
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_report(story: Story, output: Path) -> dict[str, Path]:
-    """Write index.html and report.md into `output`; returns {format: path}. Files replace
-    the old ones atomically, so a reader never sees half a report."""
+    """Write index.html, report.md and story.json into `output`; returns {format: path}."""
     output.mkdir(parents=True, exist_ok=True)
-    files = {
+    sessions = [(p.start, p.end, p.title) for p in story.sessions if p.start and p.end]
+    texts = {
         "html": ("index.html", html_environment().get_template("report.html.j2")),
         "markdown": ("report.md", markdown_environment().get_template("report.md.j2")),
     }
     written: dict[str, Path] = {}
-    for fmt, (name, template) in files.items():
-        path = output / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(template.render(story=story), encoding="utf-8")
-        tmp.replace(path)
-        written[fmt] = path
+    for fmt, (name, template) in texts.items():
+        _write(output / name, template.render(story=story, sessions=sessions))
+        written[fmt] = output / name
+    _write(
+        output / "story.json", json.dumps(story_dict(story), ensure_ascii=False, indent=1) + "\n"
+    )
+    written["json"] = output / "story.json"
     return written
