@@ -10,15 +10,19 @@ from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+if TYPE_CHECKING:
+    from aggregator.alerts import AlertSettings
 
 __all__ = [
     "SOURCE_TYPES",
     "Config",
     "ConfigError",
     "EventConfig",
+    "PrivacyConfig",
     "SessionConfig",
     "SourceConfig",
     "load_config",
@@ -65,6 +69,11 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    opt_out: tuple[str, ...] = ()  # accounts as in `author`: lower case, without a leading @
+
+
+@dataclass(frozen=True)
 class EventConfig:
     name: str
     timezone: ZoneInfo
@@ -82,6 +91,10 @@ class Config:
     sessions: tuple[SessionConfig, ...]
     sources: tuple[SourceConfig, ...]
     raw: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    curation: Path | None = None  # [tagging] curation: the organisers' corrections (docs/curation.md)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    misfire_grace_minutes: int = 60  # [schedule]: a run missed by less than this is caught up
+    alerts: AlertSettings | None = None  # [alerts]: who to tell when the nightly job goes wrong
 
     @property
     def base_dir(self) -> Path:
@@ -163,8 +176,18 @@ class _Validator:
             problem = cron_problem(cron, event.timezone if event else ZoneInfo("UTC"))
             if problem:
                 self.bad("schedule.cron", problem)
+        grace = schedule.get("misfire_grace_minutes", 60)
+        if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
+            self.bad("schedule.misfire_grace_minutes", "must be a whole number of minutes, 0 or more")
+            grace = 60
+        from aggregator.alerts import read_alert_settings
+
+        alerts, alert_problems = read_alert_settings(self.data.get("alerts"))
+        self.problems += alert_problems
         sessions = self.sessions(event.timezone if event else ZoneInfo("UTC"))
         sources = self.sources(event)
+        curation = self.curation()
+        privacy = self.privacy()
         if self.problems or event is None:
             raise ConfigError(self.path, self.problems)
         return Config(
@@ -176,7 +199,22 @@ class _Validator:
             sessions=sessions,
             sources=sources,
             raw=MappingProxyType(self.data),
+            privacy=privacy,
+            curation=curation,
+            misfire_grace_minutes=grace,
+            alerts=alerts,
         )
+
+    def curation(self) -> Path | None:
+        """[tagging] curation: optional, but a file named and missing is an error."""
+        tbl = self.table("tagging")
+        if "curation" not in tbl:
+            return None
+        value = self.string(tbl, "tagging", "curation")
+        path = (self.base / value).resolve() if value else None
+        if path is not None and not path.is_file():
+            self.bad("tagging.curation", f"file not found: {path} (create it or remove the key)")
+        return path
 
     def database_url(self, value: str) -> str:
         if "://" in value:
@@ -322,6 +360,17 @@ class _Validator:
         if enabled and not path.is_file():
             self.bad(f"{where}.path", f"file not found: {path}")
         return path
+
+    def privacy(self) -> PrivacyConfig:
+        accounts = self.strings(self.table("privacy"), "privacy", "opt_out")
+        for i, account in enumerate(accounts):
+            if any(c.isspace() for c in account) or not account.lstrip("@＠"):
+                self.bad(
+                    f"privacy.opt_out[{i}]",
+                    f"{account!r} is not an account (e.g. user@example.org)",
+                )
+        keys = (a.lstrip("@＠").lower() for a in accounts)
+        return PrivacyConfig(opt_out=tuple(dict.fromkeys(k for k in keys if k)))
 
     def source_urls(self, tbl: Mapping[str, Any], where: str, stype: str) -> None:
         keys = {"mastodon": "instance", "feed": "url"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import SQLModel, create_engine
@@ -71,11 +71,37 @@ def make_engine(url: str) -> Engine:
         ) from None
 
 
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Bring a database made by an older version up to date: add columns a newer version
+    declares. Only additive changes happen this way; each new column is nullable or has a
+    server default, so old rows stay valid. Returns 'table.column' for each column added."""
+    missing: list[tuple[str, Any]] = []
+    with engine.connect() as conn:  # a reader: opening never waits for a collection's writes
+        inspector = inspect(conn)
+        for table in SQLModel.metadata.sorted_tables:
+            if inspector.has_table(table.name):
+                have = {c["name"] for c in inspector.get_columns(table.name)}
+                missing += [(table.name, c) for c in table.columns if c.name not in have]
+    if not missing:
+        return []
+    with writer(engine).begin() as conn:
+        inspector = inspect(conn)  # again under the write lock: another process may have done it
+        for table_name, column in missing:
+            if column.name in {c["name"] for c in inspector.get_columns(table_name)}:
+                continue
+            ddl = f"ALTER TABLE {table_name} ADD COLUMN {column.name} {column.type.compile(conn.dialect)}"
+            if column.server_default is not None:
+                ddl += f" DEFAULT {column.server_default.arg}"
+            conn.exec_driver_sql(ddl)
+    return [f"{t}.{c.name}" for t, c in missing]
+
+
 def open_database(url: str) -> Engine:
-    """make_engine, then create any missing tables. Raises StorageError with a fix."""
+    """make_engine, create missing tables and columns. Raises StorageError with a fix."""
     engine = make_engine(url)
     try:
         SQLModel.metadata.create_all(engine)
+        add_missing_columns(engine)
     except OperationalError as exc:
         raise StorageError(f"cannot open database {engine.url!r}: {exc.orig}") from None
     except SQLAlchemyError as exc:

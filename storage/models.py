@@ -11,7 +11,10 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "Assignment",
     "CollectionRun",
+    "Erasure",
+    "PostAnalysis",
     "PostRow",
+    "ScheduleState",
     "Sighting",
     "SourceCursor",
     "SourceOutcome",
@@ -80,9 +83,12 @@ class Assignment(SQLModel, table=True):
     session_id: str | None = Field(default=None, index=True)
     score: float = 0.0
     reason: str = ""
-    method: str = "auto"  # auto | curated
-    programme: str = ""  # fingerprint of the programme and rules it was decided under
+    method: str = "auto"  # auto | curated (an organiser chose the session in the curation file)
+    programme: str = ""  # fingerprint of the programme, rules and curation it was decided under
     tagged_at: datetime
+    # From the organisers' curation file: left out of the story, or pinned as a highlight.
+    excluded: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    highlight: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
 
 
 class CollectionRun(SQLModel, table=True):
@@ -122,3 +128,36 @@ class SourceCursor(SQLModel, table=True):
     source: str = Field(primary_key=True)
     cursor: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime
+
+
+class ScheduleState(SQLModel, table=True):
+    """The last scheduled fire time `aggregator schedule` dealt with (run or logged as missed), so a
+    restart can tell a run missed within the grace (catch up once) from one missed for longer."""
+
+    job: str = Field(primary_key=True)
+    last_fire: datetime
+    updated_at: datetime
+
+
+class PostAnalysis(SQLModel, table=True):
+    """Text features computed once per post by `pipeline.analyse` (its own table, so an existing
+    database gains it through create_all); redone when the post changes or the analyser does."""
+
+    post_pk: int = Field(primary_key=True, foreign_key="post.id", ondelete="CASCADE")
+    terms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    question: bool = False
+    action: bool = False
+    analyser: str = ""  # version of reports.text's analysis; a new one redoes every post
+    analysed_at: datetime
+
+
+class Erasure(SQLModel, table=True):
+    """One `aggregator forget`: when and how much was removed, never whose (at most a keyed hash)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    erased_at: datetime
+    posts: int = 0  # the person's own posts deleted
+    sightings: int = 0
+    assignments: int = 0
+    redacted_posts: int = 0  # other people's posts where their handle or name was removed
+    account_hash: str | None = None  # HMAC of the account under AGGREGATOR_PSEUDONYM_KEY, if set

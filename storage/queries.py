@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, select, tuple_
+from sqlalchemy import Connection, bindparam, exists, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -17,6 +20,7 @@ from storage.db import StorageError, writer
 from storage.models import (
     Assignment,
     CollectionRun,
+    PostAnalysis,
     PostRow,
     Sighting,
     SourceCursor,
@@ -24,14 +28,21 @@ from storage.models import (
 )
 
 __all__ = [
+    "PostFilter",
     "SavedPage",
     "as_utc",
+    "backup",
+    "explain",
     "finish_run",
     "get_cursor",
+    "iter_posts",
+    "opted_out_filter",
     "record_outcome",
+    "save_analysis",
     "save_assignments",
     "save_page",
     "start_run",
+    "storage_errors",
     "utcnow",
 ]
 
@@ -39,6 +50,8 @@ POSTS = PostRow.__table__  # type: ignore[attr-defined]
 SIGHTINGS = Sighting.__table__  # type: ignore[attr-defined]
 CURSORS = SourceCursor.__table__  # type: ignore[attr-defined]
 ASSIGNMENTS = Assignment.__table__  # type: ignore[attr-defined]
+# What iter_posts carries of each post's assignment (reports and exports read these by name).
+ASSIGNED = ("session_id", "reason", "score", "method", "excluded", "highlight")
 # Fields a later sighting may refresh (edits, counts); first-seen provenance never changes.
 MUTABLE = (
     "text", "html", "author_name", "likes", "reposts", "replies", "quotes", "lang", "hashtags",
@@ -48,6 +61,26 @@ MUTABLE = (
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def explain(exc: OperationalError) -> str:
+    """The database's reason, plus the fix for the failures people can act on."""
+    reason = str(exc.orig)
+    low = reason.lower()
+    if "readonly" in low or "read-only" in low:
+        return f"{reason} (the database is read-only: check the permissions of the file and its folder)"
+    if "disk is full" in low or "no space" in low:
+        return f"{reason} (free some disk space, then run again: nothing after the last saved page was kept)"
+    return reason
+
+
+@contextmanager
+def storage_errors(action: str) -> Iterator[None]:
+    """Turn a failed statement into a StorageError: one line saying what could not be done, and why."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise StorageError(f"{action}: {explain(exc)}") from None
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -166,7 +199,7 @@ def save_page(engine: Engine, source: str, page: Page, now: datetime | None = No
                 set_cursor(conn, source, page.cursor, now)
             return saved
     except OperationalError as exc:
-        raise StorageError(f"could not save posts from {source!r}: {exc.orig}") from None
+        raise StorageError(f"could not save posts from {source!r}: {explain(exc)}") from None
 
 
 def set_cursor(conn: Connection, source: str, cursor: Mapping[str, Any], now: datetime) -> None:
@@ -184,8 +217,10 @@ def save_assignments(
     """Upsert session assignments in one transaction, `batch` rows per statement."""
     if not values:
         return
-    keys = ("session_id", "score", "reason", "method", "programme", "tagged_at")
-    with writer(engine).begin() as conn:
+    keys = (
+        "session_id", "score", "reason", "method", "programme", "tagged_at", "excluded", "highlight",
+    )  # fmt: skip
+    with storage_errors("could not save session assignments"), writer(engine).begin() as conn:
         for i in range(0, len(values), batch):
             stmt = _insert(conn, ASSIGNMENTS)
             stmt = stmt.on_conflict_do_update(
@@ -194,17 +229,44 @@ def save_assignments(
             conn.execute(stmt, list(values[i : i + batch]))
 
 
+def save_analysis(engine: Engine, values: Sequence[Mapping[str, Any]]) -> None:
+    """Store posts' text features and sentiment in one transaction. Each value: post_pk, terms,
+    question, action, analyser, analysed_at, polarity, subjectivity. `updated_at` is left alone."""
+    if not values:
+        return
+    table = PostAnalysis.__table__  # type: ignore[attr-defined]
+    keys = ("terms", "question", "action", "analyser", "analysed_at")
+    rows = [{"post_pk": v["post_pk"], **{k: v[k] for k in keys}} for v in values]
+    scores = [{"pk": v["post_pk"], "pol": v["polarity"], "subj": v["subjectivity"]} for v in values]
+    with storage_errors("could not save the text analysis"), writer(engine).begin() as conn:
+        stmt = _insert(conn, table)
+        update = {k: stmt.excluded[k] for k in keys}
+        conn.execute(stmt.on_conflict_do_update(index_elements=["post_pk"], set_=update), rows)
+        conn.execute(
+            POSTS.update().where(POSTS.c.id == bindparam("pk"))
+            .values(sentiment_polarity=bindparam("pol"), sentiment_subjectivity=bindparam("subj")),
+            scores,
+        )  # fmt: skip
+
+
 def get_cursor(engine: Engine, source: str) -> dict[str, Any] | None:
     with engine.connect() as conn:
         row = conn.execute(select(CURSORS.c.cursor).where(CURSORS.c.source == source)).first()
     return dict(row.cursor) if row else None
 
 
-def start_run(engine: Engine, command: str, pid: int | None = None) -> int:
-    with writer(engine).begin() as conn:
+def start_run(
+    engine: Engine,
+    command: str,
+    pid: int | None = None,
+    status: str = "running",
+    started_at: datetime | None = None,
+) -> int:
+    """A new row in the run log; `status`/`started_at` let the scheduler log a missed run."""
+    with storage_errors("could not record the run"), writer(engine).begin() as conn:
         result = conn.execute(
             CollectionRun.__table__.insert().values(  # type: ignore[attr-defined]
-                command=command, started_at=utcnow(), status="running", pid=pid
+                command=command, started_at=started_at or utcnow(), status=status, pid=pid
             )
         )
         return int(result.inserted_primary_key[0])
@@ -212,7 +274,7 @@ def start_run(engine: Engine, command: str, pid: int | None = None) -> int:
 
 def finish_run(engine: Engine, run_id: int, status: str, message: str | None = None) -> None:
     table = CollectionRun.__table__  # type: ignore[attr-defined]
-    with writer(engine).begin() as conn:
+    with storage_errors("could not record the end of the run"), writer(engine).begin() as conn:
         conn.execute(
             table.update()
             .where(table.c.id == run_id)
@@ -223,7 +285,7 @@ def finish_run(engine: Engine, run_id: int, status: str, message: str | None = N
 def record_outcome(engine: Engine, run_id: int, outcome: Mapping[str, Any]) -> None:
     """Store what one source did in one run (new posts, pages, waits, error, cursor)."""
     table = SourceOutcome.__table__  # type: ignore[attr-defined]
-    with writer(engine).begin() as conn:
+    with storage_errors("could not record the source's outcome"), writer(engine).begin() as conn:
         conn.execute(table.insert().values(run_id=run_id, **outcome))
 
 
@@ -259,13 +321,73 @@ def post_count(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(POSTS)).scalar_one())
 
 
-def iter_posts(conn: Connection, batch: int = 1000) -> Iterator[Any]:
-    """Every live post with its assignment, oldest first, streamed in batches."""
+@dataclass(frozen=True)
+class PostFilter:
+    """Which live posts to read; an empty field means no limit. Applied in SQL."""
+
+    sessions: tuple[str | None, ...] = ()  # None: general (no session)
+    platforms: tuple[str, ...] = ()
+    since: datetime | None = None  # inclusive, aware
+    until: datetime | None = None  # exclusive, aware
+    hashtags: tuple[str, ...] = ()  # any of these, lower case, without '#'
+    exclude_authors: tuple[str, ...] = ()  # lower case, without '@'
+
+
+def opted_out_filter(accounts: Iterable[str]) -> PostFilter:
+    """Leave out posts by these accounts (as in `author`; case and a leading @ ignored)."""
+    keys = {a.strip().lstrip("@＠").lower() for a in accounts}
+    return PostFilter(exclude_authors=tuple(sorted(k for k in keys if k)))
+
+
+def _has_hashtag(dialect: str, tags: Sequence[str]) -> Any:
+    each = func.json_array_elements_text if dialect == "postgresql" else func.json_each
+    tag = each(POSTS.c.hashtags).table_valued("value").alias("tag")
+    return exists(select(1).select_from(tag).where(func.lower(tag.c.value).in_(tags)))
+
+
+def _conditions(dialect: str, f: PostFilter) -> list[Any]:
+    where = [POSTS.c.deleted_at.is_(None)]
+    if f.sessions:
+        named = ASSIGNMENTS.c.session_id.in_([s for s in f.sessions if s is not None])
+        general = ASSIGNMENTS.c.session_id.is_(None)
+        where.append(or_(named, general) if None in f.sessions else named)
+    if f.platforms:
+        where.append(POSTS.c.platform.in_(f.platforms))
+    if f.since:
+        where.append(POSTS.c.created_at >= f.since)
+    if f.until:
+        where.append(POSTS.c.created_at < f.until)
+    if f.hashtags:
+        where.append(_has_hashtag(dialect, f.hashtags))
+    if f.exclude_authors:
+        where.append(func.lower(func.ltrim(POSTS.c.author, "@")).not_in(f.exclude_authors))
+    return where
+
+
+def iter_posts(
+    conn: Connection, batch: int = 1000, filters: PostFilter | None = None
+) -> Iterator[Any]:
+    """Every live post (matching `filters`) with its assignment, oldest first, streamed in batches."""
     stmt = (
-        select(POSTS, ASSIGNMENTS.c.session_id, ASSIGNMENTS.c.reason, ASSIGNMENTS.c.score)
+        select(POSTS, *(ASSIGNMENTS.c[k] for k in ASSIGNED))
         .outerjoin(ASSIGNMENTS, ASSIGNMENTS.c.post_pk == POSTS.c.id)
-        .where(POSTS.c.deleted_at.is_(None))
+        .where(*_conditions(conn.dialect.name, filters or PostFilter()))
         .order_by(POSTS.c.created_at, POSTS.c.id)
         .execution_options(yield_per=batch)
     )
     yield from conn.execute(stmt)
+
+
+def backup(engine: Engine, path: Path) -> None:
+    """A consistent copy of a SQLite database through VACUUM INTO, safe while a collection writes."""
+    if engine.dialect.name != "sqlite":
+        raise StorageError(f"backup works on SQLite only: for {engine.dialect.name} use its own tools (pg_dump)")
+    if path.exists():
+        raise StorageError(f"{path} already exists: choose a new file name for the backup")
+    raw = engine.raw_connection()  # VACUUM cannot run inside the transaction a Connection begins
+    try:
+        raw.cursor().execute("VACUUM INTO ?", (str(path),))
+    except sqlite3.OperationalError as exc:
+        raise StorageError(f"could not back up to {path}: {exc}") from None
+    finally:
+        raw.close()

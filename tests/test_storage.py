@@ -100,3 +100,20 @@ def test_reopening_an_existing_database_keeps_data(config, engine):
     save_page(engine, "s", Page([make_post(1)]))
     again = open_database(config.database_url)
     assert count(again, PostRow) == 1
+
+
+def test_a_database_from_an_older_version_gains_new_columns(tmp_path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # the 'assignment' table as the first release made it
+        conn.execute(
+            "CREATE TABLE assignment (post_pk INTEGER PRIMARY KEY, session_id VARCHAR, score FLOAT,"
+            " reason VARCHAR, method VARCHAR, programme VARCHAR, tagged_at DATETIME)"
+        )
+        conn.execute("INSERT INTO assignment VALUES (1, 's', 1.0, 'r', 'auto', 'p', '2016-11-28')")
+    engine = open_database(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        columns = {row[1] for row in conn.execute(text("PRAGMA table_info(assignment)"))}
+        kept = conn.execute(text("SELECT session_id FROM assignment")).scalar_one()
+    assert {"excluded", "highlight"} <= columns
+    assert kept == "s"
+    engine.dispose()
