@@ -37,9 +37,11 @@ def post_from_interchange(obj: Mapping[str, Any]) -> Post:
     """One interchange object -> Post. Raises ValueError naming the bad field."""
     if not isinstance(obj, Mapping):
         raise ValueError("not a JSON object")
-    # text and url may be empty (a media-only post, an archive without links); the rest may not.
+    # text may be empty (a media-only post) and url empty or null (an archive without links).
     missing = [
-        k for k in REQUIRED if obj.get(k) is None or (obj[k] == "" and k not in ("text", "url"))
+        k
+        for k in REQUIRED
+        if (k not in obj if k == "url" else obj.get(k) is None or (obj[k] == "" and k != "text"))
     ]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")

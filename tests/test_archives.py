@@ -78,3 +78,15 @@ def test_any_text_parses_or_is_rejected_with_a_reason(text):
         raise AssertionError(exc) from exc
     assert post.text == text
     assert all("#" not in h for h in post.hashtags)
+
+
+def test_url_may_be_null_or_empty_but_must_be_present():
+    assert post_from_interchange({**GOOD, "url": None}).url is None
+    assert post_from_interchange({**GOOD, "url": ""}).url is None
+    without = {k: v for k, v in GOOD.items() if k != "url"}
+    try:
+        post_from_interchange(without)
+    except ValueError as exc:
+        assert "url" in str(exc)
+    else:
+        raise AssertionError("a line without url was accepted")
