@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +14,14 @@ from connectors.base import ConnectorError, Page, Post, parse_time
 
 __all__ = [
     "PAGE_SIZE",
+    "FileSource",
     "JsonlConnector",
+    "file_fingerprint",
     "post_from_interchange",
     "read_jsonl",
+    "read_lines",
+    "resume_point",
+    "stamp",
 ]
 
 PAGE_SIZE = 500
@@ -92,46 +97,59 @@ def post_from_interchange(obj: Mapping[str, Any]) -> Post:
     )
 
 
-def read_jsonl(
-    path: Path, start: int = 0, start_line: int = 0, page_size: int = PAGE_SIZE
+ParseLine = Callable[[Any], tuple[list[Post], list[str]]]
+
+
+def read_lines(
+    path: Path, parse: ParseLine, start: int = 0, start_line: int = 0, page_size: int = PAGE_SIZE
 ) -> Iterator[Page]:
-    """Pages of posts from a JSONL file, resuming at byte offset `start` (line `start_line`).
+    """Pages from a JSON-lines file, from byte `start` (line `start_line`).
 
     Each page's cursor is the byte offset after its last line, so a killed import resumes there.
-    A bad line is rejected with its line number; the good lines are still yielded.
+    A bad line is rejected with its line number; the good lines are still yielded. Within a page
+    the last copy of a post wins (retweets of one original collapse to one row).
     """
-    posts: list[Post] = []
+    posts: dict[tuple[str, str], Post] = {}
     rejected: list[str] = []
-    line_no = start_line
+    line_no, offset = start_line, start
     try:
         fh = path.open("rb")
     except OSError as exc:
         raise ConnectorError(f"cannot read {path}: {exc.strerror}") from None
     with fh:
         fh.seek(start)
-        offset = start
         for raw_line in fh:
             line_no += 1
             offset += len(raw_line)
-            line = raw_line.strip()
-            if not line:
+            if not raw_line.strip():
                 continue
             try:
-                obj = json.loads(line)
-                posts.append(post_from_interchange(obj))
-                posts[-1].via = path.name
+                found, reasons = parse(json.loads(raw_line))
+                rejected += [f"line {line_no}: {r}" for r in reasons]
+                for post in found:
+                    post.via = path.name
+                    posts[(post.platform, post.id)] = post
             except UnicodeDecodeError:
                 rejected.append(f"line {line_no}: not UTF-8")
             except json.JSONDecodeError as exc:
                 rejected.append(f"line {line_no}: invalid JSON ({exc.msg})")
-            except ValueError as exc:
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 rejected.append(f"line {line_no}: {exc}")
             if len(posts) >= page_size:
-                yield Page(
-                    posts=posts, cursor={"offset": offset, "line": line_no}, rejected=rejected
-                )
-                posts, rejected = [], []
-        yield Page(posts=posts, cursor={"offset": offset, "line": line_no}, rejected=rejected)
+                yield Page(list(posts.values()), {"offset": offset, "line": line_no}, rejected)
+                posts, rejected = {}, []
+    yield Page(list(posts.values()), {"offset": offset, "line": line_no}, rejected)
+
+
+def _interchange_line(obj: Any) -> tuple[list[Post], list[str]]:
+    return [post_from_interchange(obj)], []
+
+
+def read_jsonl(
+    path: Path, start: int = 0, start_line: int = 0, page_size: int = PAGE_SIZE
+) -> Iterator[Page]:
+    """Pages of posts from a file in our JSONL interchange format (docs/jsonl.md)."""
+    return read_lines(Path(path), _interchange_line, start, start_line, page_size)
 
 
 def file_fingerprint(path: Path, length: int = 4096) -> str:
@@ -140,33 +158,57 @@ def file_fingerprint(path: Path, length: int = 4096) -> str:
         return hashlib.sha256(fh.read(length)).hexdigest()[:16]
 
 
-class JsonlConnector:
-    """A `jsonl` source: re-reads its file every run, resuming after what was already stored."""
+def resume_point(
+    path: Path, cursor: Mapping[str, Any] | None, count_key: str = "line"
+) -> tuple[int, int]:
+    """(offset, line or row) to start from: the cursor's only if it was made on this same file."""
+    if cursor and "head" in cursor:
+        offset, head_len = int(cursor.get("offset", 0)), int(cursor.get("head_len", 0))
+        if offset <= path.stat().st_size and file_fingerprint(path, head_len) == cursor["head"]:
+            return offset, int(cursor.get(count_key, 0))
+    return 0, 0  # new, replaced or shrunk file: read it all; upserts keep this idempotent
+
+
+def stamp(path: Path, page: Page) -> Page:
+    """Add the file's identity to the cursor: a hash of its bytes up to the offset (4 KiB at most),
+    so appending to even a small file resumes while a replaced file restarts."""
+    cursor = dict(page.cursor or {})
+    cursor["head_len"] = min(int(cursor.get("offset", 0)), 4096)
+    cursor["head"] = file_fingerprint(path, cursor["head_len"])
+    page.cursor = cursor
+    return page
+
+
+Reader = Callable[[Path, int, int, int], Iterator[Page]]
+
+
+class FileSource:
+    """An archive source: its file is read again every run, resuming after what was stored.
+
+    Subclasses name their reader, what the file is, and how a position is counted.
+    """
+
+    reader: Reader = staticmethod(read_jsonl)  # type: ignore[assignment]
+    kind = "JSONL file"
+    count_key = "line"  # the cursor key counting lines (or rows) already read
+    first_count = 0  # what a reader starts counting from when the file is read from the top
 
     def __init__(self, source: SourceConfig, config: Config, **_: Any) -> None:
         self.name = source.name
         if source.path is None:
-            raise ConnectorError(f'source {source.name!r}: set path = "..." to the JSONL file')
+            raise ConnectorError(f'source {source.name!r}: set path = "..." to the {self.kind}')
         self.path = source.path
+        self.page_size = PAGE_SIZE
 
     def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
         if not self.path.is_file():
             raise ConnectorError(
                 f"source {self.name!r}: file not found: {self.path} (fix its path)"
             )
-        start, line = 0, 0
-        if cursor and "head" in cursor:
-            offset, head_len = int(cursor.get("offset", 0)), int(cursor.get("head_len", 0))
-            same_file = file_fingerprint(self.path, head_len) == cursor["head"]
-            if same_file and offset <= self.path.stat().st_size:
-                start, line = offset, int(cursor.get("line", 0))
-            # otherwise the file was replaced or shrank: read it all again (upserts keep this idempotent)
-        for page in read_jsonl(self.path, start, line):
-            offset = page.cursor["offset"] if page.cursor else 0
-            head_len = min(offset, 4096)
-            page.cursor = {
-                **(page.cursor or {}),
-                "head": file_fingerprint(self.path, head_len),
-                "head_len": head_len,
-            }
-            yield page
+        start, count = resume_point(self.path, cursor, self.count_key)
+        for page in self.reader(self.path, start, count or self.first_count, self.page_size):
+            yield stamp(self.path, page)
+
+
+class JsonlConnector(FileSource):
+    """A `jsonl` source: a file in our interchange format."""

@@ -10,10 +10,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from aggregator.config import Config, SourceConfig
-from connectors.archives import HASHTAG_RE, LINK_RE, MENTION_RE
+from connectors.archives import HASHTAG_RE, LINK_RE, MENTION_RE, PAGE_SIZE, FileSource
 from connectors.base import ConnectorError, Page, Post
-from connectors.twarc import PAGE_SIZE, entities_v1, resume_point, stamp, twitter_time
+from connectors.twarc import entities_v1, twitter_time
 from connectors.x import tweet_url
 
 __all__ = ["COLUMNS", "TagsConnector", "post_from_row", "read_tags", "recover_id"]
@@ -161,21 +160,10 @@ def _page(posts: dict[str, Post], rejected: list[str], lines: _Lines, row: int) 
     return Page(list(posts.values()), {"offset": lines.offset, "row": row}, rejected, warnings)
 
 
-class TagsConnector:
-    """A `tags` source: a TAGS archive CSV, resumed after the rows already stored."""
+class TagsConnector(FileSource):
+    """A `tags` source: a TAGS archive CSV; rows are counted as the spreadsheet shows them."""
 
-    def __init__(self, source: SourceConfig, config: Config, **_: Any) -> None:
-        self.name = source.name
-        if source.path is None:
-            raise ConnectorError(f'source {source.name!r}: set path = "..." to the TAGS CSV file')
-        self.path = source.path
-        self.page_size = PAGE_SIZE
-
-    def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
-        if not self.path.is_file():
-            raise ConnectorError(
-                f"source {self.name!r}: file not found: {self.path} (fix its path)"
-            )
-        start, row = resume_point(self.path, cursor, count_key="row")
-        for page in read_tags(self.path, start, row or 1, self.page_size):
-            yield stamp(self.path, page)
+    reader = staticmethod(read_tags)
+    kind = "TAGS CSV file"
+    count_key = "row"
+    first_count = 1  # the header is row 1

@@ -7,31 +7,24 @@ helpers here.
 from __future__ import annotations
 
 import html
-import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aggregator.config import Config, SourceConfig
-from connectors.archives import file_fingerprint
-from connectors.base import ConnectorError, Page, Post, parse_time
+from connectors.archives import PAGE_SIZE, FileSource, read_lines
+from connectors.base import Page, Post, parse_time
 from connectors.x import counts, post_from_v2, posts_from_v2_page, tweet_url
 
 __all__ = [
-    "PAGE_SIZE",
     "TwarcConnector",
     "entities_v1",
     "post_from_v1",
     "read_twarc",
-    "resume_point",
-    "stamp",
     "twitter_time",
 ]
 
-PAGE_SIZE = 500
 V1_TIME = "%a %b %d %H:%M:%S %z %Y"  # "Wed Oct 10 20:19:24 +0000 2018"
-ParseLine = Callable[[dict[str, Any]], tuple[list[Post], list[str]]]
 
 
 def twitter_time(value: str) -> datetime:
@@ -131,42 +124,6 @@ def parse_twarc_line(obj: dict[str, Any]) -> tuple[list[Post], list[str]]:
     raise ValueError("neither a v1.1 tweet, a v2 page nor a flattened v2 tweet")
 
 
-def read_lines(
-    path: Path, parse: ParseLine, start: int = 0, start_line: int = 0, page_size: int = PAGE_SIZE
-) -> Iterator[Page]:
-    """Pages from a JSONL file, from byte `start`; each cursor is the offset after its last line."""
-    posts: dict[str, Post] = {}  # by id: retweets of one original collapse to one row
-    rejected: list[str] = []
-    line_no, offset = start_line, start
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise ConnectorError(f"cannot read {path}: {exc.strerror}") from None
-    with fh:
-        fh.seek(start)
-        for raw_line in fh:
-            line_no += 1
-            offset += len(raw_line)
-            if not raw_line.strip():
-                continue
-            try:
-                found, reasons = parse(json.loads(raw_line))
-                rejected += [f"line {line_no}: {r}" for r in reasons]
-                for post in found:
-                    post.via = path.name
-                    posts[post.id] = post
-            except UnicodeDecodeError:
-                rejected.append(f"line {line_no}: not UTF-8")
-            except json.JSONDecodeError as exc:
-                rejected.append(f"line {line_no}: invalid JSON ({exc.msg})")
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                rejected.append(f"line {line_no}: {exc}")
-            if len(posts) >= page_size:
-                yield Page(list(posts.values()), {"offset": offset, "line": line_no}, rejected)
-                posts, rejected = {}, []
-    yield Page(list(posts.values()), {"offset": offset, "line": line_no}, rejected)
-
-
 def read_twarc(
     path: Path, start: int = 0, start_line: int = 0, page_size: int = PAGE_SIZE
 ) -> Iterator[Page]:
@@ -174,46 +131,8 @@ def read_twarc(
     return read_lines(Path(path), parse_twarc_line, start, start_line, page_size)
 
 
-def resume_point(
-    path: Path, cursor: Mapping[str, Any] | None, count_key: str = "line"
-) -> tuple[int, int]:
-    """(offset, line) to start from: the cursor's only if it was made on this same file."""
+class TwarcConnector(FileSource):
+    """A `twarc` source: a twarc/twarc2 JSONL file."""
 
-    if cursor and "head" in cursor:
-        offset, head_len = int(cursor.get("offset", 0)), int(cursor.get("head_len", 0))
-        if offset <= path.stat().st_size and file_fingerprint(path, head_len) == cursor["head"]:
-            return offset, int(cursor.get(count_key, 0))
-    return 0, 0  # new, replaced or shrunk file: read it all; upserts keep this idempotent
-
-
-def stamp(path: Path, page: Page) -> Page:
-    """Add the file's identity to the cursor: a hash of its bytes up to the offset (4 KiB at most),
-    so appending to even a small file resumes while a replaced file restarts."""
-
-    cursor = dict(page.cursor or {})
-    cursor["head_len"] = min(int(cursor.get("offset", 0)), 4096)
-    cursor["head"] = file_fingerprint(path, cursor["head_len"])
-    page.cursor = cursor
-    return page
-
-
-class TwarcConnector:
-    """A `twarc` source: a twarc/twarc2 JSONL file, resumed after what was already stored."""
-
-    def __init__(self, source: SourceConfig, config: Config, **_: Any) -> None:
-        self.name = source.name
-        if source.path is None:
-            raise ConnectorError(
-                f'source {source.name!r}: set path = "..." to the twarc JSONL file'
-            )
-        self.path = source.path
-        self.page_size = PAGE_SIZE
-
-    def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
-        if not self.path.is_file():
-            raise ConnectorError(
-                f"source {self.name!r}: file not found: {self.path} (fix its path)"
-            )
-        start, line = resume_point(self.path, cursor)
-        for page in read_twarc(self.path, start, line, self.page_size):
-            yield stamp(self.path, page)
+    reader = staticmethod(read_twarc)
+    kind = "twarc JSONL file"
