@@ -19,7 +19,8 @@ sys.path.insert(0, str(ROOT))
 
 from aggregator.config import load_config  # noqa: E402
 from connectors.base import Page, Post  # noqa: E402
-from reports.export import ExportOptions, export  # noqa: E402
+from reports.export import export  # noqa: E402
+from reports.export_options import ExportOptions  # noqa: E402
 from storage.db import open_database  # noqa: E402
 from storage.queries import save_page  # noqa: E402
 
