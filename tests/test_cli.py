@@ -7,9 +7,11 @@ import io
 import json
 import re
 
+import click
 from click.testing import CliRunner
 
 from aggregator.cli import cli
+from connectors.tags import COLUMNS
 from tests.conftest import EXAMPLE, ROOT
 
 EXPECTED = {}
@@ -74,6 +76,27 @@ def test_import_reports_bad_lines_and_keeps_good_ones(project):
     assert "0 new" in again.output
 
 
+def test_import_shows_each_warning_of_the_archive(project):
+    sheet = project / "excel.csv"
+    with sheet.open("w", newline="", encoding="cp1252") as fh:
+        writer = csv.DictWriter(fh, COLUMNS)
+        writer.writeheader()
+        writer.writerow(
+            {**dict.fromkeys(COLUMNS, ""), "id_str": "803320000000000020",
+             "from_user": "nhs_voices", "text": "Café culture at #CoPro16 – yes",
+             "created_at": "Mon Nov 28 12:05:11 +0000 2016",
+             "status_url": "http://twitter.com/nhs_voices/statuses/803320000000000020"}
+        )  # fmt: skip
+    result = invoke(project, "import", str(sheet), "--format", "tags")
+    assert result.exit_code == 0, result.output
+    assert "! excel.csv: some lines are not UTF-8: read as Windows-1252" in result.stderr
+    assert "Imported excel.csv: 1 new, 0 updated, 0 skipped." in result.stdout
+    plain = project / "plain.csv"
+    plain.write_text(sheet.read_text(encoding="cp1252"), encoding="utf-8")
+    clean = invoke(project, "import", str(plain), "--format", "tags")
+    assert clean.exit_code == 0 and "Windows-1252" not in clean.stderr
+
+
 def test_collect_one_source_and_status(project):
     result = invoke(project, "collect", "--source", "example")
     assert result.exit_code == 0
@@ -129,5 +152,7 @@ def test_readme_shows_the_real_help_of_every_command():
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert render_help() in readme, "README is stale: run python docs/readme_help.py"
-    for command in ("import", "collect", "tag", "report", "export", "run", "status"):
-        assert f"aggregator {command}" in readme
+    commands = cli.list_commands(click.Context(cli))
+    assert {"import", "collect", "tag", "report", "export", "run", "status"} <= set(commands)
+    for command in commands:
+        assert f"### `aggregator {command}`" in readme, f"README does not document {command}"

@@ -1,3 +1,5 @@
+"""Collection runs: every enabled source from its cursor, each failure caught and recorded."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -7,9 +9,9 @@ from sqlalchemy import select
 
 import connectors
 from aggregator.config import SourceConfig
-from aggregator.pipeline import collect, tag
+from aggregator.pipeline import collect, import_pages
 from connectors.base import ConnectorError, Page, Post
-from storage.models import Assignment, CollectionRun, SourceOutcome
+from storage.models import CollectionRun, SourceOutcome
 from storage.queries import get_cursor
 
 
@@ -49,15 +51,12 @@ def test_one_failing_source_does_not_stop_the_others(engine, config, monkeypatch
     assert {o.source: o.status for o in outcomes} == {"broken": "failed", "example": "ok"}
 
 
-def test_tagging_is_incremental_and_redone_when_the_programme_changes(engine, config):
-    collect(engine, config)
-    first = tag(engine, config)
-    assert first.tagged == 400 and not first.full
-    assert tag(engine, config).tagged == 0
-    moved = config.sessions[0].__class__(**{**config.sessions[0].__dict__, "keywords": ("echo",)})
-    changed = config.__class__(**{**config.__dict__, "sessions": (moved, *config.sessions[1:])})
-    again = tag(engine, changed)
-    assert again.full and again.tagged == 400
-    with engine.connect() as conn:
-        reasons = conn.execute(select(Assignment.reason)).scalars().all()
-    assert any("'echo'" in r for r in reasons)
+def test_import_keeps_every_page_warning(engine, tmp_path):
+    post = Post("test", "warned-1", datetime(2016, 11, 28, 13, tzinfo=UTC), "a", "kept")
+    pages = [
+        Page([post], None, [], ["first page was recoded"]),
+        Page([], None, ["line 9: broken"], ["second page was recoded"]),
+    ]
+    summary = import_pages(engine, tmp_path / "archive.csv", iter(pages))
+    assert summary.warnings == ["first page was recoded", "second page was recoded"]
+    assert summary.rejected == ["line 9: broken"] and summary.new_posts == 1

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from aggregator.cli import _nightly, cli
+from aggregator.cli import cli
+from aggregator.cli.collecting import _nightly
 from aggregator.lock import RunLock, StopFlag, lock_path
 from aggregator.scheduler import (
     JOB_ID,

@@ -1,0 +1,98 @@
+"""Commands that look after the data: `status` (run health), `backup` and `forget` (erasure)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from aggregator.cli import (
+    ConfigProblem,
+    cli,
+    fail,
+    failures,
+    get_config,
+    get_engine,
+    printable,
+    writing,
+)
+from aggregator.lock import holder_pid, lock_path
+
+
+@cli.command("status")
+@click.option("--runs", default=5, show_default=True, help="How many recent runs to show.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON for scripts (its shape: docs/operations.md).")  # fmt: skip
+@click.pass_context
+def status_cmd(ctx: click.Context, runs: int, as_json: bool) -> None:
+    """Recent runs and each source's health. Exits 1 when the latest run failed, was interrupted
+    or was missed."""
+    from aggregator.health import format_status, status_report
+
+    config = get_config(ctx)
+    engine = get_engine(config)
+    with failures():
+        report = status_report(engine, config, runs, holder_pid(lock_path(config)))
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        click.echo("\n".join(printable(line, 1000) for line in format_status(report, config)))
+    if not report["ok"]:
+        latest = report["runs"][0]
+        how = {"failed": "failed"}.get(latest["status"], f"was {latest['status']}")
+        fail(f"the latest run ({latest['id']}) {how}: {latest['message']}")
+
+
+@cli.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def backup_cmd(ctx: click.Context, path: Path) -> None:
+    """Copy the SQLite database to PATH (a new file) with VACUUM INTO: a consistent copy, safe
+    while a collection writes."""
+    from storage.queries import backup
+
+    config = get_config(ctx)
+    with failures():
+        backup(get_engine(config), path)
+    click.echo(f"Backed up to {path} ({path.stat().st_size} bytes).")
+
+
+@cli.command("forget")
+@click.argument("account")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def forget_cmd(ctx: click.Context, account: str, yes: bool) -> None:
+    """Erase ACCOUNT (as in an export's author column): delete its posts everywhere, remove its handle and name from other posts, and record the erasure without it."""
+    from aggregator.privacy import PrivacyError, check_account, forget, pseudonym_key
+
+    config = get_config(ctx)
+    try:
+        acct = check_account(account)
+    except PrivacyError as exc:
+        raise click.BadParameter(str(exc), param_hint="ACCOUNT") from None
+    try:
+        key = pseudonym_key(os.environ, required=False)
+    except PrivacyError as exc:
+        raise ConfigProblem(str(exc)) from None
+    if not yes:
+        click.confirm(
+            f"Delete every post by {acct} and remove it from other posts? This cannot be undone",
+            abort=True,
+        )
+    with failures(), writing(config) as engine:
+        done = forget(engine, acct, key)
+    hashed = " (only a keyed hash of it)" if done.hashed else ""
+    click.echo(
+        f"Forgot {acct}: deleted {done.posts} posts ({done.sightings} sightings, "
+        f"{done.assignments} session assignments) and removed it from {done.redacted_posts} other posts. "
+        f"The erasure is recorded without the account{hashed}."
+    )
+    if acct not in config.privacy.opt_out:
+        click.echo(
+            f'Add "{acct}" to [privacy] opt_out in {config.path.name} so it is not collected again.'
+        )
+    click.echo(
+        "Run `aggregator report` to rewrite the story; exports made before now still hold the posts."
+    )

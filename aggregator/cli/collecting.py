@@ -1,0 +1,149 @@
+"""Commands that bring posts in: `collect`, `import`, and the nightly job (`run`, `schedule`)."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import click
+
+from aggregator.cli import cli, fail, failures, get_config, get_engine, progress, writing
+from aggregator.config import Config
+from aggregator.lock import StopFlag
+from aggregator.pipeline import CollectSummary, NightlySummary, collect, import_pages, nightly
+from connectors import ConnectorError
+from storage.db import StorageError
+
+IMPORT_FORMATS = ("jsonl", "twarc", "tags")
+
+
+def _echo_collect(summary: CollectSummary) -> None:
+    for s in summary.sources:
+        if s.status == "failed":
+            click.echo(f"✗ {s.name}: {s.error}", err=True)
+            continue
+        extra = f", {len(s.rejected)} skipped" if s.rejected else ""
+        extra += f", {s.opted_out} not stored (opted out)" if s.opted_out else ""
+        updated = f", {s.updated_posts} updated" if s.updated_posts else ""
+        stopped = ", stopped on request" if s.stopped else ""
+        click.echo(f"✓ {s.name}: {s.new_posts} new{updated}{extra} ({s.pages} pages{stopped})")
+        for warning in s.warnings:
+            click.echo(f"! {s.name}: {warning}", err=True)
+    if not summary.sources and not summary.stopped:
+        click.echo("No sources are enabled: set enabled = true on a [[sources]] table.", err=True)
+
+
+def _exit_if_failed(summary: CollectSummary) -> None:
+    if summary.stopped:
+        fail("stopped on request after the current page: run it again to resume from there")
+    if summary.failed:
+        fail(f"{len(summary.failed)} source(s) failed: {', '.join(s.name for s in summary.failed)}")
+
+
+@cli.command("collect")
+@click.option("--source", metavar="NAME", help="Collect only this source (even if disabled).")
+@click.pass_context
+def collect_cmd(ctx: click.Context, source: str | None) -> None:
+    """Fetch new posts from every enabled source into the database. Ctrl-C (or SIGTERM) stops it
+    after the current page."""
+    config = get_config(ctx)
+    if source and config.source(source) is None:
+        names = ", ".join(s.name for s in config.sources) or "none"
+        raise click.BadParameter(
+            f"no source named {source!r} (configured: {names})", param_hint="--source"
+        )
+    with failures(), writing(config) as engine, StopFlag().signals() as stop, progress(ctx) as bar:
+        summary = collect(engine, config, only=source, on_page=bar, should_stop=stop)
+    _echo_collect(summary)
+    _exit_if_failed(summary)
+
+
+def _nightly(config: Config, command: str, stop: StopFlag, on_page: Any = None) -> NightlySummary:
+    """The nightly job under the lock, as `run` and every scheduled run do it; then any alert."""
+    from aggregator.alerts import after_run
+
+    with writing(config) as engine:
+        try:
+            summary = nightly(engine, config, on_page=on_page, should_stop=stop, command=command)
+        except Exception as exc:
+            ours = isinstance(exc, StorageError | ConnectorError)
+            after_run(engine, config, error=str(exc) if ours else f"{type(exc).__name__}: {exc}")
+            raise
+    after_run(engine, config)
+    return summary
+
+
+def _echo_nightly(summary: NightlySummary) -> None:
+    _echo_collect(summary.collected)
+    if summary.tagged is not None:
+        click.echo(f"Tagged {summary.tagged.tagged} posts.")
+    if "html" in summary.files:
+        click.echo(f"Report: {summary.files['html']}")
+
+
+@cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS), default="jsonl", show_default=True,
+              help="The archive's format.")  # fmt: skip
+@click.pass_context
+def import_cmd(ctx: click.Context, path: Path, fmt: str) -> None:
+    """Load an archive file (our JSONL, twarc, or a TAGS CSV) into the database."""
+    config = get_config(ctx)
+    with failures(), writing(config) as engine:
+        summary = import_pages(engine, path, _reader(fmt)(path), config.privacy.opt_out)
+    for reason in summary.rejected:
+        click.echo(f"! {path.name}: skipped {reason}", err=True)
+    for warning in summary.warnings:
+        click.echo(f"! {path.name}: {warning}", err=True)
+    opted = f", {summary.opted_out} not stored (opted out)" if summary.opted_out else ""
+    click.echo(f"Imported {path.name}: {summary.new_posts} new, {summary.updated_posts} updated, "
+               f"{len(summary.rejected)} skipped{opted}.")  # fmt: skip
+
+
+def _reader(fmt: str) -> Any:
+    from connectors import archives
+
+    readers = {"jsonl": archives.read_jsonl}
+    for name, module, attr in (
+        ("twarc", "connectors.twarc", "read_twarc"),
+        ("tags", "connectors.tags", "read_tags"),
+    ):
+        with suppress(ImportError, AttributeError):  # not every format ships in every version
+            readers[name] = getattr(__import__(module, fromlist=[attr]), attr)
+    if fmt not in readers:
+        raise click.BadParameter(
+            f"{fmt} import is not available in this version", param_hint="--format"
+        )
+    return readers[fmt]
+
+
+@cli.command("run")
+@click.pass_context
+def run_cmd(ctx: click.Context) -> None:
+    """The nightly job: collect, tag, report. Exits 1 if any source failed (the report is still
+    written). Ctrl-C (or SIGTERM) stops it after the current page."""
+    config = get_config(ctx)
+    with failures(), StopFlag().signals() as stop, progress(ctx) as bar:
+        summary = _nightly(config, "run", stop, bar)
+    _echo_nightly(summary)
+    _exit_if_failed(summary.collected)
+
+
+@cli.command("schedule")
+@click.pass_context
+def schedule_cmd(ctx: click.Context) -> None:
+    """Run the nightly job on [schedule] cron, in the foreground, until SIGTERM or Ctrl-C (a run
+    in progress stops after its current page). See docs/operations.md."""
+    from aggregator.scheduler import NightlyScheduler
+
+    config = get_config(ctx)
+    stop = StopFlag()
+    scheduler = NightlyScheduler(get_engine(config), config,
+                                 lambda: _echo_nightly(_nightly(config, "schedule", stop)), stop)  # fmt: skip
+    stop.on_stop(scheduler.shutdown)
+    click.echo(f"Scheduled {config.schedule_cron!r} ({config.event.timezone.key}): next run "
+               f"{scheduler.next_run()}. Stop with Ctrl-C or SIGTERM.", err=True)  # fmt: skip
+    with failures(), stop.signals():
+        scheduler.run()
+    click.echo("Stopped.", err=True)

@@ -1,0 +1,110 @@
+"""Commands that write posts out: `report` (the story) and `export` (research files)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.engine import Engine
+
+from aggregator.cli import ConfigProblem, cli, fail, failures, get_config, get_engine, writing
+from aggregator.config import Config
+from aggregator.pipeline import report
+
+
+def _report(config: Config, engine: Engine) -> dict[str, Path]:
+    with failures():
+        try:
+            return report(engine, config)
+        except OSError as exc:
+            # not the system's error (jinja2's TemplateNotFound is an OSError)
+            if exc.errno is None:
+                raise
+            fail(f"cannot write the report into {config.report_output}: {exc.strerror}")
+
+
+@cli.command("report")
+@click.pass_context
+def report_cmd(ctx: click.Context) -> None:
+    """Write the story (HTML, Markdown and JSON) into [report] output."""
+    config = get_config(ctx)
+    with failures(), writing(config) as engine:
+        files = _report(config, engine)
+    for fmt, path in files.items():
+        click.echo(f"{fmt}: {path}")
+
+
+@cli.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "ids"]), default="csv", show_default=True,
+              help="csv: one row per post; jsonl: the interchange format, re-importable; ids: platform and id only.")  # fmt: skip
+@click.option("--output", "-o", metavar="FILE", default="-", show_default=True,
+              help="Where to write; - for standard output.")  # fmt: skip
+@click.option("--session", "sessions", metavar="ID", multiple=True,
+              help="Only this session (repeatable); 'general' for posts outside every session.")  # fmt: skip
+@click.option("--platform", "platforms", metavar="NAME", multiple=True,
+              help="Only this platform (repeatable), e.g. mastodon.")  # fmt: skip
+@click.option("--since", metavar="WHEN",
+              help="Posts from this date or date-time on, e.g. 2016-11-28T13:00: in the event's time zone unless it has an offset (Z, +01:00).")  # fmt: skip
+@click.option("--until", metavar="WHEN",
+              help="Posts before this date-time; a date alone includes that whole day. Event time zone unless it has an offset.")  # fmt: skip
+@click.option("--hashtag", "hashtags", metavar="TAG", multiple=True,
+              help="Only posts carrying this hashtag (repeatable; any case, # optional).")  # fmt: skip
+@click.option("--pseudonymise", is_flag=True,
+              help="Replace accounts, display names and @mentions with keyed pseudonyms (key in $AGGREGATOR_PSEUDONYM_KEY); post URLs are left out.")  # fmt: skip
+@click.option("--excel", is_flag=True, help="csv for Excel: UTF-8 with a byte-order mark.")
+@click.option("--manifest", is_flag=True,
+              help="Also write FILE.manifest.json: event, sources, collection window, counts, gaps, filters, columns.")  # fmt: skip
+@click.pass_context
+def export_cmd(ctx: click.Context, fmt: str, output: str, manifest: bool, **chosen: Any) -> None:
+    """Export posts for researchers (columns: docs/data-dictionary.md); formula-like cells are neutralised."""
+    from aggregator.privacy import PrivacyError
+    from reports import export as ex
+
+    config = get_config(ctx)
+    if manifest and output == "-":
+        raise click.BadParameter(
+            "a manifest goes beside the export file: add --output FILE", param_hint="--manifest"
+        )
+    try:
+        options = ex.make_options(config, fmt, env=os.environ, **chosen)
+    except ex.ExportUsage as exc:
+        raise click.BadParameter(str(exc), param_hint=exc.param) from None
+    except PrivacyError as exc:
+        raise ConfigProblem(str(exc)) from None
+    engine = get_engine(config)
+    with failures(), _output(output) as out:
+        stats, pseudo = ex.export(engine, config, out, options)
+    if fmt == "csv" and (warning := ex.spreadsheet_warning(stats.rows)):
+        click.echo(f"! {warning}", err=True)
+    if output != "-":
+        click.echo(f"Exported {stats.rows} posts to {output}.", err=True)
+    if manifest:
+        data = ex.manifest(engine, config, options, stats, Path(output).name, pseudo)
+        try:
+            click.echo(f"Manifest: {ex.write_manifest(Path(output), data)}", err=True)
+        except OSError as exc:
+            fail(f"cannot write the manifest beside {output}: {exc.strerror}")
+
+
+@contextmanager
+def _output(output: str) -> Iterator[Any]:
+    """stdout for '-'; otherwise a temporary file renamed into place only when complete."""
+    if output == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    path = Path(output)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            yield fh
+        tmp.replace(path)
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror}")
+    finally:
+        tmp.unlink(missing_ok=True)
