@@ -12,9 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
 
-# Keys and pseudonyms live in aggregator.pseudonym; they stay importable from here, where
-# callers have always found every privacy name.
-from aggregator.pseudonym import PSEUDONYM_KEY_ENV, PrivacyError, Pseudonymiser, pseudonym_key
+from aggregator.pseudonym import PrivacyError, Pseudonymiser
 from aggregator.scrubber import Scrubber, account_key, split_account
 from connectors.base import Post
 from storage.db import StorageError, writer
@@ -22,18 +20,14 @@ from storage.models import Assignment, Erasure, PostRow, Sighting
 from storage.queries import utcnow
 
 __all__ = [
-    "PSEUDONYM_KEY_ENV",
     "REMOVED",
     "Erased",
-    "PrivacyError",
-    "Pseudonymiser",
     "Redactor",
     "account_key",
     "check_account",
     "drop_opted_out",
     "forget",
     "opt_out_redactor",
-    "pseudonym_key",
 ]
 
 

@@ -17,31 +17,18 @@ from aggregator.config import Config
 from aggregator.privacy import opt_out_redactor
 from aggregator.pseudonym import Pseudonymiser
 from connectors.base import parse_time
-
-# The options, the columns and the manifest have modules of their own; they stay importable
-# from here so that the export command needs this one import.
 from reports.columns import COLUMNS, EXTRAS, INTERCHANGE, iso_utc
-from reports.export_options import FORMATS, ExportOptions, ExportUsage, make_options, parse_when
-from reports.manifest import ExportStats, manifest, manifest_path, write_manifest
+from reports.export_options import ExportOptions
+from reports.manifest import ExportStats
 from storage.models import PostRow
 from storage.queries import iter_posts, opted_out_filter
 
 __all__ = [
-    "COLUMNS",
     "EXCEL_MAX_ROWS",
-    "FORMATS",
-    "ExportOptions",
-    "ExportStats",
-    "ExportUsage",
     "csv_cell",
     "export",
     "iter_records",
-    "make_options",
-    "manifest",
-    "manifest_path",
-    "parse_when",
     "spreadsheet_warning",
-    "write_manifest",
 ]
 
 

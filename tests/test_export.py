@@ -17,7 +17,9 @@ import reports.export as export_module
 from aggregator.cli import cli
 from aggregator.config import load_config
 from connectors.base import Page, Post
-from reports.export import COLUMNS, ExportOptions, csv_cell, iter_records, spreadsheet_warning
+from reports.columns import COLUMNS
+from reports.export import csv_cell, iter_records, spreadsheet_warning
+from reports.export_options import ExportOptions
 from storage.db import open_database
 from storage.queries import save_page
 from tests.conftest import EXAMPLE

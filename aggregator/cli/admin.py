@@ -65,7 +65,8 @@ def backup_cmd(ctx: click.Context, path: Path) -> None:
 @click.pass_context
 def forget_cmd(ctx: click.Context, account: str, yes: bool) -> None:
     """Erase ACCOUNT (as in an export's author column): delete its posts everywhere, remove its handle and name from other posts, and record the erasure without it."""
-    from aggregator.privacy import PrivacyError, check_account, forget, pseudonym_key
+    from aggregator.privacy import check_account, forget
+    from aggregator.pseudonym import PrivacyError, pseudonym_key
 
     config = get_config(ctx)
     try:

@@ -62,8 +62,11 @@ def report_cmd(ctx: click.Context) -> None:
 @click.pass_context
 def export_cmd(ctx: click.Context, fmt: str, output: str, manifest: bool, **chosen: Any) -> None:
     """Export posts for researchers (columns: docs/data-dictionary.md); formula-like cells are neutralised."""
-    from aggregator.privacy import PrivacyError
-    from reports import export as ex
+    from aggregator.pseudonym import PrivacyError
+    from reports.export import export, spreadsheet_warning
+    from reports.export_options import ExportUsage, make_options
+    from reports.manifest import manifest as make_manifest
+    from reports.manifest import write_manifest
 
     config = get_config(ctx)
     if manifest and output == "-":
@@ -71,22 +74,22 @@ def export_cmd(ctx: click.Context, fmt: str, output: str, manifest: bool, **chos
             "a manifest goes beside the export file: add --output FILE", param_hint="--manifest"
         )
     try:
-        options = ex.make_options(config, fmt, env=os.environ, **chosen)
-    except ex.ExportUsage as exc:
+        options = make_options(config, fmt, env=os.environ, **chosen)
+    except ExportUsage as exc:
         raise click.BadParameter(str(exc), param_hint=exc.param) from None
     except PrivacyError as exc:
         raise ConfigProblem(str(exc)) from None
     engine = get_engine(config)
     with failures(), _output(output) as out:
-        stats, pseudo = ex.export(engine, config, out, options)
-    if fmt == "csv" and (warning := ex.spreadsheet_warning(stats.rows)):
+        stats, pseudo = export(engine, config, out, options)
+    if fmt == "csv" and (warning := spreadsheet_warning(stats.rows)):
         click.echo(f"! {warning}", err=True)
     if output != "-":
         click.echo(f"Exported {stats.rows} posts to {output}.", err=True)
     if manifest:
-        data = ex.manifest(engine, config, options, stats, Path(output).name, pseudo)
+        data = make_manifest(engine, config, options, stats, Path(output).name, pseudo)
         try:
-            click.echo(f"Manifest: {ex.write_manifest(Path(output), data)}", err=True)
+            click.echo(f"Manifest: {write_manifest(Path(output), data)}", err=True)
         except OSError as exc:
             fail(f"cannot write the manifest beside {output}: {exc.strerror}")
 
