@@ -34,6 +34,23 @@ ARCHIVE_TYPES = ("jsonl", "twarc", "tags")
 DEFAULT_CONFIG = "config.toml"
 
 
+# How hard a live source retries (connectors/http.py maps them onto its HTTP client).
+RETRY_OPTIONS = ("max_attempts", "backoff_seconds", "max_wait_seconds")
+
+
+def retry_option_problem(key: str, value: Any) -> str | None:
+    """None if `value` is usable for retry option `key` (or unset), else what is wrong."""
+    if value is None:
+        return None
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if key == "max_attempts":
+        ok = number and isinstance(value, int) and value >= 1
+        return None if ok else f"must be a whole number of at least 1 (got {value!r})"
+    return (
+        None if number and value >= 0 else f"must be a number of seconds, 0 or more (got {value!r})"
+    )
+
+
 class ConfigError(Exception):
     """The config is unusable; `problems` lists every bad field as 'path: what is wrong'."""
 
@@ -91,7 +108,8 @@ class Config:
     sessions: tuple[SessionConfig, ...]
     sources: tuple[SourceConfig, ...]
     raw: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    curation: Path | None = None  # [tagging] curation: the organisers' corrections (docs/curation.md)
+    # [tagging] curation: the organisers' corrections (docs/curation.md)
+    curation: Path | None = None
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     misfire_grace_minutes: int = 60  # [schedule]: a run missed by less than this is caught up
     alerts: AlertSettings | None = None  # [alerts]: who to tell when the nightly job goes wrong
@@ -178,7 +196,9 @@ class _Validator:
                 self.bad("schedule.cron", problem)
         grace = schedule.get("misfire_grace_minutes", 60)
         if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
-            self.bad("schedule.misfire_grace_minutes", "must be a whole number of minutes, 0 or more")
+            self.bad(
+                "schedule.misfire_grace_minutes", "must be a whole number of minutes, 0 or more"
+            )
             grace = 60
         from aggregator.alerts import read_alert_settings
 
@@ -337,6 +357,10 @@ class _Validator:
                 options["hashtags"] = list(event.hashtags)
             path = self.source_path(tbl, where, stype, bool(enabled))
             self.source_urls(tbl, where, stype)
+            for key in RETRY_OPTIONS:
+                problem = retry_option_problem(key, tbl.get(key))
+                if problem and stype not in ARCHIVE_TYPES:
+                    self.bad(f"{where}.{key}", problem)
             out.append(
                 SourceConfig(
                     name=name,

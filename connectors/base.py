@@ -42,6 +42,10 @@ class Post:
     deleted: bool = False
     via: str | None = None  # where this sighting came from (instance, hashtag, file)
     raw: dict[str, Any] = field(default_factory=dict)
+    # Mastodon: the status id on the instance it was fetched from (`id` is the global uri), and
+    # for a reply_to that is such a local id (not a uri), the instance it is local to.
+    local_id: str | None = None
+    reply_to_via: str | None = None
 
 
 @dataclass

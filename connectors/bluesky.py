@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from aggregator.config import Config, SourceConfig
 from connectors.base import ConnectorError, Page, Post, parse_time
-from connectors.http import HttpClient, HttpError
+from connectors.http import HttpClient, HttpError, http_knobs
 
 __all__ = ["BlueskyConnector", "byte_slice", "post_from_view"]
 
@@ -249,7 +249,9 @@ class BlueskyConnector:
                 raise ConnectorError(f"source {source.name!r}: set {var} to {what}")
         self.service = str(source.option("service", DEFAULT_SERVICE)).rstrip("/")
         self._owns_http = http is None  # a client we made is ours to close when fetch ends
-        self.http = http or HttpClient(sleep=sleep, clock=clock)
+        self.http = http or HttpClient(
+            sleep=sleep, clock=clock, **http_knobs(source.options, source.name)
+        )
         hint = f"check {names[0]} and {names[1]}; use an app password"
         self.session = _Session(self.http, self.service, env[names[0]], env[names[1]], hint)
         self.hashtags = [str(t).lstrip("#") for t in source.option("hashtags", [])]

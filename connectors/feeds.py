@@ -25,7 +25,7 @@ from defusedxml import DefusedXmlException
 from aggregator.config import Config, SourceConfig
 from connectors.base import ConnectorError, Page, Post
 from connectors.html import HASHTAG_RE, html_to_text, links_in_html, sanitize_html
-from connectors.http import HttpClient, as_http_client
+from connectors.http import HttpClient, as_http_client, http_knobs
 
 __all__ = ["FeedConnector", "check_safe_xml", "post_from_entry"]
 
@@ -61,19 +61,22 @@ class FeedConnector:
         tags = source.option("hashtags") or list(config.event.hashtags)
         self.hashtags = [str(t).lstrip("#＃").lower() for t in tags if str(t).strip("#＃")]
         self._http, self._clock, self._sleep = http, clock, sleep
+        self._knobs = http_knobs(source.options, source.name)
 
     def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
         """One Page per feed, each carrying the whole cursor to save after it."""
         feeds = (cursor or {}).get("feeds")
         state: dict[str, Any] = copy.deepcopy(dict(feeds)) if isinstance(feeds, Mapping) else {}
-        http, owned = as_http_client(self._http, clock=self._clock, sleep=self._sleep)
+        http, owned = as_http_client(
+            self._http, clock=self._clock, sleep=self._sleep, **self._knobs
+        )
         failures: list[str] = []
         try:
             for url in self.urls:
                 try:
                     yield self._fetch_one(http, url, state)
                 except ConnectorError as exc:
-                    log.warning("source %r: %s", self.name, exc)
+                    log.info("source %r: %s", self.name, exc)  # the run's summary line says it once
                     failures.append(str(exc))
         finally:
             if owned:

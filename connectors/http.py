@@ -37,14 +37,23 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 
 from aggregator import __version__
+from aggregator.config import retry_option_problem
 from connectors.base import ConnectorError, parse_time
 
-__all__ = ["USER_AGENT", "HttpClient", "HttpError", "Response", "as_http_client", "safe_url"]
+__all__ = [
+    "USER_AGENT",
+    "HttpClient",
+    "HttpError",
+    "Response",
+    "as_http_client",
+    "http_knobs",
+    "safe_url",
+]
 
 log = logging.getLogger(__name__)
 
-PROJECT_URL = "https://github.com/hashtag-aggregator/hashtag-aggregator"
-USER_AGENT = f"hashtag-aggregator/{__version__} (+{PROJECT_URL})"
+# Names the tool and version so instance admins can tell what is calling; no URL until one is public.
+USER_AGENT = f"hashtag-aggregator/{__version__} (event hashtag collector)"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 MiB = 1024 * 1024
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504}) | frozenset(range(505, 600))
@@ -325,10 +334,35 @@ def as_http_client(
     *,
     clock: Callable[[], float] | None = None,
     sleep: Callable[[float], None] | None = None,
+    **knobs: Any,
 ) -> tuple[HttpClient, bool]:
-    """The HttpClient a connector should use, and whether it made it (and so must close it)."""
+    """The HttpClient a connector should use, and whether it made it (and so must close it).
+    `knobs` (from `http_knobs`) set up a client made here; an HttpClient passed in keeps its own."""
     if isinstance(http, HttpClient):
         return http, False
     if isinstance(http, httpx.Client):
-        return HttpClient(http, clock=clock, sleep=sleep), False
-    return HttpClient(clock=clock, sleep=sleep), True
+        return HttpClient(http, clock=clock, sleep=sleep, **knobs), False
+    return HttpClient(clock=clock, sleep=sleep, **knobs), True
+
+
+# Source option -> HttpClient argument: how hard a source retries, for impatient or test setups.
+KNOBS = {
+    "max_attempts": "max_attempts",
+    "backoff_seconds": "backoff",
+    "max_wait_seconds": "max_wait",
+}
+
+
+def http_knobs(options: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The retry settings a source's config sets, as HttpClient keyword arguments.
+
+    :raises ConnectorError: naming the option when a value is not a usable number.
+    """
+    out: dict[str, Any] = {}
+    for key, arg in KNOBS.items():
+        value = options.get(key)
+        if (problem := retry_option_problem(key, value)) is not None:
+            raise ConnectorError(f"source {source!r}: {key} {problem}")
+        if value is not None:
+            out[arg] = value
+    return out

@@ -22,9 +22,9 @@ from zoneinfo import ZoneInfo
 from aggregator.config import Config, SourceConfig
 from connectors.base import ConnectorError, Page, Post, parse_time
 from connectors.html import html_to_text, links_in_html, sanitize_html
-from connectors.http import HttpClient, HttpError, as_http_client
+from connectors.http import HttpClient, HttpError, as_http_client, http_knobs
 
-__all__ = ["MastodonConnector", "id_key", "post_from_status"]
+__all__ = ["MastodonConnector", "id_key", "instance_key", "post_from_status"]
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,14 @@ class MastodonConnector:
         self.token_env = source.option("token_env")
         self.env = os.environ if env is None else env
         self._http, self._clock, self._sleep = http, clock, sleep
+        self._knobs = http_knobs(source.options, source.name)
 
     def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
         """Pages per (instance, tag), each carrying the whole cursor to save after it."""
         state = _load_state(cursor)
-        http, owned = as_http_client(self._http, clock=self._clock, sleep=self._sleep)
+        http, owned = as_http_client(
+            self._http, clock=self._clock, sleep=self._sleep, **self._knobs
+        )
         failures: list[str] = []
         try:
             for base in self.instances:
@@ -75,7 +78,8 @@ class MastodonConnector:
                     for tag in self.hashtags:
                         yield from self._stream(http, base, tag, state)
                 except ConnectorError as exc:
-                    log.warning("source %r: %s", self.name, exc)
+                    # INFO: the error raised at the end carries it to the run's one failure line
+                    log.info("source %r: %s", self.name, exc)
                     failures.append(str(exc))
         finally:
             if owned:
@@ -165,21 +169,21 @@ class MastodonConnector:
         return body, resp.links, waits
 
     def _page(self, statuses: list[Any], base: str, tag: str, state: dict, waits: int) -> Page:
-        host = urlsplit(base).hostname or base
+        host, where = urlsplit(base).hostname or base, instance_key(base)
         posts: list[Post] = []
         rejected: list[str] = []
         skipped = 0
         for n, status in enumerate(statuses):
             sid = status.get("id") if isinstance(status, dict) else None
             try:
-                post = post_from_status(status, host)
+                post = post_from_status(status, host, instance=where)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                rejected.append(f"{host} #{tag} status {sid or f'#{n + 1}'}: {_reason(exc)}")
+                rejected.append(f"{where} #{tag} status {sid or f'#{n + 1}'}: {_reason(exc)}")
                 continue
             if post is None:
                 skipped += 1
                 continue
-            post.via = f"{host} #{tag}"
+            post.via = f"{where} #{tag}"
             posts.append(post)
         if skipped:
             log.info("%s #%s: skipped %d posts from accounts that opted out", host, tag, skipped)
@@ -213,8 +217,10 @@ class MastodonConnector:
         )
 
 
-def post_from_status(status: Any, host: str) -> Post | None:
+def post_from_status(status: Any, host: str, instance: str | None = None) -> Post | None:
     """A Status (a boost counts as its original) -> Post; None if the author opted out.
+
+    `instance` names the instance whose local ids `local_id` and `reply_to` are (default: host).
 
     :raises ValueError: (or KeyError/TypeError) when a field the Post needs is missing or malformed.
     """
@@ -233,6 +239,7 @@ def post_from_status(status: Any, host: str) -> Post | None:
     spoiler = html_to_text(original.get("spoiler_text") or "")
     quoted = (original.get("quote") or {}).get("quoted_status") or {}
     edited = original.get("edited_at")
+    local_id, reply_to = original.get("id"), original.get("in_reply_to_id") or None
     return Post(
         platform="mastodon",
         id=uri,
@@ -242,7 +249,9 @@ def post_from_status(status: Any, host: str) -> Post | None:
         text="\n\n".join(t for t in (spoiler, html_to_text(content)) if t),
         html=sanitize_html(content),
         url=original.get("url") or uri,
-        reply_to=original.get("in_reply_to_id") or None,
+        reply_to=str(reply_to) if reply_to else None,
+        reply_to_via=(instance or host) if reply_to else None,
+        local_id=local_id if isinstance(local_id, str) and local_id else None,
         quote_of=quoted.get("uri") if isinstance(quoted, dict) else None,
         replies=_count(original.get("replies_count")),
         reposts=_count(original.get("reblogs_count")),
@@ -268,6 +277,11 @@ def opted_out(account: Mapping[str, Any]) -> bool:
         *(f"{f.get('name', '')} {f.get('value', '')}" for f in fields),
     ]
     return any(OPT_OUT_RE.search(html_to_text(str(t))) for t in texts)
+
+
+def instance_key(base: str) -> str:
+    """How posts name an instance (`via`, `reply_to_via`): its host, with the port if one is set."""
+    return urlsplit(base).netloc.rpartition("@")[2].lower() or base  # never a user:password@
 
 
 def full_acct(acct: Any, host: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from aggregator.config import Config, SourceConfig
 from connectors.base import ConnectorError, Page, Post, parse_time
-from connectors.http import HttpClient
+from connectors.http import HttpClient, http_knobs
 
 __all__ = [
     "XConnector",
@@ -228,7 +228,9 @@ class XConnector:
         self.start_time = _start_time(source)
         self.clock = clock or time.time
         self._owns_http = http is None  # a client we made is ours to close when fetch ends
-        self.http = http or HttpClient(sleep=sleep, clock=clock)
+        self.http = http or HttpClient(
+            sleep=sleep, clock=clock, **http_knobs(source.options, source.name)
+        )
 
     def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
         try:

@@ -73,8 +73,8 @@ def make_engine(url: str) -> Engine:
 
 def add_missing_columns(engine: Engine) -> list[str]:
     """Bring a database made by an older version up to date: add columns a newer version
-    declares. Only additive changes happen this way; each new column is nullable or has a
-    server default, so old rows stay valid. Returns 'table.column' for each column added."""
+    declares, with their indexes. Only additive changes happen this way; each new column is
+    nullable or has a server default, so old rows stay valid. Returns 'table.column' for each."""
     missing: list[tuple[str, Any]] = []
     with engine.connect() as conn:  # a reader: opening never waits for a collection's writes
         inspector = inspect(conn)
@@ -93,6 +93,9 @@ def add_missing_columns(engine: Engine) -> list[str]:
             if column.server_default is not None:
                 ddl += f" DEFAULT {column.server_default.arg}"
             conn.exec_driver_sql(ddl)
+        for table_name in {t for t, _ in missing}:  # and the indexes the new columns carry
+            for index in SQLModel.metadata.tables[table_name].indexes:
+                index.create(conn, checkfirst=True)
     return [f"{t}.{c.name}" for t, c in missing]
 
 

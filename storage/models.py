@@ -41,6 +41,7 @@ class PostRow(SQLModel, table=True):
     html: str | None = Field(default=None, sa_column=Column(Text))
     url: str | None = None
     reply_to: str | None = None
+    reply_to_via: str | None = None  # Mastodon: the instance whose local id reply_to is
     repost_of: str | None = None
     quote_of: str | None = None
     likes: int | None = None
@@ -74,6 +75,8 @@ class Sighting(SQLModel, table=True):
     source: str
     via: str = ""
     first_seen: datetime
+    # Mastodon: the status id on the instance in `via` (replies point at their parent by it)
+    local_id: str | None = Field(default=None, index=True)
 
 
 class Assignment(SQLModel, table=True):

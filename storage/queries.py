@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, func, or_, select, tuple_
@@ -38,6 +39,7 @@ __all__ = [
     "iter_posts",
     "opted_out_filter",
     "record_outcome",
+    "resolve_replies",
     "save_analysis",
     "save_assignments",
     "save_page",
@@ -116,6 +118,7 @@ def _post_values(post: Post, source: str, now: datetime) -> dict[str, Any]:
         "html": post.html,
         "url": post.url,
         "reply_to": post.reply_to,
+        "reply_to_via": post.reply_to_via,
         "repost_of": post.repost_of,
         "quote_of": post.quote_of,
         "likes": post.likes,
@@ -151,27 +154,27 @@ def _existing(conn: Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[s
 
 
 def _changed(old: Any, values: Mapping[str, Any]) -> bool:
-    return any(getattr(old, k) != values[k] for k in MUTABLE if k != "deleted_at") or (
-        (old.deleted_at is None) != (values["deleted_at"] is None)
-    )
+    """Whether a new sighting changes the stored post. A deletion is sticky: a later copy
+    (an older archive, a cached page) never brings a deleted post back."""
+    if old.deleted_at is not None:
+        values["deleted_at"] = old.deleted_at
+    # raw is refreshed with any change but is no change itself: each instance's copy differs.
+    return any(getattr(old, k) != values[k] for k in MUTABLE if k != "raw")
 
 
 def upsert_posts(conn: Connection, posts: Iterable[Post], source: str, now: datetime) -> SavedPage:
     """Insert new posts, refresh changed ones, record every sighting. One statement per batch."""
     values: dict[tuple[str, str], dict[str, Any]] = {}
-    vias: dict[tuple[str, str], set[str]] = {}
+    vias: dict[tuple[str, str], dict[str, str | None]] = {}  # via -> the post's local id there
     for post in posts:
         key = (post.platform, post.id)
         values[key] = _post_values(post, source, now)  # a later copy in the same page wins
-        vias.setdefault(key, set()).add(post.via or "")
+        vias.setdefault(key, {}).setdefault(post.via or "", post.local_id)
     if not values:
         return SavedPage(0, 0)
     existing = _existing(conn, list(values))
     fresh = [v for k, v in values.items() if k not in existing]
     changed = [v for k, v in values.items() if k in existing and _changed(existing[k], v)]
-    for v in changed:
-        if existing[(v["platform"], v["post_id"])].deleted_at is not None and v["deleted_at"]:
-            v["deleted_at"] = existing[(v["platform"], v["post_id"])].deleted_at
     if fresh or changed:
         stmt = _insert(conn, POSTS)
         update = {k: stmt.excluded[k] for k in (*MUTABLE, "updated_at")}
@@ -181,9 +184,9 @@ def upsert_posts(conn: Connection, posts: Iterable[Post], source: str, now: date
         )
     ids = _existing(conn, list(values)) if fresh else existing
     sightings = [
-        {"post_pk": ids[k].id, "source": source, "via": via, "first_seen": now}
+        {"post_pk": ids[k].id, "source": source, "via": via, "first_seen": now, "local_id": local}
         for k, vs in vias.items()
-        for via in vs
+        for via, local in vs.items()
     ]
     conn.execute(_insert(conn, SIGHTINGS).on_conflict_do_nothing(), sightings)
     return SavedPage(new=len(fresh), updated=len(changed))
@@ -378,10 +381,39 @@ def iter_posts(
     yield from conn.execute(stmt)
 
 
+def resolve_replies(conn: Connection, rows: Sequence[Any]) -> list[Any]:
+    """`rows` (posts with `id`, `reply_to`) where a local `reply_to` (a Mastodon status id, with
+    the post's `reply_to_via` naming its instance) becomes the parent's `post_id`, found through
+    the sighting that saw the parent there. Rows whose parent is not stored are returned as they are."""
+    parent = POSTS.alias("parent")
+    child = POSTS.alias("child")
+    seen_on = func.substr(SIGHTINGS.c.via, 1, func.length(child.c.reply_to_via) + 1)
+    stmt = (
+        select(child.c.id, parent.c.post_id)
+        .select_from(child)
+        .join(SIGHTINGS, (SIGHTINGS.c.local_id == child.c.reply_to)
+              & (seen_on == child.c.reply_to_via + " "))  # via is "<instance> #<tag>"
+        .join(parent, (parent.c.id == SIGHTINGS.c.post_pk) & (parent.c.platform == child.c.platform))
+        .where(child.c.reply_to_via.is_not(None))
+        .order_by(parent.c.id)
+    )  # fmt: skip
+    pks = [r.id for r in rows if r.reply_to]
+    found: dict[int, str] = {}
+    for i in range(0, len(pks), 400):  # stay under SQLite's bound-parameter limit
+        for pk, post_id in conn.execute(stmt.where(child.c.id.in_(pks[i : i + 400]))):
+            found.setdefault(pk, post_id)
+    return [
+        SimpleNamespace(**{**r._mapping, "reply_to": found[r.id]}) if r.id in found else r
+        for r in rows
+    ]
+
+
 def backup(engine: Engine, path: Path) -> None:
     """A consistent copy of a SQLite database through VACUUM INTO, safe while a collection writes."""
     if engine.dialect.name != "sqlite":
-        raise StorageError(f"backup works on SQLite only: for {engine.dialect.name} use its own tools (pg_dump)")
+        raise StorageError(
+            f"backup works on SQLite only: for {engine.dialect.name} use its own tools (pg_dump)"
+        )
     if path.exists():
         raise StorageError(f"{path} already exists: choose a new file name for the backup")
     raw = engine.raw_connection()  # VACUUM cannot run inside the transaction a Connection begins

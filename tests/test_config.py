@@ -130,3 +130,15 @@ def test_config_path_precedence():
     assert resolve_config_path("a.toml", {"AGGREGATOR_CONFIG": "b.toml"}) == Path("a.toml")
     assert resolve_config_path(None, {"AGGREGATOR_CONFIG": "b.toml"}) == Path("b.toml")
     assert resolve_config_path(None, {}) == Path("config.toml")
+
+
+def test_retry_options_of_live_sources_are_checked(tmp_path):
+    text = MINIMAL + (
+        '[[sources]]\nname = "m"\ntype = "mastodon"\ninstance = "https://example.org"\n'
+        'max_attempts = 0\nbackoff_seconds = "soon"\nmax_wait_seconds = 5\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    problems = "\n".join(info.value.problems)
+    assert "sources[0].max_attempts" in problems and "sources[0].backoff_seconds" in problems
+    assert "max_wait_seconds" not in problems

@@ -16,11 +16,14 @@ import pytest
 import respx
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from aggregator.config import SourceConfig
+from aggregator.pipeline import explain, tag
 from connectors.base import ConnectorError, Page
-from connectors.http import HttpClient
-from connectors.mastodon import MastodonConnector, id_key, post_from_status
+from connectors.http import HttpClient, as_http_client
+from connectors.mastodon import MastodonConnector, id_key, instance_key, post_from_status
+from storage.queries import save_page
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mastodon"
 A = "https://a.example"
@@ -438,3 +441,87 @@ def test_bad_options_are_refused(config):
     conn = MastodonConnector(source(instance=A + "/", since="2016-11-28"), config)
     assert conn.instances == [A]
     assert conn.since == datetime(2016, 11, 28, tzinfo=UTC)  # London midnight in winter is UTC
+
+
+def test_bad_retry_knobs_are_refused_and_good_ones_reach_the_http_client(config):
+    for key, value in (("max_attempts", 0), ("max_attempts", 1.5), ("backoff_seconds", -1),
+                       ("max_wait_seconds", "soon"), ("backoff_seconds", True)):  # fmt: skip
+        with pytest.raises(ConnectorError, match=f"source 'mastodon': {key} must be"):
+            MastodonConnector(source(**{key: value}), config)
+    conn = MastodonConnector(
+        source(max_attempts=2, backoff_seconds=0, max_wait_seconds=0.5), config
+    )
+    http, owned = as_http_client(None, **conn._knobs)
+    assert owned and (http.max_attempts, http.backoff, http.max_wait) == (2, 0, 0.5)
+    http.close()
+
+
+def test_a_reply_keeps_its_instance_local_parent_id_and_names_the_instance():
+    reply = make_status("6", in_reply_to_id="5")
+    post = post_from_status(reply, "b.example", instance="b.example:8443")
+    assert (post.local_id, post.reply_to, post.reply_to_via) == ("6", "5", "b.example:8443")
+    assert post.author.endswith("@b.example")  # an account's domain never carries the port
+    alone = post_from_status(make_status("7"), "b.example")
+    assert alone.local_id == "7" and alone.reply_to is None and alone.reply_to_via is None
+    assert instance_key("https://user:pw@B.example:8443/x") == "b.example:8443"
+    assert instance_key("https://mastodon.social") == "mastodon.social"
+
+
+def _cue(sid: str, minutes: int, words: str, **changes: Any) -> dict:
+    status = make_status(sid, minutes=minutes, **changes)
+    status["content"] = f"<p>{words} #CoPro16</p>"
+    return status
+
+
+@respx.mock
+def test_a_reply_with_no_cue_follows_its_parent_found_through_the_instance_it_came_from(
+    config, engine
+):
+    parent_uri = "https://origin.example/users/carol/statuses/42"
+    # On a.example the parent is local id 4; id 5 there is another post, about housing.
+    FakeInstance(A, [
+        _cue("4", 10, "Loved the Leg Club story", uri=parent_uri),
+        _cue("5", 5, "Housing and homelessness matter", uri="https://a.example/s/decoy"),
+    ]).mount(respx)  # fmt: skip
+    # On b.example the same parent is local id 5, and the reply (no cue) points at it by that id.
+    FakeInstance(B, [
+        _cue("5", 10, "Loved the Leg Club story", uri=parent_uri),
+        _cue("6", 20, "So true, thank you", in_reply_to_id="5", uri="https://b.example/s/reply"),
+    ]).mount(respx)  # fmt: skip
+    for page in run(connector(config, instance=[A, B]), None):
+        save_page(engine, "mastodon", page)
+    with engine.connect() as conn:
+        stored = conn.execute(text(
+            "SELECT reply_to, reply_to_via FROM post WHERE post_id = 'https://b.example/s/reply'"
+        )).one()  # fmt: skip
+        locals_ = set(conn.execute(text(
+            "SELECT s.via, s.local_id FROM sighting s JOIN post p ON p.id = s.post_pk "
+            "WHERE p.post_id = :uri"), {"uri": parent_uri}))  # fmt: skip
+    assert tuple(stored) == ("5", "b.example")
+    assert locals_ == {("a.example #CoPro16", "4"), ("b.example #CoPro16", "5")}
+
+    tag(engine, config)
+    with engine.connect() as conn:
+        assigned = dict(conn.execute(text(
+            "SELECT p.post_id, a.session_id || ' | ' || a.reason FROM assignment a "
+            "JOIN post p ON p.id = a.post_pk")).all())  # fmt: skip
+    assert assigned[parent_uri].startswith("session-3 | ")
+    assert assigned["https://a.example/s/decoy"].startswith("session-6 | ")
+    assert assigned["https://b.example/s/reply"] == (
+        f"session-3 | reply to {parent_uri} ({assigned[parent_uri].split(' | ')[1]})"
+    )
+    (why,) = explain(engine, config, "https://b.example/s/reply")
+    assert why.why.decision.session_id == "session-3" and why.post.reply_to == parent_uri
+
+
+@respx.mock
+def test_a_reply_whose_parent_was_not_collected_keeps_its_local_id(config, engine):
+    FakeInstance(B, [_cue("6", 20, "So true", in_reply_to_id="5")]).mount(respx)
+    for page in run(connector(config, instance=B), None):
+        save_page(engine, "mastodon", page)
+    tag(engine, config)
+    with engine.connect() as conn:
+        row = conn.execute(text(
+            "SELECT p.reply_to, a.session_id, a.reason FROM post p "
+            "JOIN assignment a ON a.post_pk = p.id")).one()  # fmt: skip
+    assert tuple(row) == ("5", "panel-opening", "posted during panel-opening")

@@ -110,10 +110,43 @@ def test_a_database_from_an_older_version_gains_new_columns(tmp_path):
             " reason VARCHAR, method VARCHAR, programme VARCHAR, tagged_at DATETIME)"
         )
         conn.execute("INSERT INTO assignment VALUES (1, 's', 1.0, 'r', 'auto', 'p', '2016-11-28')")
+        conn.execute(
+            "CREATE TABLE sighting (id INTEGER PRIMARY KEY, post_pk INTEGER, source VARCHAR,"
+            " via VARCHAR, first_seen DATETIME)"
+        )
     engine = open_database(f"sqlite:///{path}")
     with engine.connect() as conn:
         columns = {row[1] for row in conn.execute(text("PRAGMA table_info(assignment)"))}
         kept = conn.execute(text("SELECT session_id FROM assignment")).scalar_one()
     assert {"excluded", "highlight"} <= columns
     assert kept == "s"
+    with engine.connect() as conn:  # the older sighting table gained local_id and its index
+        sighting = {row[1] for row in conn.execute(text("PRAGMA table_info(sighting)"))}
+        indexes = {row[1] for row in conn.execute(text("PRAGMA index_list(sighting)"))}
+    assert "local_id" in sighting
+    assert any("local_id" in name for name in indexes)
     engine.dispose()
+
+
+def test_a_deleted_post_is_marked_stays_deleted_and_leaves_exports(engine, project):
+    from click.testing import CliRunner
+
+    from aggregator.cli import cli
+
+    save_page(engine, "s", Page([make_post(1), make_post(2)]))
+    saved = save_page(engine, "s", Page([make_post(1, deleted=True)]))
+    assert saved.updated == 1
+    again = save_page(engine, "old-archive", Page([make_post(1)]))  # a stale copy without the flag
+    assert again.updated == 0
+    with engine.connect() as conn:
+        deleted = (
+            conn.execute(select(PostRow.post_id).where(PostRow.deleted_at.is_not(None)))
+            .scalars()
+            .all()
+        )
+    assert deleted == [make_post(1).id]
+    result = CliRunner().invoke(
+        cli, ["--config", str(project / "config.toml"), "export", "-o", "-"]
+    )
+    assert result.exit_code == 0, result.output
+    assert make_post(1).id not in result.stdout and make_post(2).id in result.stdout
