@@ -298,7 +298,9 @@ class HttpClient:
 
     def _pause(self, seconds: float, where: str, why: str, attempt: int) -> None:
         tries = f" (attempt {attempt}/{self.max_attempts})" if attempt else ""
-        log.warning("%s: %s; waiting %.0fs%s", where, why, seconds, tries)
+        # INFO: a wait that ends well is no news under cron; --verbose and --log-file show it,
+        # and a request that fails for good is reported once by the run's summary line.
+        log.info("%s: %s; waiting %.0fs%s", where, why, seconds, tries)
         self.sleep(seconds)
 
 

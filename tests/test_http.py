@@ -67,7 +67,7 @@ def test_429_waits_until_each_reset_format_then_retries(fake, headers, caplog):
         side_effect=[httpx.Response(429, headers=headers), httpx.Response(200, json=[])]
     )
     http = make_client(fake)
-    with caplog.at_level(logging.WARNING, logger="connectors.http"):
+    with caplog.at_level(logging.INFO, logger="connectors.http"):
         resp = http.get(URL)
     assert resp.status == 200 and route.call_count == 2
     assert len(fake.sleeps) == 1 and 120 <= fake.sleeps[0] <= 122  # the reset, plus a 1 s margin
