@@ -18,7 +18,7 @@ from aggregator.tagging import evaluate as score_labels
 from aggregator.tagging import explain as explain_rules
 from connectors.archives import read_jsonl
 from storage.models import Assignment, PostRow
-from storage.queries import resolve_replies, save_assignments, utcnow
+from storage.queries import local_replies, resolve_replies, save_assignments, utcnow
 
 __all__ = ["EvaluationReport", "PostExplanation", "TagSummary", "evaluate", "explain", "tag"]
 
@@ -76,19 +76,27 @@ def _parents(conn: Any, rows: list[Any]) -> dict[tuple[str, str], Decision]:
 
 
 def _replies_to(conn: Any, rows: list[Any]) -> list[Any]:
-    """Stored replies to `rows` (and theirs in turn): decided before their parent arrived, so redone."""
+    """Stored replies to `rows` (and theirs in turn): decided before their parent arrived, so redone.
+    A reply names its parent by id, or (Mastodon) by the parent's id local to one instance."""
     stmt = select(*(POSTS.c[k] for k in TAG_COLUMNS))
     seen = {(r.platform, r.post_id) for r in rows}
-    frontier, found = set(seen), []
+    frontier, found = list(rows), []
     while frontier:
-        ids, step = sorted({pid for _, pid in frontier}), []
+        keys = {(r.platform, r.post_id) for r in frontier}
+        ids, step = sorted({pid for _, pid in keys}), []
+        candidates = local_replies(conn, [r.id for r in frontier], TAG_COLUMNS)
         for i in range(0, len(ids), 400):
-            for r in conn.execute(stmt.where(POSTS.c.reply_to.in_(ids[i : i + 400]))):
-                if (r.platform, r.reply_to) in frontier and (r.platform, r.post_id) not in seen:
-                    seen.add((r.platform, r.post_id))
-                    step.append(r)
+            candidates += [
+                r
+                for r in conn.execute(stmt.where(POSTS.c.reply_to.in_(ids[i : i + 400])))
+                if (r.platform, r.reply_to) in keys
+            ]
+        for r in candidates:
+            if (r.platform, r.post_id) not in seen:
+                seen.add((r.platform, r.post_id))
+                step.append(r)
         found += step
-        frontier = {(r.platform, r.post_id) for r in step}
+        frontier = step
     return found
 
 

@@ -408,6 +408,25 @@ def resolve_replies(conn: Connection, rows: Sequence[Any]) -> list[Any]:
     ]
 
 
+def local_replies(conn: Connection, parent_pks: Sequence[int], columns: Sequence[str]) -> list[Any]:
+    """Stored posts replying by an instance-local id (Mastodon) to any of `parent_pks`: each
+    sighting of a parent gives its local id on one instance; a reply names both."""
+    pairs: set[tuple[str, str]] = set()
+    for i in range(0, len(parent_pks), 400):  # stay under SQLite's bound-parameter limit
+        stmt = select(SIGHTINGS.c.local_id, SIGHTINGS.c.via).where(
+            SIGHTINGS.c.post_pk.in_(parent_pks[i : i + 400]), SIGHTINGS.c.local_id.is_not(None)
+        )
+        pairs |= {(local, via.split(" ", 1)[0]) for local, via in conn.execute(stmt)}
+    found: list[Any] = []
+    local_ids = sorted({local for local, _ in pairs})
+    for i in range(0, len(local_ids), 400):
+        stmt = select(*(POSTS.c[k] for k in columns), POSTS.c.reply_to_via).where(
+            POSTS.c.reply_to.in_(local_ids[i : i + 400]), POSTS.c.reply_to_via.is_not(None)
+        )
+        found += [r for r in conn.execute(stmt) if (r.reply_to, r.reply_to_via) in pairs]
+    return found
+
+
 def backup(engine: Engine, path: Path) -> None:
     """A consistent copy of a SQLite database through VACUUM INTO, safe while a collection writes."""
     if engine.dialect.name != "sqlite":

@@ -525,3 +525,24 @@ def test_a_reply_whose_parent_was_not_collected_keeps_its_local_id(config, engin
             "SELECT p.reply_to, a.session_id, a.reason FROM post p "
             "JOIN assignment a ON a.post_pk = p.id")).one()  # fmt: skip
     assert tuple(row) == ("5", "panel-opening", "posted during panel-opening")
+
+
+@respx.mock
+def test_a_reply_collected_before_its_parent_is_retagged_when_the_parent_arrives(config, engine):
+    parent_uri = "https://origin.example/users/carol/statuses/42"
+    reply = _cue("6", 20, "So true, thank you", in_reply_to_id="5", uri="https://b.example/s/reply")
+    FakeInstance(B, [reply]).mount(respx)
+    for page in run(connector(config, instance=B), None):
+        save_page(engine, "mastodon", page)
+    tag(engine, config)  # the parent is not stored yet: the reply goes by its own time
+    respx.reset()
+    FakeInstance(B, [_cue("5", 10, "Loved the Leg Club story", uri=parent_uri), reply]).mount(respx)
+    for page in run(connector(config, instance=B), None):
+        save_page(engine, "mastodon", page)
+    summary = tag(engine, config)
+    assert summary.tagged == 2  # the new parent, and the reply that was waiting for it
+    with engine.connect() as conn:
+        session, reason = conn.execute(text(
+            "SELECT a.session_id, a.reason FROM assignment a JOIN post p ON p.id = a.post_pk "
+            "WHERE p.post_id = 'https://b.example/s/reply'")).one()  # fmt: skip
+    assert session == "session-3" and reason.startswith(f"reply to {parent_uri}")
