@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, tzinfo
 from typing import Any, TextIO
@@ -21,7 +21,7 @@ from reports.columns import COLUMNS, EXTRAS, INTERCHANGE, iso_utc
 from reports.export_options import ExportOptions
 from reports.manifest import ExportStats
 from storage.models import PostRow
-from storage.queries import iter_posts, opted_out_filter
+from storage.queries import iter_posts, opted_out_filter, resolve_replies
 
 __all__ = [
     "EXCEL_MAX_ROWS",
@@ -119,7 +119,7 @@ def iter_records(
         redactor = opt_out_redactor(conn, opt_out)
         if options.key and pseudo is None:
             pseudo = pseudonymiser(conn, options.key)
-        for row in iter_posts(conn, filters=filters):
+        for row in _resolved(conn, iter_posts(conn, filters=filters)):
             rec = _record(row, titles, config.event.timezone)
             if redactor:
                 rec.update(redactor.fields(rec))
@@ -129,6 +129,18 @@ def iter_records(
             if stats is not None:
                 stats.add(rec)
             yield rec
+
+
+def _resolved(conn: Connection, rows: Iterable[Any], size: int = 100) -> Iterator[Any]:
+    """Rows with each Mastodon reply's instance-local parent id replaced by the parent's id
+    (its uri) where the parent is stored, a batch at a time so the stream stays a stream."""
+    batch: list[Any] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield from resolve_replies(conn, batch)
+            batch = []
+    yield from resolve_replies(conn, batch)
 
 
 def csv_cell(value: Any) -> Any:

@@ -546,3 +546,21 @@ def test_a_reply_collected_before_its_parent_is_retagged_when_the_parent_arrives
             "SELECT a.session_id, a.reason FROM assignment a JOIN post p ON p.id = a.post_pk "
             "WHERE p.post_id = 'https://b.example/s/reply'")).one()  # fmt: skip
     assert session == "session-3" and reason.startswith(f"reply to {parent_uri}")
+
+
+@respx.mock
+def test_exports_give_a_mastodon_reply_its_parents_id_when_the_parent_is_stored(config, engine):
+    from reports.export import iter_records
+    from reports.export_options import ExportOptions
+
+    parent_uri = "https://origin.example/users/carol/statuses/42"
+    FakeInstance(B, [
+        _cue("5", 10, "Loved the Leg Club story", uri=parent_uri),
+        _cue("6", 20, "So true, thank you", in_reply_to_id="5", uri="https://b.example/s/reply"),
+        _cue("7", 25, "Me too", in_reply_to_id="99", uri="https://b.example/s/orphan"),
+    ]).mount(respx)  # fmt: skip
+    for page in run(connector(config, instance=B), None):
+        save_page(engine, "mastodon", page)
+    replies = {r["post_id"]: r["reply_to"] for r in iter_records(engine, config, ExportOptions())}
+    assert replies["https://b.example/s/reply"] == parent_uri
+    assert replies["https://b.example/s/orphan"] == "99"  # parent never collected: its local id
