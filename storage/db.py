@@ -91,7 +91,9 @@ def add_missing_columns(engine: Engine) -> list[str]:
                 continue
             ddl = f"ALTER TABLE {table_name} ADD COLUMN {column.name} {column.type.compile(conn.dialect)}"
             if column.server_default is not None:
-                ddl += f" DEFAULT {column.server_default.arg}"
+                # Quoted as CREATE TABLE writes it: PostgreSQL takes '0' as false, not 0.
+                ddl_compiler = conn.dialect.ddl_compiler(conn.dialect, None)
+                ddl += f" DEFAULT {ddl_compiler.get_column_default_string(column)}"
             conn.exec_driver_sql(ddl)
         for table_name in {t for t, _ in missing}:  # and the indexes the new columns carry
             for index in SQLModel.metadata.tables[table_name].indexes:

@@ -100,9 +100,13 @@ def get_config(ctx: click.Context) -> Config:
 
 def get_engine(config: Config) -> Engine:
     try:
-        return open_database(config.database_url)
+        engine = open_database(config.database_url)
     except StorageError as exc:
         fail(str(exc))
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:  # close pooled connections when the command ends, as writing() does
+        ctx.call_on_close(engine.dispose)
+    return engine
 
 
 @contextmanager

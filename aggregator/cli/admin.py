@@ -50,12 +50,18 @@ def status_cmd(ctx: click.Context, runs: int, as_json: bool) -> None:
 @click.pass_context
 def backup_cmd(ctx: click.Context, path: Path) -> None:
     """Copy the SQLite database to PATH (a new file) with VACUUM INTO: a consistent copy, safe
-    while a collection writes."""
+    while a collection writes. SQLite only: back up PostgreSQL with pg_dump."""
     from storage.queries import backup
 
     config = get_config(ctx)
+    engine = get_engine(config)
+    if engine.dialect.name != "sqlite":  # nothing to copy here: the server holds the data
+        raise ConfigProblem(
+            f"backup copies a SQLite database, but [storage] database is {engine.dialect.name}: "
+            "back it up with pg_dump (docs/operations.md, 'PostgreSQL')"
+        )
     with failures():
-        backup(get_engine(config), path)
+        backup(engine, path)
     click.echo(f"Backed up to {path} ({path.stat().st_size} bytes).")
 
 
