@@ -185,7 +185,9 @@ class _Validator:
         storage = self.table("storage")
         report = self.table("report")
         schedule = self.table("schedule")
-        database = self.string(storage, "storage", "database", "data/aggregator.db")
+        database_url = self.database_url(
+            self.string(storage, "storage", "database", "data/aggregator.db")
+        )
         output = self.string(report, "report", "output", "site")
         cron = self.string(schedule, "schedule", "cron", "0 2 * * *")
         if cron:
@@ -213,7 +215,7 @@ class _Validator:
         return Config(
             path=self.path,
             event=event,
-            database_url=self.database_url(database),
+            database_url=database_url,
             report_output=self.base / output,
             schedule_cron=cron,
             sessions=sessions,
@@ -238,6 +240,13 @@ class _Validator:
 
     def database_url(self, value: str) -> str:
         if "://" in value:
+            backend = value.split("://", 1)[0].split("+", 1)[0]
+            if backend not in ("sqlite", "postgresql"):
+                self.bad(
+                    "storage.database",
+                    f"{backend!r} is not supported: use a SQLite file (a path) or a "
+                    "postgresql+psycopg://user@host/db URL",
+                )
             return value
         return f"sqlite:///{(self.base / value).resolve()}"
 

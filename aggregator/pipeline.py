@@ -310,6 +310,7 @@ def nightly(
 @dataclass
 class ImportSummary:
     path: Path
+    read: int = 0  # posts read from the file, stored or not
     new_posts: int = 0
     updated_posts: int = 0
     rejected: list[str] = field(default_factory=list)
@@ -326,6 +327,7 @@ def import_pages(
     redactor = Redactor(opt_out)
     for page in pages:
         page.cursor = None  # a one-off import has no cursor to keep
+        summary.read += len(page.posts)
         page.posts, dropped = drop_opted_out(page.posts, redactor)
         summary.opted_out += dropped
         saved = save_page(engine, f"import:{path.name}", page)

@@ -53,9 +53,21 @@ def make_engine(url: str) -> Engine:
         raise StorageError(
             f"database URL {url!r} is not valid (use a path or a SQLAlchemy URL)"
         ) from None
-    if parsed.get_backend_name() == "sqlite":
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise StorageError(
+            f"database {backend!r} is not supported: use a SQLite file (a path) or PostgreSQL "
+            "(postgresql+psycopg://user@host/db)"
+        )
+    if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot create the database folder {folder}: {exc.strerror} (fix [storage] database)"
+                ) from None
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's implicit BEGIN is lazy and upgrades to a write lock mid-transaction, where a
@@ -108,7 +120,14 @@ def open_database(url: str) -> Engine:
         SQLModel.metadata.create_all(engine)
         add_missing_columns(engine)
     except OperationalError as exc:
-        raise StorageError(f"cannot open database {engine.url!r}: {exc.orig}") from None
+        engine.dispose()
+        raise StorageError(f"cannot open database {engine.url!r}: {_one_line(exc.orig)}") from None
     except SQLAlchemyError as exc:
-        raise StorageError(f"cannot open database {engine.url!r}: {exc}") from None
+        engine.dispose()
+        raise StorageError(f"cannot open database {engine.url!r}: {_one_line(exc)}") from None
     return engine
+
+
+def _one_line(error: object) -> str:
+    """Drivers explain over several lines; our errors are one."""
+    return " ".join(str(error).split())

@@ -156,3 +156,14 @@ def test_readme_shows_the_real_help_of_every_command():
     assert {"import", "collect", "tag", "report", "export", "run", "status"} <= set(commands)
     for command in commands:
         assert f"### `aggregator {command}`" in readme, f"README does not document {command}"
+
+
+def test_an_import_where_every_line_is_skipped_fails_and_names_the_format(project):
+    path = project / "notes.txt"
+    path.write_text("\n".join(f"not a post {i}" for i in range(30)) + "\n")
+    result = invoke(project, "import", str(path))
+    assert result.exit_code == 1
+    assert "no post could be read from notes.txt" in result.output
+    assert "--format jsonl" in result.output
+    assert result.output.count("skipped line") == 20  # then a count, not thirty lines
+    assert "and 10 more lines skipped" in result.output

@@ -142,3 +142,9 @@ def test_retry_options_of_live_sources_are_checked(tmp_path):
     problems = "\n".join(info.value.problems)
     assert "sources[0].max_attempts" in problems and "sources[0].backoff_seconds" in problems
     assert "max_wait_seconds" not in problems
+
+
+def test_an_unsupported_database_is_a_config_error(tmp_path):
+    path = write(tmp_path, MINIMAL + '[storage]\ndatabase = "mysql://u@h/db"\n')
+    with pytest.raises(ConfigError, match=r"storage\.database: 'mysql' is not supported"):
+        load_config(path)

@@ -150,3 +150,15 @@ def test_a_deleted_post_is_marked_stays_deleted_and_leaves_exports(engine, proje
     )
     assert result.exit_code == 0, result.output
     assert make_post(1).id not in result.stdout and make_post(2).id in result.stdout
+
+
+def test_a_database_that_cannot_be_opened_is_one_line(tmp_path):
+    from storage.db import StorageError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StorageError) as info:
+        open_database(f"sqlite:///{blocker}/inside/posts.db")  # a file where a folder must be
+    assert "\n" not in str(info.value) and "cannot create the database folder" in str(info.value)
+    with pytest.raises(StorageError, match="not supported"):
+        open_database("mysql://u@h/db")

@@ -41,6 +41,9 @@ def _exit_if_failed(summary: CollectSummary) -> None:
         fail(f"{len(summary.failed)} source(s) failed: {', '.join(s.name for s in summary.failed)}")
 
 
+SHOW_SKIPPED = 20  # skipped lines listed one by one; past that, a count
+
+
 @cli.command("collect")
 @click.option("--source", metavar="NAME", help="Collect only this source (even if disabled).")
 @click.pass_context
@@ -92,10 +95,19 @@ def import_cmd(ctx: click.Context, path: Path, fmt: str) -> None:
     config = get_config(ctx)
     with failures(), writing(config) as engine:
         summary = import_pages(engine, path, _reader(fmt)(path), config.privacy.opt_out)
-    for reason in summary.rejected:
+    for reason in summary.rejected[:SHOW_SKIPPED]:
         click.echo(f"! {path.name}: skipped {reason}", err=True)
-    for warning in summary.warnings:
+    if len(summary.rejected) > SHOW_SKIPPED:
+        click.echo(
+            f"! {path.name}: … and {len(summary.rejected) - SHOW_SKIPPED} more lines skipped",
+            err=True,
+        )
+    for warning in dict.fromkeys(summary.warnings):  # a warning repeated on every page is said once
         click.echo(f"! {path.name}: {warning}", err=True)
+    if summary.rejected and not summary.read:
+        fail(
+            f"no post could be read from {path.name}: every line was skipped (is it --format {fmt}?)"
+        )
     opted = f", {summary.opted_out} not stored (opted out)" if summary.opted_out else ""
     click.echo(f"Imported {path.name}: {summary.new_posts} new, {summary.updated_posts} updated, "
                f"{len(summary.rejected)} skipped{opted}.")  # fmt: skip
