@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -71,6 +71,16 @@ class SessionConfig:
     keywords: tuple[str, ...] = ()
     hashtags: tuple[str, ...] = ()
     handles: tuple[str, ...] = ()
+    label: str = ""  # how the programme names it ("Session 1", "Opening panel"); default by order
+
+    @property
+    def key(self) -> str:
+        """A few characters for a chart band: the label's number ('Session 5' -> '5'), else its
+        initials ('Opening panel' -> 'OP')."""
+        words = self.label.split()
+        if words and words[-1].isdigit():
+            return words[-1]
+        return "".join(w[0] for w in words if w[0].isalnum())[:3].upper()
 
 
 @dataclass(frozen=True)
@@ -172,6 +182,13 @@ class _Validator:
             self.bad(f"{where}.{key}", "is required and must be a non-empty string")
             return ""
         return value
+
+    def optional_string(self, tbl: Mapping[str, Any], where: str, key: str) -> str:
+        value = tbl.get(key, "")
+        if not isinstance(value, str):
+            self.bad(f"{where}.{key}", "must be a string")
+            return ""
+        return value.strip()
 
     def strings(self, tbl: Mapping[str, Any], where: str, key: str) -> tuple[str, ...]:
         value = tbl.get(key, [])
@@ -325,9 +342,13 @@ class _Validator:
                             h.lstrip("#＃") for h in self.strings(tbl, where, "hashtags")
                         ),
                         handles=tuple(h.lstrip("@") for h in self.strings(tbl, where, "handles")),
+                        label=self.optional_string(tbl, where, "label"),
                     )
                 )
         ordered = sorted(out, key=lambda s: s.start)
+        ordered = [
+            s if s.label else replace(s, label=f"Session {n}") for n, s in enumerate(ordered, 1)
+        ]
         for a, b in pairwise(ordered):
             if b.start < a.end:
                 self.bad(

@@ -98,7 +98,7 @@ class Bar:
 class Band:
     x: float
     width: float
-    number: str  # drawn on the band; the table under the chart says which session it is
+    number: str  # the session's key, drawn on the band; the table under the chart gives it too
     title: str
     shaded: bool
 
@@ -127,10 +127,11 @@ def _scale(activity: Activity, left: float, right: float) -> tuple[float, float]
 
 
 def day_chart(
-    activity: Activity, sessions: Sequence[tuple[datetime, datetime, str]], width: int = 720,
+    activity: Activity, sessions: Sequence[tuple[datetime, datetime, str, str]], width: int = 720,
     height: int = 210,
 ) -> Chart:  # fmt: skip
-    """Bars of posts per bin across the day, over shaded bands for the sessions (start, end, title)."""
+    """Bars of posts per bin across the day, over shaded bands for the sessions
+    (start, end, title, the key drawn on the band)."""
     top, bottom, left, right = 26.0, height - 24.0, 6.0, width - 6.0
     x0, per_second = _scale(activity, left, right)
     peak = max(activity.counts, default=0)
@@ -142,10 +143,10 @@ def day_chart(
         bars.append(Bar(round(left + i * slot + 0.5, 2), round(bottom - h, 2),
                         round(max(slot - 1.0, 0.5), 2), round(h, 2), n, f"{when:%H:%M}"))  # fmt: skip
     bands = []
-    for i, (start, end, title) in enumerate(sessions):
+    for i, (start, end, title, key) in enumerate(sessions):
         a = max((start - activity.start).total_seconds(), 0) * per_second + x0
         b = min((end - activity.start).total_seconds() * per_second + x0, right)
-        bands.append(Band(round(a, 2), round(max(b - a, 0), 2), str(i + 1), title, i % 2 == 0))
+        bands.append(Band(round(a, 2), round(max(b - a, 0), 2), key, title, i % 2 == 0))
     hours = max(int((activity.end - activity.start).total_seconds() // 3600), 1)
     step = 1 if hours <= 12 else 2 if hours <= 24 else 24
     ticks = []

@@ -94,6 +94,8 @@ class Part:
     contributors: list[Contributor] = field(default_factory=list)
     sentiment: Sentiment = field(default_factory=Sentiment)
     activity: Activity | None = None
+    label: str = ""  # sessions: as the programme names them ("Session 1", "Opening panel")
+    key: str = ""  # sessions: the few characters drawn on the day chart's band
 
 
 @dataclass

@@ -145,7 +145,7 @@ def _write(path: Path, text: str) -> None:
 def write_report(story: Story, output: Path) -> dict[str, Path]:
     """Write index.html, report.md and story.json into `output`; returns {format: path}."""
     output.mkdir(parents=True, exist_ok=True)
-    sessions = [(p.start, p.end, p.title) for p in story.sessions if p.start and p.end]
+    sessions = [(p.start, p.end, p.title, p.key) for p in story.sessions if p.start and p.end]
     texts = {
         "html": ("index.html", html_environment().get_template("report.html.j2")),
         "markdown": ("report.md", markdown_environment().get_template("report.md.j2")),

@@ -103,7 +103,8 @@ def _parts(config: Config, notes: Mapping[str, str]) -> list[Part]:
     for s in config.sessions:
         start, end = s.start.astimezone(tz), s.end.astimezone(tz)
         sessions.append(Part(s.id, "session", s.title, start, end, f"{start:%H:%M}–{end:%H:%M}",
-                             list(s.speakers), s.description, notes.get(s.id, "")))  # fmt: skip
+                             list(s.speakers), s.description, notes.get(s.id, ""),
+                             label=s.label, key=s.key))  # fmt: skip
     return [
         Part("before", "before", "Before the event", None, None, note=notes.get("before", "")),
         *sessions,

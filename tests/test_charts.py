@@ -46,7 +46,7 @@ def test_spread_uses_days_over_a_long_build_up_and_hours_otherwise():
 
 def test_day_chart_scales_bars_to_the_tallest_and_draws_sessions_as_bands():
     a = window({at(m): 1 + m % 3 for m in range(0, 180, 7)}, at(-60), at(240), 60, LONDON)
-    sessions = [(at(0), at(60), "Opening"), (at(60), at(180), "Second")]
+    sessions = [(at(0), at(60), "Opening", "OP"), (at(60), at(180), "Second", "2")]
     chart = day_chart(a, sessions, width=600, height=200)
     assert len(chart.bars) == len(a.counts)
     tallest = max(chart.bars, key=lambda b: b.count)
@@ -55,14 +55,14 @@ def test_day_chart_scales_bars_to_the_tallest_and_draws_sessions_as_bands():
         assert 0 <= bar.x <= 600 and chart.top - 0.01 <= bar.y <= chart.bottom
         assert abs(bar.height - (chart.bottom - chart.top) * bar.count / chart.peak) < 0.01
     first, second = chart.bands
-    assert first.number == "1" and second.title == "Second"
+    assert first.number == "OP" and second.number == "2" and second.title == "Second"
     assert first.x < second.x and abs(first.x + first.width - second.x) < 0.01
     assert abs(second.width - 2 * first.width) < 0.01
     assert [t.label for t in chart.ticks][:3] == ["11:00", "12:00", "13:00"]
 
 
 def test_day_chart_without_posts_has_flat_bars_not_errors():
-    chart = day_chart(window({}, NOON, at(120), 24, LONDON), [(NOON, at(60), "Only")])
+    chart = day_chart(window({}, NOON, at(120), 24, LONDON), [(NOON, at(60), "Only", "1")])
     assert chart.peak == 0 and all(b.height == 0 for b in chart.bars)
 
 

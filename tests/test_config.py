@@ -148,3 +148,15 @@ def test_an_unsupported_database_is_a_config_error(tmp_path):
     path = write(tmp_path, MINIMAL + '[storage]\ndatabase = "mysql://u@h/db"\n')
     with pytest.raises(ConfigError, match=r"storage\.database: 'mysql' is not supported"):
         load_config(path)
+
+
+def test_session_labels_default_to_programme_order_and_give_chart_keys(tmp_path):
+    text = MINIMAL + (
+        '[[sessions]]\nid = "b"\ntitle = "B"\nlabel = "Closing panel"\n'
+        'start = "2016-11-28T14:00"\nend = "2016-11-28T15:00"\n'
+    )
+    first, second = load_config(write(tmp_path, text)).sessions
+    assert (first.label, first.key) == ("Session 1", "1")
+    assert (second.label, second.key) == ("Closing panel", "CP")
+    shipped = load_config(ROOT / "config.toml").sessions
+    assert [s.label for s in shipped][:2] == ["Opening panel", "Session 1"]
