@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["Connector", "ConnectorError", "Page", "Post", "parse_time"]
+__all__ = [
+    "Connector",
+    "ConnectorError",
+    "Page",
+    "Post",
+    "each_isolated",
+    "parse_time",
+    "source_hashtags",
+]
+
+log = logging.getLogger(__name__)
+Unit = TypeVar("Unit")
 
 
 class ConnectorError(Exception):
@@ -79,3 +91,29 @@ def parse_time(value: str) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def source_hashtags(options: Mapping[str, Any], default: Iterable[str] = ()) -> list[str]:
+    """The hashtags a live source collects (its own `hashtags`, else `default`): no '#', each once."""
+    tags = options.get("hashtags") or list(default)
+    return list(dict.fromkeys(str(t).lstrip("#＃") for t in tags if str(t).strip("#＃")))
+
+
+def each_isolated(
+    source: str, units: Iterable[Unit], pages: Callable[[Unit], Iterator[Page]]
+) -> Iterator[Page]:
+    """The pages of every unit (an instance, a feed URL) in turn. A unit that fails does not stop
+    the others: its error is kept, and all of them are raised together, in one line, at the end.
+
+    :raises ConnectorError: naming every unit that failed, after the others' pages were yielded.
+    """
+    failures: list[str] = []
+    for unit in units:
+        try:
+            yield from pages(unit)
+        except ConnectorError as exc:
+            # INFO: the error raised at the end carries it to the run's one failure line
+            log.info("source %r: %s", source, exc)
+            failures.append(str(exc))
+    if failures:
+        raise ConnectorError(f"source {source!r}: " + "; ".join(failures))

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aggregator.config import Config, SourceConfig
-from connectors.base import ConnectorError, Page, Post, parse_time
+from connectors.base import ConnectorError, Page, Post, parse_time, source_hashtags
 from connectors.http import HttpClient, HttpError, http_knobs
 
 __all__ = ["BlueskyConnector", "byte_slice", "post_from_view"]
@@ -254,7 +254,7 @@ class BlueskyConnector:
         )
         hint = f"check {names[0]} and {names[1]}; use an app password"
         self.session = _Session(self.http, self.service, env[names[0]], env[names[1]], hint)
-        self.hashtags = [str(t).lstrip("#") for t in source.option("hashtags", [])]
+        self.hashtags = source_hashtags(source.options, config.event.hashtags if config else ())
         self.since = _since(source.option("since"))
         self.host = urlsplit(self.service).netloc
 

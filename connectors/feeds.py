@@ -8,7 +8,6 @@ One feed failing does not stop the others: their pages are yielded, then one err
 from __future__ import annotations
 
 import copy
-import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -23,13 +22,12 @@ import feedparser
 from defusedxml import DefusedXmlException
 
 from aggregator.config import Config, SourceConfig
-from connectors.base import ConnectorError, Page, Post
+from connectors.base import ConnectorError, Page, Post, each_isolated, source_hashtags
 from connectors.html import HASHTAG_RE, html_to_text, links_in_html, sanitize_html
-from connectors.http import HttpClient, as_http_client, http_knobs
+from connectors.http import HttpClient, client_for, http_knobs
 
 __all__ = ["FeedConnector", "check_safe_xml", "post_from_entry"]
 
-log = logging.getLogger(__name__)
 
 ACCEPT = (
     "application/atom+xml, application/rss+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.1"
@@ -58,8 +56,7 @@ class FeedConnector:
         self.filter = source.option("filter") or "all"
         if self.filter not in FILTERS:
             raise ConnectorError(f'source {self.name!r}: filter must be "all" or "hashtags"')
-        tags = source.option("hashtags") or list(config.event.hashtags)
-        self.hashtags = [str(t).lstrip("#＃").lower() for t in tags if str(t).strip("#＃")]
+        self.hashtags = [t.lower() for t in source_hashtags(source.options, config.event.hashtags)]
         self._http, self._clock, self._sleep = http, clock, sleep
         self._knobs = http_knobs(source.options, source.name)
 
@@ -67,22 +64,12 @@ class FeedConnector:
         """One Page per feed, each carrying the whole cursor to save after it."""
         feeds = (cursor or {}).get("feeds")
         state: dict[str, Any] = copy.deepcopy(dict(feeds)) if isinstance(feeds, Mapping) else {}
-        http, owned = as_http_client(
-            self._http, clock=self._clock, sleep=self._sleep, **self._knobs
-        )
-        failures: list[str] = []
-        try:
-            for url in self.urls:
-                try:
-                    yield self._fetch_one(http, url, state)
-                except ConnectorError as exc:
-                    log.info("source %r: %s", self.name, exc)  # the run's summary line says it once
-                    failures.append(str(exc))
-        finally:
-            if owned:
-                http.close()
-        if failures:
-            raise ConnectorError(f"source {self.name!r}: " + "; ".join(failures))
+        with client_for(self._http, clock=self._clock, sleep=self._sleep, **self._knobs) as http:
+
+            def feed(url: str) -> Iterator[Page]:
+                yield self._fetch_one(http, url, state)
+
+            yield from each_isolated(self.name, self.urls, feed)
 
     def _fetch_one(self, http: HttpClient, url: str, state: dict[str, Any]) -> Page:
         saved = state.get(url) if isinstance(state.get(url), Mapping) else {}

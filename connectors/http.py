@@ -27,7 +27,8 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -329,6 +330,23 @@ def _describe(exc: httpx.TransportError) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return f"timed out ({type(exc).__name__})"
     return f"connection failed ({type(exc).__name__})"
+
+
+@contextmanager
+def client_for(
+    http: HttpClient | httpx.Client | None,
+    *,
+    clock: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
+    **knobs: Any,
+) -> Iterator[HttpClient]:
+    """`as_http_client` for a `with` block: a client made here is closed when the block ends."""
+    client, owned = as_http_client(http, clock=clock, sleep=sleep, **knobs)
+    try:
+        yield client
+    finally:
+        if owned:
+            client.close()
 
 
 def as_http_client(

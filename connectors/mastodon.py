@@ -20,9 +20,16 @@ from urllib.parse import parse_qs, quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from aggregator.config import Config, SourceConfig
-from connectors.base import ConnectorError, Page, Post, parse_time
+from connectors.base import (
+    ConnectorError,
+    Page,
+    Post,
+    each_isolated,
+    parse_time,
+    source_hashtags,
+)
 from connectors.html import html_to_text, links_in_html, sanitize_html
-from connectors.http import HttpClient, HttpError, as_http_client, http_knobs
+from connectors.http import HttpClient, HttpError, client_for, http_knobs
 
 __all__ = ["MastodonConnector", "id_key", "instance_key", "post_from_status"]
 
@@ -55,10 +62,7 @@ class MastodonConnector:
     ) -> None:
         self.name = source.name
         self.instances = _instances(source.option("instance"), source.name)
-        tags = source.option("hashtags") or list(config.event.hashtags)
-        self.hashtags = list(
-            dict.fromkeys(str(t).lstrip("#＃") for t in tags if str(t).strip("#＃"))
-        )
+        self.hashtags = source_hashtags(source.options, config.event.hashtags)
         self.since = _since(source.option("since"), config.event.timezone, source.name)
         self.token_env = source.option("token_env")
         self.env = os.environ if env is None else env
@@ -68,24 +72,13 @@ class MastodonConnector:
     def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
         """Pages per (instance, tag), each carrying the whole cursor to save after it."""
         state = _load_state(cursor)
-        http, owned = as_http_client(
-            self._http, clock=self._clock, sleep=self._sleep, **self._knobs
-        )
-        failures: list[str] = []
-        try:
-            for base in self.instances:
-                try:
-                    for tag in self.hashtags:
-                        yield from self._stream(http, base, tag, state)
-                except ConnectorError as exc:
-                    # INFO: the error raised at the end carries it to the run's one failure line
-                    log.info("source %r: %s", self.name, exc)
-                    failures.append(str(exc))
-        finally:
-            if owned:
-                http.close()
-        if failures:
-            raise ConnectorError(f"source {self.name!r}: " + "; ".join(failures))
+        with client_for(self._http, clock=self._clock, sleep=self._sleep, **self._knobs) as http:
+
+            def instance(base: str) -> Iterator[Page]:
+                for tag in self.hashtags:
+                    yield from self._stream(http, base, tag, state)
+
+            yield from each_isolated(self.name, self.instances, instance)
 
     def _stream(
         self, http: HttpClient, base: str, tag: str, state: dict[str, Any]

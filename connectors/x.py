@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aggregator.config import Config, SourceConfig
-from connectors.base import ConnectorError, Page, Post, parse_time
+from connectors.base import ConnectorError, Page, Post, parse_time, source_hashtags
 from connectors.http import HttpClient, http_knobs
 
 __all__ = [
@@ -223,7 +223,7 @@ class XConnector:
         self.endpoint = str(source.option("endpoint", "recent"))
         if self.endpoint not in MAX_RESULTS:
             raise ConnectorError(f'source {source.name!r}: endpoint must be "recent" or "all"')
-        tags = [str(t).lstrip("#") for t in source.option("hashtags", [])]
+        tags = source_hashtags(source.options, config.event.hashtags if config else ())
         self.query = str(source.option("query") or " OR ".join(f"#{t}" for t in tags))
         self.start_time = _start_time(source)
         self.clock = clock or time.time
