@@ -10,38 +10,20 @@ import socketserver
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import httpx
 import pytest
 import respx
 from click.testing import CliRunner
 
-import connectors
 from aggregator.alerts import AlertSettings, SmtpSettings, after_run, send
 from aggregator.cli import cli
 from aggregator.config import ConfigError, load_config
 from aggregator.pipeline import collect
-from connectors.base import ConnectorError, Page, Post
+from tests.conftest import Flaky
 
 HOOK = "https://hooks.example/services/T0/B0/s3cr3t-hook-path"
 ENV = {"AGGREGATOR_ALERT_WEBHOOK": HOOK}
-
-
-class Flaky:
-    """A `feed` stand-in that fails while `Flaky.broken`."""
-
-    broken = True
-
-    def __init__(self, source, config, **_):
-        self.name = source.name
-
-    def fetch(self, cursor) -> Iterator[Page]:
-        if Flaky.broken:
-            raise ConnectorError("https://feed.example/rss answered HTTP 503 after 5 attempts")
-        yield Page(
-            [Post("feed", "f1", datetime(2016, 11, 28, 13, tzinfo=UTC), "a", "hi")], {"n": 1}
-        )
 
 
 ALERTS = """
@@ -52,17 +34,11 @@ after_failures = 2
 
 
 @pytest.fixture
-def flaky(project, monkeypatch):
-    """The project with a failing `feed` source "news" and a webhook alert after 2 failures."""
-    original = connectors.registry
-    monkeypatch.setattr(connectors, "registry", lambda: {**original(), "feed": Flaky})
-    monkeypatch.setattr(Flaky, "broken", True)
-    cfg = project / "config.toml"
-    cfg.write_text(
-        cfg.read_text() + '\n[[sources]]\nname = "news"\ntype = "feed"\n'
-        'url = "https://feed.example/rss"\n' + ALERTS
-    )
-    return project
+def flaky(flaky):
+    """The shared failing "news" source, plus a webhook alert after 2 failures."""
+    cfg = flaky / "config.toml"
+    cfg.write_text(cfg.read_text() + ALERTS)
+    return flaky
 
 
 def invoke(project, *args, env=None):

@@ -8,58 +8,23 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from click.testing import CliRunner
 
-import connectors
 from aggregator.cli import cli
 from aggregator.config import SourceConfig
 from aggregator.health import gap_warnings, recover_interrupted, source_health
 from aggregator.lock import RunLock, lock_path
 from aggregator.pipeline import collect
-from connectors.base import ConnectorError, Page, Post
 from storage.queries import recent_runs, record_outcome, start_run
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, Flaky
 
 EXAMPLE_POSTS = len(EXAMPLE.read_text(encoding="utf-8").splitlines())  # one post per line
 
 
 def invoke(project, *args):
     return CliRunner().invoke(cli, ["--config", str(project / "config.toml"), *args])
-
-
-class Flaky:
-    """A `feed` stand-in that fails while `Flaky.broken`, and otherwise yields one new post."""
-
-    broken = True
-    served = 0
-
-    def __init__(self, source, config, **_):
-        self.name = source.name
-
-    def fetch(self, cursor) -> Iterator[Page]:
-        if Flaky.broken:
-            raise ConnectorError("https://feed.example/rss answered HTTP 503 after 5 attempts")
-        Flaky.served += 1
-        when = datetime(2016, 11, 28, 13, tzinfo=UTC)
-        yield Page([Post("feed", f"f{Flaky.served}", when, "a", "hello")], {"n": Flaky.served})
-
-
-@pytest.fixture
-def flaky(project, monkeypatch):
-    """The project with a `feed` source named "news" that fails until told otherwise."""
-    original = connectors.registry
-    monkeypatch.setattr(connectors, "registry", lambda: {**original(), "feed": Flaky})
-    monkeypatch.setattr(Flaky, "broken", True)
-    cfg = project / "config.toml"
-    cfg.write_text(
-        cfg.read_text() + '\n[[sources]]\nname = "news"\ntype = "feed"\n'
-        'url = "https://feed.example/rss"\n'
-    )
-    return project
 
 
 def test_status_after_a_good_run_lists_the_run_and_every_source(project):
