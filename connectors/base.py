@@ -13,7 +13,9 @@ __all__ = [
     "ConnectorError",
     "Page",
     "Post",
+    "Quarantined",
     "each_isolated",
+    "isolate",
     "parse_time",
     "source_hashtags",
 ]
@@ -60,6 +62,19 @@ class Post:
     reply_to_via: str | None = None
 
 
+@dataclass(frozen=True)
+class Quarantined:
+    """A record that could not become a stored post: where it was (a line, an id), why, and the
+    record itself, kept for inspection (`quarantine` table) instead of being lost or losing others."""
+
+    where: str  # "line 12", "status 1097…", "feed https://… entry 3"
+    reason: str  # one line
+    raw: Any = None  # the record as received (JSON-able), or None when it could not be read
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
 @dataclass
 class Page:
     """One batch a connector yields. Its posts and `cursor` are saved in one transaction."""
@@ -69,6 +84,13 @@ class Page:
     rejected: list[str] = field(default_factory=list)  # records skipped, each with its reason
     warnings: list[str] = field(default_factory=list)  # e.g. a gap the source cannot reach back to
     waits: int = 0  # rate-limit waits spent fetching this page
+    quarantined: list[Quarantined] = field(default_factory=list)  # the skipped records themselves
+
+    def reject(self, where: str, reason: str, raw: Any = None) -> None:
+        """Skip one record: its reason joins `rejected`, the record itself `quarantined`."""
+        item = Quarantined(where, reason, raw)
+        self.rejected.append(str(item))
+        self.quarantined.append(item)
 
 
 class Connector(Protocol):
@@ -117,3 +139,35 @@ def each_isolated(
             failures.append(str(exc))
     if failures:
         raise ConnectorError(f"source {source!r}: " + "; ".join(failures))
+
+
+Item = TypeVar("Item")
+
+
+def isolate(
+    items: Iterable[Item],
+    parse: Callable[[Item], Post | None],
+    where: Callable[[int, Item], str],
+    page: Page,
+) -> list[Post]:
+    """Parse each record on its own: one that raises is quarantined on `page` (with `where` it
+    was and why) and never costs the others. `parse` may return None for a record to skip quietly."""
+    posts: list[Post] = []
+    for n, item in enumerate(items):
+        try:
+            post = parse(item)
+        except Exception as exc:  # any bad value in one record: that record only
+            page.reject(where(n, item), _reason(exc), item)
+            continue
+        if post is not None:
+            posts.append(post)
+    return posts
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:300]
+    return (
+        text
+        if isinstance(exc, ValueError) and text
+        else f"{type(exc).__name__}: {text}".rstrip(": ")
+    )
