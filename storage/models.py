@@ -12,8 +12,10 @@ __all__ = [
     "Assignment",
     "CollectionRun",
     "Erasure",
+    "Meta",
     "PostAnalysis",
     "PostRow",
+    "QuarantineRow",
     "ScheduleState",
     "Sighting",
     "SourceCursor",
@@ -164,3 +166,27 @@ class Erasure(SQLModel, table=True):
     assignments: int = 0
     redacted_posts: int = 0  # other people's posts where their handle or name was removed
     account_hash: str | None = None  # HMAC of the account under AGGREGATOR_PSEUDONYM_KEY, if set
+
+
+class QuarantineRow(SQLModel, table=True):
+    """A record that could not become a post (a bad value, an out-of-range date), kept as received
+    for inspection: one row per source and place, refreshed when the same record comes again."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (UniqueConstraint("source", "location", name="uq_quarantine_place"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str  # the source or "import:<file>"
+    location: str  # where in it: "line 12", "status 1097…"
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    raw: Any = Field(default=None, sa_column=Column(JSON))
+    first_seen: datetime
+    last_seen: datetime
+
+
+class Meta(SQLModel, table=True):
+    """Small facts about the database itself, by key (e.g. which event first wrote to it)."""
+
+    key: str = Field(primary_key=True)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime
