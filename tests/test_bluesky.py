@@ -250,7 +250,7 @@ def test_a_slice_through_a_character_is_refused() -> None:
 
 
 @pytest.mark.parametrize("missing", list(ENV))
-def test_a_missing_credential_names_the_env_var(missing: str) -> None:
+def test_case_37_a_missing_credential_names_the_env_var(missing: str) -> None:
     source = SourceConfig("bluesky", "bluesky", True, MappingProxyType({"hashtags": ["CoPro16"]}))
     env = {k: v for k, v in ENV.items() if k != missing}
     with pytest.raises(ConnectorError, match=missing):
@@ -279,7 +279,7 @@ def test_login_failure_is_plain_and_keeps_the_password_out(api: respx.MockRouter
 # -- paging (reliability case 9) ----------------------------------------------------------------
 
 
-def test_short_page_with_cursor_continues_and_no_cursor_stops(api: respx.MockRouter) -> None:
+def test_case_09_short_page_with_cursor_goes_on_and_no_cursor_stops(api: respx.MockRouter) -> None:
     fake_search = FakeSearch(THREE_PAGES)
     api.get("/app.bsky.feed.searchPosts").mock(side_effect=fake_search)
     pages, cursor = collect(connector(FakeTime()).fetch(None))
@@ -292,7 +292,7 @@ def test_short_page_with_cursor_continues_and_no_cursor_stops(api: respx.MockRou
     assert all(p.via == "bsky.social #CoPro16" for page in pages for p in page.posts)
 
 
-def test_cursor_cap_restarts_below_the_oldest_post_seen(api: respx.MockRouter) -> None:
+def test_case_09_cursor_cap_restarts_below_the_oldest_post_seen(api: respx.MockRouter) -> None:
     oldest = VIEWS["with_mention_link_image"]["indexedAt"]
     fake_search = FakeSearch({
         ("#CoPro16", None, None): search_body(["emoji_skin_tone", "with_mention_link_image"], "c1"),
@@ -307,7 +307,7 @@ def test_cursor_cap_restarts_below_the_oldest_post_seen(api: respx.MockRouter) -
     assert any("result cap" in w for w in pages[-1].warnings)
 
 
-def test_403_on_a_cursor_is_a_clear_auth_error_and_earlier_pages_stand(
+def test_case_09_403_on_a_cursor_is_a_clear_auth_error_and_earlier_pages_stand(
     api: respx.MockRouter,
 ) -> None:
     forbidden = json.loads((FIXTURES / "error_403.json").read_text())
@@ -371,7 +371,7 @@ def test_a_refused_refresh_falls_back_to_a_new_login(api: respx.MockRouter) -> N
 # -- resume, sightings, rejects, rate limits, secrets -------------------------------------------
 
 
-def test_killed_run_resumes_mid_sweep_without_gap_or_duplicate(api: respx.MockRouter) -> None:
+def test_case_06_killed_run_resumes_mid_sweep_no_gap_no_duplicate(api: respx.MockRouter) -> None:
     api.get("/app.bsky.feed.searchPosts").mock(side_effect=FakeSearch(THREE_PAGES))
     whole, _ = collect(connector(FakeTime()).fetch(None))
     first, saved = collect(connector(FakeTime()).fetch(None), stop_after=1)
@@ -396,7 +396,7 @@ def test_the_since_option_bounds_the_first_run(api: respx.MockRouter) -> None:
     assert {c["since"] for c in fake_search.calls} == {"2026-11-28"}
 
 
-def test_the_same_post_under_two_hashtags_is_two_sightings(api: respx.MockRouter) -> None:
+def test_case_12_the_same_post_under_two_hashtags_is_two_sightings(api: respx.MockRouter) -> None:
     api.get("/app.bsky.feed.searchPosts").mock(side_effect=FakeSearch({
         ("#CoPro16", None, None): search_body(["quote_with_1970_clock"]),
         ("#EveryoneIncluded", None, None): search_body(["quote_with_1970_clock"]),
@@ -416,7 +416,7 @@ def test_one_malformed_post_is_rejected_and_the_rest_kept(api: respx.MockRouter)
     assert len(page.rejected) == 2 and VIEWS["salisbury"]["uri"] in page.rejected[0]
 
 
-def test_429_waits_until_ratelimit_reset(api: respx.MockRouter) -> None:
+def test_case_01_429_waits_until_ratelimit_reset(api: respx.MockRouter) -> None:
     fake = FakeTime()
     limited = httpx.Response(429, headers={"RateLimit-Reset": str(int(fake.now) + 30)},
                              json={"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"})  # fmt: skip
@@ -428,7 +428,7 @@ def test_429_waits_until_ratelimit_reset(api: respx.MockRouter) -> None:
     assert 30 <= fake.slept[0] <= 32
 
 
-def test_secrets_stay_out_of_logs_errors_and_cursors(
+def test_case_36_secrets_stay_out_of_logs_errors_and_cursors(
     api: respx.MockRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)

@@ -38,7 +38,7 @@ def test_run_on_the_bundled_example(project):
     assert (project / "site" / "report.md").is_file()
 
 
-def test_run_twice_adds_nothing(project):
+def test_case_19_run_twice_adds_nothing(project):
     assert invoke(project, "run").exit_code == 0
     second = invoke(project, "run")
     assert second.exit_code == 0
@@ -111,7 +111,7 @@ def test_unknown_source_is_a_usage_error(project):
     assert "no source named 'nope'" in result.output
 
 
-def test_bad_config_exits_2_naming_every_field_and_runs_nothing(project):
+def test_case_35_bad_config_exits_2_naming_every_field_and_runs_nothing(project):
     cfg = project / "config.toml"
     text = cfg.read_text().replace('timezone = "Europe/London"', 'timezone = "Nowhere/Land"')
     text = text.replace('type = "x"', 'type = "friendster"')
@@ -136,7 +136,7 @@ def test_config_from_the_environment(project):
     assert "No runs yet" in result.output
 
 
-def test_a_missing_archive_is_a_config_error_before_anything_runs(project):
+def test_case_35_a_missing_archive_is_a_config_error_before_anything_runs(project):
     cfg = project / "config.toml"
     cfg.write_text(
         cfg.read_text() + '\n[[sources]]\nname = "gone"\ntype = "jsonl"\npath = "gone.jsonl"\n'

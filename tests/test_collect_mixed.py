@@ -255,7 +255,7 @@ def reference(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> dic
     return {"result": result, **snapshot(project)}
 
 
-def test_one_line_per_failing_source_and_exit_1(reference):
+def test_case_14_one_line_per_failing_source_and_exit_1(reference):
     result = reference["result"]
     assert result.returncode == 1, result.stderr
     output = result.stdout + result.stderr
@@ -272,7 +272,7 @@ def test_one_line_per_failing_source_and_exit_1(reference):
         assert re.search(rf"^✓ {name}: \d+ new", result.stdout, re.M), output
 
 
-def test_every_healthy_post_is_stored_once_with_each_sighting(reference, servers):
+def test_case_12_every_healthy_post_is_stored_once_with_each_sighting(reference, servers):
     assert reference["integrity"] == "ok" and reference["duplicates"] == []
     mastodon = {pid for platform, pid in reference["keys"] if platform == "mastodon"}
     shared = {shared_status(n, "a")["uri"] for n in range(STATUSES)}
@@ -293,7 +293,7 @@ def test_every_healthy_post_is_stored_once_with_each_sighting(reference, servers
         }  # fmt: skip
 
 
-def test_sigkill_at_many_points_then_a_rerun_equals_an_uninterrupted_run(
+def test_case_18_sigkill_at_many_points_then_a_rerun_equals_an_uninterrupted_run(
     servers, reference, tmp_path
 ):
     project = make_project(tmp_path / "killed", servers)

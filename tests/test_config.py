@@ -71,7 +71,7 @@ def test_offset_times_are_kept(tmp_path):
     assert config.sessions[0].start == datetime(2016, 11, 28, 10, tzinfo=UTC)
 
 
-def test_every_bad_field_is_named_at_once(tmp_path):
+def test_case_35_every_bad_field_is_named_at_once(tmp_path):
     bad = """
 [event]
 name = "Test"
@@ -110,7 +110,7 @@ url = "file:///etc/passwd"
     assert "myspace" in problems and "missing.jsonl" in problems
 
 
-def test_overlapping_sessions_are_refused(tmp_path):
+def test_case_35_overlapping_sessions_are_refused(tmp_path):
     text = (
         MINIMAL
         + '[[sessions]]\nid = "b"\ntitle = "B"\nstart = "2016-11-28T12:30"\nend = "2016-11-28T14:00"\n'

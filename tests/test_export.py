@@ -163,7 +163,7 @@ def is_number(cell: str) -> bool:
     return True
 
 
-def test_formula_cells_are_neutralised_in_every_column_and_numbers_stay_numbers(
+def test_case_32_formula_cells_are_neutralised_in_every_column_and_numbers_stay_numbers(
     project, engine, config
 ):
     save_page(engine, "=evil-source", Page(hostile_posts()))
@@ -205,12 +205,12 @@ def test_formula_cells_are_neutralised_in_every_column_and_numbers_stay_numbers(
     )
 
 
-def test_csv_cell_rules():
+def test_case_32_csv_cell_rules():
     assert csv_cell(-3) == -3 and csv_cell(0.5) == 0.5 and csv_cell(None) == ""
     assert csv_cell("-3") == "'-3" and csv_cell("a=b") == "a=b" and csv_cell("x\x00y") == "xy"
 
 
-def test_a_warning_past_one_excel_sheet(project, monkeypatch):
+def test_case_33_a_warning_past_one_excel_sheet(project, monkeypatch):
     assert spreadsheet_warning(1_048_575) is None
     assert "1,048,576" in spreadsheet_warning(1_048_576)
     loaded(project, people=False)
@@ -240,7 +240,7 @@ def leaks(output: str) -> list[str]:
     return found
 
 
-def test_pseudonymised_exports_keep_no_handle_or_name(project):
+def test_case_34_pseudonymised_exports_keep_no_handle_or_name(project):
     cfg = project / "config.toml"
     cfg.write_text(cfg.read_text().replace('speakers = ["Rob Webster", "Becky Malby"]',
                                            'speakers = ["Rob Webster", "Becky Malby", "Dave Jones"]\nhandles = ["erin"]'))  # fmt: skip

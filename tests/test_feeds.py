@@ -145,7 +145,7 @@ def test_conditional_get_sends_validators_and_304_is_no_new_posts(config):
 
 @pytest.mark.parametrize("status", [404, 410, 500])
 @respx.mock
-def test_http_failure_is_an_error_not_zero_entries_and_other_feeds_still_run(config, status):
+def test_case_15_http_failure_is_an_error_not_zero_entries_others_still_run(config, status):
     respx.get(BLOG).mock(return_value=httpx.Response(status, text="gone"))
     respx.get(MASTO).mock(return_value=xml(feed_bytes("mastodon_tag.rss")))
     pages: list[Page] = []
@@ -158,7 +158,7 @@ def test_http_failure_is_an_error_not_zero_entries_and_other_feeds_still_run(con
 
 @pytest.mark.parametrize("name", ["billion_laughs.xml", "external_entity.xml"])
 @respx.mock
-def test_entity_declarations_are_refused_before_parsing(config, monkeypatch, name):
+def test_case_15_entity_declarations_are_refused_before_parsing(config, monkeypatch, name):
     def never(*args, **kwargs):
         raise AssertionError("feedparser must not see this document")
 
@@ -172,7 +172,7 @@ def test_entity_declarations_are_refused_before_parsing(config, monkeypatch, nam
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
 @respx.mock
-def test_entity_declarations_cannot_hide_in_another_encoding(config, encoding):
+def test_case_15_entity_declarations_cannot_hide_in_another_encoding(config, encoding):
     text = feed_bytes("billion_laughs.xml").decode().replace('<?xml version="1.0"?>', "")
     respx.get(MASTO).mock(return_value=xml(text.encode(encoding)))
     with pytest.raises(ConnectorError, match="not a safe feed"):
@@ -180,7 +180,7 @@ def test_entity_declarations_cannot_hide_in_another_encoding(config, encoding):
 
 
 @respx.mock
-def test_wrong_encoding_is_parsed_and_flagged(config):
+def test_case_15_wrong_encoding_is_parsed_and_flagged(config):
     body = (
         '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
         "<item><guid>https://c.example/1</guid><title>Caf\xe9 chat #CoPro16</title></item></channel></rss>"
@@ -199,7 +199,7 @@ def test_a_page_that_is_not_a_feed_is_an_error(config):
 
 
 @respx.mock
-def test_a_feed_over_the_size_cap_is_aborted(config):
+def test_case_14_a_feed_over_the_size_cap_is_aborted(config):
     respx.get(MASTO).mock(return_value=xml(b"<rss>" + b" " * (21 * 1024 * 1024)))
     with pytest.raises(ConnectorError, match="cap"):
         run(connector(config))
@@ -229,7 +229,7 @@ def test_entries_without_id_are_rejected_and_bare_guids_qualified(config):
         "https://",
     ],
 )
-def test_non_http_urls_are_refused_before_any_fetch(config, url):
+def test_case_16_non_http_urls_are_refused_before_any_fetch(config, url):
     with respx.mock(assert_all_called=False) as router:
         catch_all = router.route().mock(return_value=httpx.Response(200))
         with pytest.raises(ConnectorError, match=r"is not an http\(s\) URL"):

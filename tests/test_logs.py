@@ -36,7 +36,7 @@ def formatted(rec: logging.LogRecord) -> str:
     return logging.Formatter("%(message)s").format(rec)
 
 
-def test_values_of_watched_and_aggregator_secret_variables_are_masked(monkeypatch):
+def test_case_36_values_of_watched_and_aggregator_secret_variables_are_masked(monkeypatch):
     monkeypatch.setenv("AGGREGATOR_X_BEARER_TOKEN", TOKEN)
     monkeypatch.setenv("MY_WEBHOOK", f"https://hooks.example/{HOOK_SECRET}")
     monkeypatch.setenv("AGGREGATOR_CONFIG", "config.toml")  # not a secret: left alone
@@ -54,7 +54,7 @@ def test_values_of_watched_and_aggregator_secret_variables_are_masked(monkeypatc
     assert redact(f"a server echoed /{HOOK_SECRET} back") == "a server echoed *** back"
 
 
-def test_tracebacks_and_authorization_headers_are_masked(monkeypatch):
+def test_case_36_tracebacks_and_authorization_headers_are_masked(monkeypatch):
     monkeypatch.setenv("AGGREGATOR_MASTODON_TOKEN", TOKEN)
     try:
         raise RuntimeError(f"server said: bad token {TOKEN}")
@@ -176,7 +176,7 @@ def echoing_server() -> Iterator[str]:
     thread.join()
 
 
-def test_a_planted_token_appears_in_no_output_at_all(project, tmp_path, echoing_server):
+def test_case_36_a_planted_token_appears_in_no_output_at_all(project, tmp_path, echoing_server):
     cfg = project / "config.toml"
     cfg.write_text(
         cfg.read_text()

@@ -172,7 +172,7 @@ def test_later_runs_fetch_only_newer_via_min_id_without_gaps(config):
 
 @pytest.mark.parametrize("stop_after", [1, 2, 3])
 @respx.mock
-def test_killed_run_resumes_with_no_gap_and_no_duplicate(config, stop_after):
+def test_case_06_killed_run_resumes_with_no_gap_and_no_duplicate(config, stop_after):
     inst = FakeInstance(A, many(100, start=101))
     inst.mount(respx)
     killed = run(connector(config), None, stop_after=stop_after)
@@ -184,7 +184,7 @@ def test_killed_run_resumes_with_no_gap_and_no_duplicate(config, stop_after):
 
 
 @respx.mock
-def test_cursor_orders_ids_by_length_then_value_whatever_the_page_order(config):
+def test_case_08_cursor_orders_ids_by_length_then_value_whatever_the_page_order(config):
     inst = FakeInstance(A, [make_status(i) for i in ["8", "9", "10", "11"]], shuffle=True)
     inst.mount(respx)
     pages = run(connector(config), None)
@@ -196,7 +196,7 @@ def test_cursor_orders_ids_by_length_then_value_whatever_the_page_order(config):
 
 
 @respx.mock
-def test_non_numeric_ids_are_never_cast_to_int(config):
+def test_case_08_non_numeric_ids_are_never_cast_to_int(config):
     flake = ["AbC9zQ", "AbC9zR", "AbD0aa"]  # Pleroma/Akkoma-style opaque ids
     FakeInstance(A, [make_status(i) for i in flake], shuffle=True).mount(respx)
     pages = run(connector(config), None)
@@ -205,12 +205,12 @@ def test_non_numeric_ids_are_never_cast_to_int(config):
 
 
 @given(st.lists(st.integers(min_value=0, max_value=10**20), min_size=1, unique=True))
-def test_id_key_orders_numeric_ids_like_numbers(numbers):
+def test_case_08_id_key_orders_numeric_ids_like_numbers(numbers):
     assert sorted(map(str, numbers), key=id_key) == [str(n) for n in sorted(numbers)]
 
 
 @respx.mock
-def test_5xx_past_the_cap_keeps_fetched_pages_and_the_cursor(config):
+def test_case_03_5xx_past_the_cap_keeps_fetched_pages_and_the_cursor(config):
     inst = FakeInstance(A, many(100))
     inst.mount(respx)
     inst.fail_after = 1
@@ -230,7 +230,7 @@ def test_5xx_past_the_cap_keeps_fetched_pages_and_the_cursor(config):
 
 @pytest.mark.parametrize("code", [401, 403, 422])
 @respx.mock
-def test_auth_refusal_names_the_token_setting_and_other_instances_still_run(config, code):
+def test_case_05_auth_refusal_names_the_token_setting_and_other_instances_still_run(config, code):
     bad = FakeInstance(A)
     bad.status_code = code
     bad_route = bad.mount(respx)
@@ -247,7 +247,7 @@ def test_auth_refusal_names_the_token_setting_and_other_instances_still_run(conf
 
 
 @respx.mock
-def test_token_from_the_named_env_var_is_sent_and_a_refusal_names_it(config):
+def test_case_37_token_from_the_named_env_var_is_sent_and_a_refusal_names_it(config):
     route = FakeInstance(A, many(1)).mount(respx)
     env = {"MASTO_A": "s3cret"}
     run(connector(config, env=env, token_env={A: "MASTO_A"}), None)
@@ -307,7 +307,7 @@ def test_a_non_object_in_the_page_is_rejected(config):
 
 
 @respx.mock
-def test_same_post_via_two_instances_and_two_tags_is_one_id_with_each_sighting(config):
+def test_case_12_same_post_via_two_instances_and_two_tags_is_one_id_with_each_sighting(config):
     one = make_status("7", tag="CoPro16")
     one["tags"].append(
         {"name": "everyoneincluded", "url": "https://a.example/tags/everyoneincluded"}
@@ -327,7 +327,7 @@ def test_same_post_via_two_instances_and_two_tags_is_one_id_with_each_sighting(c
 
 
 @respx.mock
-def test_429_with_mastodon_reset_is_counted_on_the_page(config):
+def test_case_01_429_with_mastodon_reset_is_counted_on_the_page(config):
     reset = (T0 + timedelta(seconds=60)).isoformat().replace("+00:00", "Z")
     respx.get(url__startswith=A).mock(
         side_effect=[
@@ -370,7 +370,7 @@ def test_status_fields_map_to_the_post():
     assert post.raw == status and 'rel="noopener noreferrer nofollow"' in post.html
 
 
-def test_edited_status_keeps_hashtags_and_edit_time():
+def test_case_11_edited_status_keeps_hashtags_and_edit_time():
     post = post_from_status(fixture("status_with_hashtags_edited.json"), "mastodon.social")
     assert post.author == "chrismo@ruby.social"
     assert post.hashtags == ["MUSICTUESDAY", "piano", "neoclassical", "jazz"]

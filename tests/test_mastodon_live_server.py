@@ -88,13 +88,13 @@ def test_pages_back_and_forward_over_real_http(server, config):
     assert sleeps == []
 
 
-def test_endless_body_over_real_http_is_cut_at_the_cap(server):
+def test_case_14_endless_body_over_real_http_is_cut_at_the_cap(server):
     base, _ = server
     with HttpClient(max_bytes=512 * 1024) as http, pytest.raises(HttpError, match="cap"):
         http.get(f"{base}/endless")
 
 
-def test_slow_drip_over_real_http_is_cut_at_the_deadline(server):
+def test_case_14_slow_drip_over_real_http_is_cut_at_the_deadline(server):
     base, _ = server
     started = time.monotonic()
     with HttpClient(deadline=0.5) as http, pytest.raises(HttpError, match="still arriving"):
@@ -102,7 +102,7 @@ def test_slow_drip_over_real_http_is_cut_at_the_deadline(server):
     assert time.monotonic() - started < 5
 
 
-def test_refused_connection_is_retried_then_reported(config):
+def test_case_04_refused_connection_is_retried_then_reported(config):
     with httpx.Client(timeout=1) as client:
         sleeps: list[float] = []
         http = HttpClient(client, sleep=sleeps.append, max_attempts=3)

@@ -32,7 +32,7 @@ def add_source(config, name, type_):
     return config.__class__(**{**config.__dict__, "sources": (*config.sources, extra)})
 
 
-def test_one_failing_source_does_not_stop_the_others(engine, config, monkeypatch):
+def test_case_03_one_failing_source_does_not_stop_the_others(engine, config, monkeypatch):
     original = connectors.registry
     monkeypatch.setattr(connectors, "registry", lambda: {**original(), "broken": Broken})
     config = add_source(config, "broken", "broken")

@@ -70,7 +70,7 @@ def test_an_import_leaves_them_out_and_removes_their_handle(project):
     assert "alice" not in bob.reply_to and "alice" not in json.dumps(bob.raw)
 
 
-def test_exports_and_reports_leave_out_accounts_opted_out_after_collection(project):
+def test_case_34_exports_and_reports_leave_out_accounts_opted_out_after_collection(project):
     loaded(project)
     save_page(
         open_database(load_config(project / "config.toml").database_url),

@@ -11,7 +11,7 @@ from tests.test_export import KEY, invoke, loaded
 from tests.test_privacy import ALICE
 
 
-def test_pseudonyms_are_keyed_stable_and_blind_to_case():
+def test_case_34_pseudonyms_are_keyed_stable_and_blind_to_case():
     one, same, other = Pseudonymiser(b"k" * 16), Pseudonymiser(b"k" * 16), Pseudonymiser(b"j" * 16)
     assert one.account("@Alice@Mastodon.Social") == same.account(ALICE) != other.account(ALICE)
     assert re.fullmatch(r"user_[0-9a-f]{12}", one.account(ALICE))

@@ -57,14 +57,14 @@ class Clock:
         datetime(2025, 10, 24, 12),
     ],
 )
-def test_exactly_one_run_per_night_across_the_clock_changes(cron, start):
+def test_case_25_exactly_one_run_per_night_across_the_clock_changes(cron, start):
     first = start.replace(tzinfo=LONDON)
     fires = fire_times(cron_trigger(cron, LONDON), first, first + timedelta(days=5))
     nights = [f.astimezone(LONDON).date() for f in fires]
     assert nights == [start.date() + timedelta(days=n) for n in range(1, 6)]
 
 
-def test_a_frequent_cron_fires_once_per_wall_clock_time_when_the_clocks_go_back():
+def test_case_25_a_frequent_cron_fires_once_per_wall_clock_time_when_the_clocks_go_back():
     day = datetime(2024, 10, 27, tzinfo=LONDON)
     fires = fire_times(
         cron_trigger("*/30 * * * *", LONDON),
@@ -76,7 +76,7 @@ def test_a_frequent_cron_fires_once_per_wall_clock_time_when_the_clocks_go_back(
     assert walls[0] == day.replace(tzinfo=None) and len(walls) == 48
 
 
-def test_bad_cron_lines_are_named():
+def test_case_35_bad_cron_lines_are_named():
     assert cron_problem("0 2 * *", LONDON) and "five fields" in cron_problem("0 2 * *", LONDON)
     assert "not a valid cron line" in cron_problem("0 25 * * *", LONDON)
     assert cron_problem("0 2 * * *", LONDON) is None
@@ -92,7 +92,7 @@ def test_bad_cron_lines_are_named():
         (at(4, 2, 20), StartPlan(catch_up=at(4, 2), missed=(at(2, 2), at(3, 2)))),
     ],
 )
-def test_start_plan_after_being_down(now, plan):
+def test_case_22_start_plan_after_being_down(now, plan):
     assert plan_start(cron_trigger("0 2 * * *", LONDON), at(1, 2), now, GRACE) == plan
 
 
@@ -104,7 +104,7 @@ def scheduler(engine, config, job, clock, stop=None) -> NightlyScheduler:
     return NightlyScheduler(engine, config, job, stop or StopFlag(), clock)
 
 
-def test_down_at_the_scheduled_time_and_back_within_the_grace_runs_exactly_once(engine, config):
+def test_case_22_back_within_the_grace_runs_exactly_once(engine, config):
     clock, calls = Clock(at(1, 12)), []
     job = lambda: calls.append(clock.now)  # noqa: E731
     assert scheduler(engine, config, job, clock).catch_up() == StartPlan()  # first start
@@ -117,7 +117,7 @@ def test_down_at_the_scheduled_time_and_back_within_the_grace_runs_exactly_once(
     assert len(calls) == 1
 
 
-def test_down_longer_than_the_grace_logs_and_records_a_missed_run(engine, config, project, caplog):
+def test_case_22_down_past_the_grace_logs_and_records_a_missed_run(engine, config, project, caplog):
     clock, calls = Clock(at(1, 12)), []
     scheduler(engine, config, lambda: calls.append(1), clock).catch_up()
     clock.now = at(3, 3, 30)  # down through two nights, back after the grace
@@ -133,7 +133,7 @@ def test_down_longer_than_the_grace_logs_and_records_a_missed_run(engine, config
     assert len(recent_runs(engine, 5)) == 1
 
 
-def test_a_failing_job_is_logged_and_the_next_run_still_happens(engine, config, caplog):
+def test_case_25_a_failing_job_is_logged_and_the_next_run_still_happens(engine, config, caplog):
     clock, calls = Clock(at(2, 2)), []
 
     def job() -> None:
@@ -151,7 +151,7 @@ def test_a_failing_job_is_logged_and_the_next_run_still_happens(engine, config, 
     assert calls == [at(2, 2), at(3, 2)]
 
 
-def test_a_scheduled_run_while_another_run_holds_the_lock_is_skipped(engine, config, caplog):
+def test_case_23_a_scheduled_run_while_another_holds_the_lock_is_skipped(engine, config, caplog):
     clock = Clock(at(2, 2))
     job = lambda: _nightly(config, "schedule", StopFlag())  # noqa: E731  (what `schedule` runs)
     with RunLock(lock_path(config)), caplog.at_level(logging.WARNING):
@@ -166,7 +166,7 @@ def test_a_scheduled_run_while_another_run_holds_the_lock_is_skipped(engine, con
     assert [r.command for r, _ in recent_runs(engine, 5)] == ["schedule"]
 
 
-def test_the_second_fire_at_a_repeated_wall_clock_time_is_skipped(engine, config):
+def test_case_25_the_second_fire_at_a_repeated_wall_clock_time_is_skipped(engine, config):
     calls = []
     s = scheduler(engine, config, lambda: calls.append(1), Clock(at(27, 3, month=10)))
     s.fire(datetime(2024, 10, 27, 0, 30, tzinfo=UTC))  # 01:30 BST
@@ -200,7 +200,7 @@ def stopped(s: NightlyScheduler, stop: StopFlag, thread: threading.Thread) -> No
     assert not thread.is_alive()
 
 
-def test_apscheduler_runs_the_job_coalesced_one_at_a_time_and_survives_its_errors(engine, config):
+def test_case_25_apscheduler_runs_one_at_a_time_and_survives_job_errors(engine, config):
     job_conf = scheduler(engine, config, lambda: None, Clock(at(1, 12))).scheduler.get_job(JOB_ID)
     assert (job_conf.coalesce, job_conf.max_instances, job_conf.misfire_grace_time) == (
         True,
@@ -228,7 +228,7 @@ def test_apscheduler_runs_the_job_coalesced_one_at_a_time_and_survives_its_error
     assert len(calls) == 2  # it raised the first time, and ran again
 
 
-def test_a_run_still_going_at_the_next_trigger_is_skipped_with_a_warning(engine, config):
+def test_case_23_a_run_still_going_at_the_next_trigger_is_skipped_with_a_warning(engine, config):
     gate, going, stop = threading.Event(), threading.Event(), StopFlag()
     seen = Seen("maximum number of running instances reached")
     logging.getLogger("apscheduler").addHandler(seen)
@@ -246,7 +246,7 @@ def test_a_run_still_going_at_the_next_trigger_is_skipped_with_a_warning(engine,
     stopped(s, stop, thread)
 
 
-def test_a_stop_ends_the_schedule_only_once_the_running_job_has_stopped(engine, config):
+def test_case_38_a_stop_ends_the_schedule_only_once_the_running_job_has_stopped(engine, config):
     stop, going, finished = StopFlag(), threading.Event(), []
 
     def job() -> None:  # a collection, checking the flag between pages

@@ -132,7 +132,7 @@ def test_a_run_left_running_by_a_killed_process_is_marked_interrupted(project, e
     assert status[ours][0] == "running"
 
 
-def test_gaps_are_recorded_when_a_source_was_away_longer_than_it_reaches_back(engine):
+def test_case_13_gaps_are_recorded_when_a_source_was_away_longer_than_it_reaches_back(engine):
     source = SourceConfig("xsearch", "x", True)
     run = start_run(engine, "collect")
     ten_days_ago = datetime.now(UTC) - timedelta(days=10)
@@ -160,7 +160,7 @@ def test_gaps_are_recorded_when_a_source_was_away_longer_than_it_reaches_back(en
     assert reset == ["gap: the saved cursor is gone (reset); collecting again from the start"]
 
 
-def test_a_gap_goes_into_the_run_log_and_status(flaky, monkeypatch, engine):
+def test_case_13_a_gap_goes_into_the_run_log_and_status(flaky, monkeypatch, engine):
     monkeypatch.setattr(Flaky, "broken", False)
     cfg = flaky / "config.toml"
     cfg.write_text(
@@ -179,7 +179,7 @@ def test_a_gap_goes_into_the_run_log_and_status(flaky, monkeypatch, engine):
     assert any(w.startswith("gap:") for o in outcomes if o.source == "news" for w in o.warnings)
 
 
-def test_backup_makes_a_consistent_copy_and_never_overwrites(project, tmp_path):
+def test_case_21_backup_makes_a_consistent_copy_and_never_overwrites(project, tmp_path):
     assert invoke(project, "collect").exit_code == 0
     copy = tmp_path / "backup.db"
     result = invoke(project, "backup", str(copy))

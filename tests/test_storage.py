@@ -30,14 +30,14 @@ def count(engine, model) -> int:
         return conn.execute(select(func.count()).select_from(model)).scalar_one()
 
 
-def test_every_connection_has_wal_busy_timeout_and_foreign_keys(engine):
+def test_case_21_every_connection_has_wal_busy_timeout_and_foreign_keys(engine):
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() > 0
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
 
-def test_same_batch_twice_adds_nothing(engine):
+def test_case_19_same_batch_twice_adds_nothing(engine):
     page = Page([make_post(i) for i in range(50)], cursor={"n": 1})
     first = save_page(engine, "s", page)
     second = save_page(engine, "s", page)
@@ -46,7 +46,7 @@ def test_same_batch_twice_adds_nothing(engine):
     assert get_cursor(engine, "s") == {"n": 1}
 
 
-def test_an_edit_updates_the_one_row_and_keeps_provenance(engine):
+def test_case_11_an_edit_updates_the_one_row_and_keeps_provenance(engine):
     save_page(engine, "s", Page([make_post(1)]))
     edited = make_post(
         1, text="post 1, corrected", edited_at=datetime(2016, 11, 28, 13, tzinfo=UTC)
@@ -60,7 +60,7 @@ def test_an_edit_updates_the_one_row_and_keeps_provenance(engine):
     assert row.source == "s"  # the source that first found it
 
 
-def test_two_sightings_of_one_post_are_one_row(engine):
+def test_case_12_two_sightings_of_one_post_are_one_row(engine):
     save_page(
         engine,
         "mastodon",
@@ -77,7 +77,7 @@ def test_two_sightings_of_one_post_are_one_row(engine):
     ]
 
 
-def test_posts_and_cursor_are_saved_together_or_not_at_all(engine):
+def test_case_18_posts_and_cursor_are_saved_together_or_not_at_all(engine):
     save_page(engine, "s", Page([make_post(1)], cursor={"page": 1}))
     # A post whose created_at the database cannot store fails the whole page: no posts, no cursor move.
     bad = make_post(3, created_at="not a date")  # type: ignore[arg-type]
@@ -128,7 +128,7 @@ def test_a_database_from_an_older_version_gains_new_columns(tmp_path):
     engine.dispose()
 
 
-def test_a_deleted_post_is_marked_stays_deleted_and_leaves_exports(engine, project):
+def test_case_11_a_deleted_post_is_marked_stays_deleted_and_leaves_exports(engine, project):
     from click.testing import CliRunner
 
     from aggregator.cli import cli

@@ -46,7 +46,7 @@ def part(story, part_id):
     return next(p for p in story.parts if p.id == part_id)
 
 
-def test_deleted_excluded_and_opted_out_posts_never_appear(engine, config):
+def test_case_11_deleted_excluded_and_opted_out_posts_never_appear(engine, config):
     shown = [post(config, "session-1", m, f"Useful point about carers number {m}", author=f"u{m}@example.org")
              for m in (5, 6)]  # fmt: skip
     hidden = {

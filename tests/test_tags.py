@@ -130,7 +130,7 @@ def run(connector: TagsConnector, cursor: dict[str, Any] | None, stop_after: int
 
 
 @pytest.mark.parametrize("kill_after", [1, 2, 3, 4])
-def test_killed_import_resumes_without_gap_or_duplicate(tmp_path: Path, kill_after: int) -> None:
+def test_case_06_killed_import_resumes_no_gap_no_duplicate(tmp_path: Path, kill_after: int) -> None:
     path = tmp_path / "sheet.csv"
     shutil.copy(ARCHIVE, path)
     connector = TagsConnector(source(path), None)  # type: ignore[arg-type]
@@ -166,7 +166,7 @@ cell_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_charac
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(cell_text, min_size=1, max_size=6), st.integers(min_value=1, max_value=6))
-def test_byte_cursor_resumes_exactly_whatever_the_text(texts: list[str], kill_after: int) -> None:
+def test_case_06_byte_cursor_resumes_whatever_the_text(texts: list[str], kill_after: int) -> None:
     rows = [row(str(803000000000000000 + i), t) for i, t in enumerate(texts)]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sheet.csv"

@@ -134,7 +134,7 @@ def run(connector: TwarcConnector, cursor: dict[str, Any] | None, stop_after: in
     return seen, cursor
 
 
-def test_killed_import_resumes_without_gap_or_duplicate(tmp_path: Path) -> None:
+def test_case_06_killed_import_resumes_without_gap_or_duplicate(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     shutil.copy(FIXTURES / "twarc1.jsonl", path)
     whole = TwarcConnector(source(path), None)  # type: ignore[arg-type]

@@ -106,7 +106,7 @@ TOKEN1 = PAGE1["meta"]["next_token"]
 # -- credentials and request shape --------------------------------------------------------------
 
 
-def test_a_missing_token_names_the_env_var() -> None:
+def test_case_37_a_missing_token_names_the_env_var() -> None:
     with pytest.raises(ConnectorError, match="AGGREGATOR_X_BEARER_TOKEN"):
         connector(env={})
     with pytest.raises(ConnectorError, match="MY_X_TOKEN"):
@@ -134,7 +134,7 @@ def test_full_archive_endpoint_and_custom_query(api: respx.MockRouter) -> None:
 # -- paging rule (reliability cases 6 and 7) ----------------------------------------------------
 
 
-def test_since_id_moves_only_after_the_last_page(api: respx.MockRouter) -> None:
+def test_case_07_since_id_moves_only_after_the_last_page(api: respx.MockRouter) -> None:
     route = api.get("/recent").mock(side_effect=answer_by_token({None: PAGE1, TOKEN1: PAGE2}))
     start = {"since_id": make_id(NOW - timedelta(hours=3))}
     pages, cursor = run(connector(), start)
@@ -146,7 +146,7 @@ def test_since_id_moves_only_after_the_last_page(api: respx.MockRouter) -> None:
     assert "next_token" not in first and second["next_token"] == TOKEN1
 
 
-def test_a_killed_run_resumes_from_next_token_without_gap(api: respx.MockRouter) -> None:
+def test_case_07_a_killed_run_resumes_from_next_token_without_gap(api: respx.MockRouter) -> None:
     route = api.get("/recent").mock(side_effect=answer_by_token({None: PAGE1, TOKEN1: PAGE2}))
     start = {"since_id": make_id(NOW - timedelta(hours=3))}
     whole, _ = run(connector(), start)
@@ -221,7 +221,7 @@ def test_one_malformed_post_is_rejected_and_the_rest_kept(api: respx.MockRouter)
         (400, "problem_400_invalid_query.json", "Ambiguous use of or"),
     ],
 )
-def test_problem_json_is_surfaced_in_plain_words(
+def test_case_05_problem_json_is_surfaced_in_plain_words(
     api: respx.MockRouter, status: int, name: str, words: str
 ) -> None:
     api.get("/recent").respond(status, json=load(name))
@@ -233,7 +233,7 @@ def test_problem_json_is_surfaced_in_plain_words(
     assert api.calls.call_count == 1  # never retried
 
 
-def test_429_waits_until_x_rate_limit_reset(api: respx.MockRouter) -> None:
+def test_case_01_429_waits_until_x_rate_limit_reset(api: respx.MockRouter) -> None:
     fake = FakeTime()
     limited = httpx.Response(429, json=load("problem_429.json"),
                              headers={"x-rate-limit-reset": str(int(fake.now) + 60)})  # fmt: skip
@@ -246,7 +246,7 @@ def test_429_waits_until_x_rate_limit_reset(api: respx.MockRouter) -> None:
 # -- gaps (reliability case 13) -----------------------------------------------------------------
 
 
-def test_a_since_point_older_than_7_days_is_a_recorded_gap(api: respx.MockRouter) -> None:
+def test_case_13_a_since_point_older_than_7_days_is_a_recorded_gap(api: respx.MockRouter) -> None:
     route = api.get("/recent").respond(200, json=PAGE2)
     old = NOW - timedelta(days=10)
     (page,), cursor = run(connector(), {"since_id": make_id(old)})
@@ -273,7 +273,7 @@ def test_no_gap_warning_within_7_days_or_on_full_archive(api: respx.MockRouter) 
     assert dict(api.calls[-1].request.url.params)["since_id"] == archive["since_id"]
 
 
-def test_an_old_start_time_on_recent_search_is_a_gap_too(api: respx.MockRouter) -> None:
+def test_case_13_an_old_start_time_on_recent_search_is_a_gap_too(api: respx.MockRouter) -> None:
     api.get("/recent").respond(200, json=PAGE2)
     (page,), _ = run(connector(start_time="2016-11-28T12:00:00Z"))
     assert any("2016-11-28T12:00:00Z" in w and "7 days" in w for w in page.warnings)
@@ -282,7 +282,7 @@ def test_an_old_start_time_on_recent_search_is_a_gap_too(api: respx.MockRouter) 
 # -- secrets (reliability case 36) --------------------------------------------------------------
 
 
-def test_the_token_stays_out_of_logs_errors_and_cursors(
+def test_case_36_the_token_stays_out_of_logs_errors_and_cursors(
     api: respx.MockRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
