@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 __all__ = [
+    "IN_SUMMARY",
     "SecretFilter",
     "redact",
     "secret_env_names",
@@ -37,6 +38,10 @@ AUTH_HEADER = re.compile(
 BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{6,}")
 STDERR_FORMAT = "%(levelname)s %(name)s: %(message)s"
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# `extra=` for a line whose news the command also prints in its own words (a failed source is a
+# "✗ name: error" line of the CLI's summary): the log file keeps it with its time, stderr not twice.
+IN_SUMMARY = {"in_summary": True}
 
 _watched: set[str] = set()
 
@@ -124,7 +129,11 @@ class SecretFilter(logging.Filter):
 
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever sys.stderr is at the time: rich's progress display and click's test
-    runner both swap it, and a handler holding the old stream would write around them."""
+    runner both swap it, and a handler holding the old stream would write around them. Lines
+    logged with `IN_SUMMARY` are left to the summary the command prints."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "in_summary", False) and bool(super().filter(record))
 
     @property  # type: ignore[override]
     def stream(self) -> Any:
