@@ -44,6 +44,7 @@ JOB_ID = "nightly"
 TICK = timedelta(microseconds=1)
 PROBE_STEP = timedelta(minutes=1)
 MAX_PROBES = 24 * 60
+FIRES_WITHIN = timedelta(days=5 * 365)  # a cron line that does not fire by then never will
 MAX_FIRES = 10_000  # enough to count a long outage of a frequent cron; beyond it we say "at least"
 STATE = ScheduleState.__table__  # type: ignore[attr-defined]
 Clock = Callable[[], datetime]
@@ -88,14 +89,22 @@ def cron_trigger(expr: str, timezone: ZoneInfo) -> NightlyTrigger:
     return NightlyTrigger.from_crontab(expr, timezone=timezone)  # type: ignore[no-any-return]
 
 
-def cron_problem(expr: str, timezone: ZoneInfo) -> str | None:
-    """None if `expr` is a valid five-field cron line, else what is wrong with it."""
+def cron_problem(expr: str, timezone: ZoneInfo, now: datetime | None = None) -> str | None:
+    """None if `expr` is a valid five-field cron line that fires within `FIRES_WITHIN` of `now`,
+    else what is wrong with it (a line like '0 2 31 2 *' parses but would idle forever)."""
     if len(expr.split()) != 5:
         return f"{expr!r} must have five fields: minute hour day month weekday (e.g. '0 2 * * *')"
     try:
-        cron_trigger(expr, timezone)
+        trigger = cron_trigger(expr, timezone)
     except ValueError as exc:
         return f"{expr!r} is not a valid cron line ({exc})"
+    now = now or datetime.now(UTC)
+    fire = trigger.get_next_fire_time(None, now)
+    if fire is None or fire > _plus(now, FIRES_WITHIN):
+        return (
+            f"{expr!r} never fires (not once in the next {FIRES_WITHIN.days // 365} years): "
+            "check its day and month fields, e.g. '0 2 * * *' for every night at 02:00"
+        )
     return None
 
 
