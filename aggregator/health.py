@@ -6,15 +6,15 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 
 from aggregator.config import Config, SourceConfig
 from storage.db import writer
-from storage.models import CollectionRun, SourceOutcome
+from storage.models import CollectionRun, QuarantineRow, Sighting, SourceOutcome
 from storage.queries import as_utc, post_count, recent_runs, storage_errors, utcnow
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "SourceHealth",
     "format_status",
     "gap_warnings",
+    "quarantined",
     "recover_interrupted",
     "source_health",
     "status_report",
@@ -30,6 +31,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 RUNS = CollectionRun.__table__  # type: ignore[attr-defined]
 OUTCOMES = SourceOutcome.__table__  # type: ignore[attr-defined]
+SIGHTINGS = Sighting.__table__  # type: ignore[attr-defined]
+QUARANTINE = QuarantineRow.__table__  # type: ignore[attr-defined]
 # How far back a source can still fetch; a longer pause than this loses posts (X recent search: 7 days).
 REACH_BACK_DAYS = {"x": 7}
 NOT_OK = ("failed", "interrupted", "missed")
@@ -41,6 +44,9 @@ class SourceHealth:
     type: str
     enabled: bool
     last_success: datetime | None = None
+    # posts stored since the last success by a run that did not finish well, and how it ended
+    last_progress: datetime | None = None
+    progress: str | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
     failures_in_a_row: int = 0
@@ -54,12 +60,37 @@ def _latest(engine: Engine, name: str, *where: Any) -> Any:
         return conn.execute(stmt.order_by(OUTCOMES.c.id.desc()).limit(1)).first()
 
 
+def _last_stored(engine: Engine) -> dict[str, datetime]:
+    """When each source last stored a post it had not seen before, whether or not its run
+    finished (a killed run leaves no outcome, but its pages are saved)."""
+    stmt = select(SIGHTINGS.c.source, func.max(SIGHTINGS.c.first_seen)).group_by(SIGHTINGS.c.source)
+    with engine.connect() as conn:
+        return {source: as_utc(when) for source, when in conn.execute(stmt)}  # type: ignore[misc]
+
+
+def _progress(
+    engine: Engine, name: str, success: datetime | None, stored: datetime | None
+) -> tuple[datetime, str] | None:
+    """When the source last stored posts after its last success, and how that run ended."""
+    since = success or datetime.min.replace(tzinfo=UTC)
+    saved = or_(OUTCOMES.c.pages > 0, OUTCOMES.c.new_posts > 0, OUTCOMES.c.updated_posts > 0)
+    partial = _latest(engine, name, OUTCOMES.c.status != "ok", saved)
+    found = []
+    if partial is not None and (ended := as_utc(partial.finished_at)) and ended > since:
+        found.append((ended, f"{partial.status} after {partial.pages} pages"))
+    if stored is not None and stored > since:
+        found.append((stored, "in a run that has not finished"))  # killed, or still going
+    return max(found, key=lambda f: f[0]) if found else None
+
+
 def source_health(
     engine: Engine, config: Config, now: datetime | None = None
 ) -> list[SourceHealth]:
-    """Every configured source: last success and error, failures in a row, nights since new posts."""
+    """Every configured source: last success, later progress and last error, failures in a row,
+    nights since new posts."""
     now = now or utcnow()
     today = now.astimezone(config.event.timezone).date()
+    stored = _last_stored(engine)
     out = []
     for source in config.sources:
         h = SourceHealth(source.name, source.type, source.enabled)
@@ -68,6 +99,8 @@ def source_health(
         fresh = _latest(engine, source.name, OUTCOMES.c.new_posts > 0)
         latest = _latest(engine, source.name)
         h.last_success = as_utc(ok.finished_at) if ok else None
+        if progress := _progress(engine, source.name, h.last_success, stored.get(source.name)):
+            h.last_progress, h.progress = progress
         if failed:
             h.last_error, h.last_error_at = failed.error, as_utc(failed.finished_at)
         with engine.connect() as conn:
@@ -78,9 +111,12 @@ def source_health(
                     OUTCOMES.c.id > (ok.id if ok else 0),
                 )
             ).scalar_one()
-        if fresh:
-            seen = as_utc(fresh.finished_at) or now
-            h.nights_since_new_posts = (today - seen.astimezone(config.event.timezone).date()).days
+        seen = [
+            t for t in (as_utc(fresh.finished_at) if fresh else None, stored.get(source.name)) if t
+        ]
+        if seen:
+            last_new = max(seen).astimezone(config.event.timezone).date()
+            h.nights_since_new_posts = (today - last_new).days
         h.warnings = list(latest.warnings or []) if latest else []
         out.append(h)
     return out
@@ -139,6 +175,12 @@ def recover_interrupted(engine: Engine) -> list[int]:
     return [r.id for r in stale]
 
 
+def quarantined(engine: Engine) -> int:
+    """How many records were kept aside because they could not become posts."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(QUARANTINE)).scalar_one())
+
+
 def _iso(value: datetime | None) -> str | None:
     return as_utc(value).isoformat() if value else None  # type: ignore[union-attr]
 
@@ -173,8 +215,9 @@ def status_report(
 ) -> dict[str, Any]:
     """What `status --json` prints (shape in docs/operations.md)."""
     history = recent_runs(engine, runs)
+    times = ("last_success", "last_progress", "last_error_at")
     health = [
-        {**asdict(h), "last_success": _iso(h.last_success), "last_error_at": _iso(h.last_error_at)}
+        {**asdict(h), **{k: _iso(getattr(h, k)) for k in times}}
         for h in source_health(engine, config)
     ]
     runs_out = [_run(run, outcomes) for run, outcomes in history]
@@ -189,6 +232,7 @@ def status_report(
         "event": config.event.name,
         "database": engine.url.render_as_string(hide_password=True),
         "posts": post_count(engine),
+        "quarantined": quarantined(engine),
         "running_pid": running_pid,
         "ok": not runs_out or runs_out[0]["status"] not in NOT_OK,
         "runs": runs_out,
@@ -209,8 +253,16 @@ def _source_line(s: dict[str, Any], config: Config) -> str:
             f"FAILING {s['failures_in_a_row']} run(s) in a row; last error "
             f"{_local(s['last_error_at'], config)}: {s['last_error']}"
         )
+    elif s["last_progress"]:
+        state = "interrupted"
     else:
         state = "ok" if s["last_success"] else "not collected yet"
+    if s["last_success"] or not s["last_progress"]:
+        worked = f"last success {_local(s['last_success'], config)}"
+    else:  # posts were stored: never "never"
+        worked = "no complete run yet"
+    if s["last_progress"]:
+        worked += f"; last progress {_local(s['last_progress'], config)} ({s['progress']})"
     nights = s["nights_since_new_posts"]
     fresh = (
         "no new posts yet"
@@ -220,15 +272,18 @@ def _source_line(s: dict[str, Any], config: Config) -> str:
         else f"no new posts for {nights} night(s)"
     )
     enabled = "" if s["enabled"] else " (disabled)"
-    return (
-        f"  {s['name']} ({s['type']}){enabled}: {state}; last success "
-        f"{_local(s['last_success'], config)}; {fresh}"
-    )
+    return f"  {s['name']} ({s['type']}){enabled}: {state}; {worked}; {fresh}"
 
 
 def format_status(report: dict[str, Any], config: Config) -> list[str]:
     """The report as lines for people: recent runs with what each source did, then each source's health."""
     lines = [f"{report['event']}: {report['posts']} posts stored in {report['database']}"]
+    if report["quarantined"]:
+        lines.append(
+            f"{report['quarantined']} record(s) quarantined: they could not become posts and are "
+            "kept as received in the database's `quarantine` table (columns source, location, "
+            "reason, raw)"
+        )
     if report["running_pid"]:
         lines.append(f"A collection is running now (pid {report['running_pid']}).")
     if not report["runs"]:
