@@ -136,6 +136,16 @@ def _when(value: datetime | None, config: Config) -> str:
     return value.astimezone(config.event.timezone).strftime("%Y-%m-%d %H:%M %Z")
 
 
+def _worked(h: SourceHealth, config: Config) -> str:
+    """When the source last worked; posts stored by a run that did not finish count, never 'never'."""
+    worked = f"it last worked {_when(h.last_success, config)}"
+    if h.last_progress is None:
+        return worked
+    if h.last_success is None:
+        worked = "it has not finished a run yet"
+    return f"{worked}, and last stored posts {_when(h.last_progress, config)} ({h.progress})"
+
+
 def digest(
     config: Config,
     failing: Sequence[SourceHealth],
@@ -150,8 +160,7 @@ def digest(
     for h in failing:
         parts.append(
             f"Source {h.name!r} has failed {h.failures_in_a_row} run(s) in a row "
-            f"(latest error: {(h.last_error or 'unknown').rstrip('.')}); "
-            f"it last worked {_when(h.last_success, config)}."
+            f"(latest error: {(h.last_error or 'unknown').rstrip('.')}); {_worked(h, config)}."
         )
     parts.append("Posts already collected are kept; `aggregator status` shows the details.")
     return redact(" ".join(parts))
