@@ -2,6 +2,11 @@
 
 Pure functions, no NLTK corpora: a regex tokenizer, our own stopword list, TextBlob's lexicon sentiment.
 Themes across posts are reports/themes.py; the paragraphs written from them, reports/narrative.py.
+
+Post text is hostile input: every function here runs in time linear in its length (no regex that
+backtracks over what it already read; tests/test_linear_time.py). The analysis (terms, tokens,
+sentiment, questions, pledges, near-duplicates) reads only the first `MAX_ANALYSED` characters of a
+post; `clean_text` and `sanitise_html` keep the whole of it for display.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from html.entities import html5
 from itertools import pairwise
 from typing import TypeVar
 
@@ -18,6 +24,7 @@ from textblob.en import sentiment as pattern_sentiment  # what TextBlob's Patter
 
 __all__ = [
     "ANALYSER",
+    "MAX_ANALYSED",
     "STOPWORDS",
     "Analysis",
     "analyse_text",
@@ -34,7 +41,8 @@ __all__ = [
     "tokens",
 ]
 
-ANALYSER = "text-1"  # bump when terms/flags change: `analyse` then redoes every post
+ANALYSER = "text-2"  # bump when terms/flags change: `analyse` then redoes every post
+MAX_ANALYSED = 10_000  # characters of a post the analysis reads: a megabyte post costs no more
 T = TypeVar("T")
 
 # Invisible characters that reorder or hide text (bidi controls, zero-width, BOM) and C0/C1 controls.
@@ -49,7 +57,20 @@ STRAY_ZWJ = re.compile(
 URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
 MENTION = re.compile(r"(?<![\w@])@[\w.\-]+(?:@[\w\-]+(?:\.[\w\-]+)+)?")
 TOKEN = re.compile(r"#?\w+(?:[-'’]\w+)*")
-QUESTION = re.compile(r"\w[\w\s\"')’”]*\?|^\s*Q(?:\s*[:.]|\s+for\b)", re.IGNORECASE)
+SENTENCE_START = frozenset(".!?:-")  # a word after one of these (or first) is capitalised by rule
+# TextBlob splits punctuation off a word one character at a time, copying the word each time: words are
+# cut to this length first (its lexicon's longest word has 19 letters), so a run of "!!!…" stays linear.
+LONGEST_WORD = 64
+LONG_WORD = re.compile(rf"\S{{{LONGEST_WORD}}}(?=\S)")
+# An "&" and what may follow it in a character reference ("&amp;", "&#38;", "&copy").
+REFERENCE = re.compile(r"&(?:#[xX]?)?[0-9A-Za-z]{0,32};?")
+HEX = frozenset("0123456789abcdefABCDEF")
+# A "?" closing a run of words, spaces, quotes and closing brackets that holds a word ("why?",
+# "really?'", "(is it)?"), or a leading "Q:". Tried only where such a run starts, each run read once.
+QUESTION = re.compile(
+    r"(?<![\w\s\"')’”])[\s\"')’”]*+\w[\w\s\"')’”]*+\?|^\s*+Q(?:\s*[:.]|\s+for\b)",
+    re.IGNORECASE,
+)
 ACTION = re.compile(
     r"\b(?:i|we)(?:\s+will|['’]ll)\b(?!\s+see\b)"
     r"|\b(?:i['’]m|i\s+am|we['’]re|we\s+are)\s+(?:going\s+to|gonna)\b"
@@ -89,12 +110,24 @@ def clean_text(value: object) -> str:
     return CONTROL.sub("", STRAY_ZWJ.sub("", text))
 
 
+def _bare_ampersand(match: re.Match[str]) -> str:
+    """An "&" that starts no character reference, written "&amp;": what it means, and nh3 reads a
+    run of bare ones in quadratic time."""
+    ref = match.group()
+    if ref.startswith("&#"):
+        digits = ref[2:]
+        starts = digits[:1].isdigit() or (digits[:1] in ("x", "X") and digits[1:2] in HEX)
+    else:  # a named reference is the longest entity name its letters start with
+        starts = any(ref[1:end] in html5 for end in range(2, len(ref) + 1))
+    return ref if starts else "&amp;" + ref[1:]
+
+
 def sanitise_html(html: str | None) -> str:
     """Post HTML through nh3's allowlist: basic formatting and http(s) links, nothing that runs."""
     if not html:
         return ""
     return nh3.clean(
-        clean_text(html),
+        REFERENCE.sub(_bare_ampersand, clean_text(html)),
         tags=HTML_TAGS,
         attributes={"a": {"href"}},
         allowed_classes={"span": {"invisible", "ellipsis"}},  # Mastodon's shortened links
@@ -104,27 +137,29 @@ def sanitise_html(html: str | None) -> str:
 
 
 def _plain(text: str) -> str:
-    return MENTION.sub(" ", URL.sub(" ", clean_text(text)))
+    """What the analysis reads: the first MAX_ANALYSED characters, clean, without links or @handles."""
+    return MENTION.sub(" ", URL.sub(" ", clean_text(text[:MAX_ANALYSED])))
 
 
 def _words(text: str, fold_initial: bool = False) -> list[str]:
     """Words as written; with `fold_initial`, one capitalised only by starting a sentence is lowered."""
     plain = _plain(text).replace("’", "'")
     out = []
+    end = 0  # where the previous token ended: only the gap since then is read again
     for match in TOKEN.finditer(plain):
         word = match.group().removesuffix("'s").removesuffix("'S").strip("-'")
         if any(c.isalpha() for c in word):
-            if fold_initial and plain[: match.start()].rstrip()[-1:] in (
-                "",
-                ".",
-                "!",
-                "?",
-                ":",
-                "-",
-            ):
+            if fold_initial and _starts_sentence(plain[end : match.start()], first=end == 0):
                 word = word.lower()
             out.append(word)
+        end = match.end()
     return out
+
+
+def _starts_sentence(gap: str, first: bool) -> bool:
+    """Whether a word after `gap` (the text since the previous word, if any) opens a sentence."""
+    mark = gap.rstrip()[-1:]
+    return mark in SENTENCE_START if mark else first
 
 
 def tokens(text: str) -> list[str]:
@@ -162,12 +197,12 @@ def surface_forms(texts: Iterable[str], names: Iterable[str] = ()) -> dict[str, 
     return forms
 
 
-@lru_cache(
-    maxsize=8192
-)  # hashtag streams repeat themselves (reposts, slogans): score each text once
+# Hashtag streams repeat themselves (reposts, slogans): each text is scored once.
+@lru_cache(maxsize=8192)
 def sentiment(text: str) -> tuple[float, float]:
     """(polarity -1..1, subjectivity 0..1) from TextBlob's pattern lexicon; works offline, no corpora."""
-    polarity, subjectivity = pattern_sentiment(_plain(text).replace("#", " "))
+    plain = LONG_WORD.sub(r"\g<0> ", _plain(text).replace("#", " "))
+    polarity, subjectivity = pattern_sentiment(plain)
     return round(polarity, 3), round(subjectivity, 3)
 
 
@@ -191,7 +226,7 @@ class Analysis:
 
 def analyse_text(text: str) -> Analysis:
     """Everything the report needs from one post's text, computed once and stored."""
-    polarity, subjectivity = sentiment(text)
+    polarity, subjectivity = sentiment(text[:MAX_ANALYSED])  # the cache keeps no megabyte keys
     return Analysis(polarity, subjectivity, terms(text), is_question(text), is_action(text))
 
 
