@@ -8,9 +8,10 @@ Exit codes: 0 done, 1 failed (a source or step failed; a summary says which), 2 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,7 +22,14 @@ from aggregator import __version__
 from aggregator.config import Config, ConfigError, load_config, resolve_config_path
 from aggregator.curation import load_curation
 from aggregator.lock import LockError, LockHeld, RunLock, lock_path
-from aggregator.logs import redact, secret_env_names, setup_logging, teardown_logging, watch_secrets
+from aggregator.logs import (
+    IN_SUMMARY,
+    redact,
+    secret_env_names,
+    setup_logging,
+    teardown_logging,
+    watch_secrets,
+)
 from connectors import ConnectorError
 from storage.db import StorageError, open_database
 
@@ -53,10 +61,39 @@ class ConfigProblem(click.ClickException):
 
 
 def fail(message: str) -> NoReturn:
-    raise Failed(redact(message))
+    """Exit 1 with `message` as the one line on stderr; --log-file records it too, with its time."""
+    message = redact(message)
+    log.error("%s", message, extra=IN_SUMMARY)  # click prints it on stderr
+    raise Failed(message)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The command group. A reader that closes the pipe early (`export | head`) is a normal end
+    for every command, and for --help and --version: exit 0, no message. (Click itself ends
+    with exit 1 then, so it is caught here, before click's own handler.)"""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)  # --help and --version print here
+        except BrokenPipeError:
+            _reader_gone()
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            _reader_gone()
+
+
+def _reader_gone() -> NoReturn:
+    """Exit 0 quietly. As the Python docs' "Note on SIGPIPE" says, standard output is pointed at
+    devnull first, so the flush at exit does not fail on the closed pipe again."""
+    with suppress(OSError, ValueError):  # not a file descriptor (e.g. click's test runner)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise click.exceptions.Exit(0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
@@ -106,7 +143,19 @@ def get_engine(config: Config) -> Engine:
     ctx = click.get_current_context(silent=True)
     if ctx is not None:  # close pooled connections when the command ends, as writing() does
         ctx.call_on_close(engine.dispose)
+    with failures():
+        _check_event(engine, config)
     return engine
+
+
+def _check_event(engine: Engine, config: Config, record: bool = False) -> None:
+    """Warn when the database holds another event's posts (a config copied beside another one
+    shares its database); a writing command first records its event if none is recorded yet."""
+    from aggregator.stamp import mismatch, record_event, recorded_event
+
+    recorded = record_event(engine, config.event.name) if record else recorded_event(engine)
+    if warning := mismatch(engine, recorded, config.event.name):
+        log.warning("%s", printable(warning, 1000))
 
 
 @contextmanager
@@ -119,7 +168,9 @@ def failures() -> Iterator[None]:
     except (LockError, StorageError, ConnectorError) as exc:
         fail(str(exc))
     except OSError as exc:  # e.g. the report folder is not writable, or the disk is full
-        if exc.errno is None:  # not the system's error (jinja2's TemplateNotFound is an OSError)
+        # not the system's error (jinja2's TemplateNotFound is an OSError), or a reader that
+        # stopped reading (a normal end: see _Group)
+        if exc.errno is None or isinstance(exc, BrokenPipeError):
             raise
         fail(f"cannot write {exc.filename or 'a file'}: {exc.strerror}")
 
@@ -136,6 +187,7 @@ def writing(config: Config) -> Iterator[Engine]:
         engine = open_database(config.database_url)
         try:
             recover_interrupted(engine)
+            _check_event(engine, config, record=True)
             yield engine
         finally:
             engine.dispose()  # `schedule` opens one a night: close its connections (it stays usable)
