@@ -1,11 +1,29 @@
-"""Writes and reads that the pipeline needs: bulk upserts, cursors, runs, assignments."""
+"""Writes and reads that the pipeline needs: bulk upserts, cursors, runs, assignments, quarantine.
+
+A post is stored once, on (platform, post_id); each later copy of it (another page, instance or
+import) may refresh it, by these rules:
+- An edit wins over anything older. A copy whose `edited_at` is unset or earlier than the stored
+  `edited_at` never replaces the content: text, html, author_name, lang, hashtags, mentions, links,
+  media, edited_at and raw stay as the edit left them. A copy edited at the same time or later
+  replaces them; when neither was edited, the copy seen last does. The same rule orders two copies
+  of one post within a page.
+- Engagement counts (likes, reposts, replies, quotes) are refreshed by every copy that has them; a
+  copy without a count never erases a stored one.
+- A deletion is sticky: a later copy never brings a deleted post back.
+- `source` and `collected_at` (who found it first, and when) never change.
+
+A post the database cannot hold (storage/guard.py says which values and why) is set aside into
+the `quarantine` table with its reason, in the same transaction as the rest of its page and the
+source's cursor: one hostile post never costs the others. So is any post the database itself
+refuses when its page is written (found by retrying that page one post at a time).
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,15 +32,25 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, exists, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+    StatementError,
+)
 
-from connectors.base import Page, Post
+from connectors.base import Page, Post, Quarantined
 from storage.db import StorageError, writer
+from storage.guard import as_utc, one_line, storable_json, why_unstorable
 from storage.models import (
     Assignment,
     CollectionRun,
     PostAnalysis,
     PostRow,
+    QuarantineRow,
     Sighting,
     SourceCursor,
     SourceOutcome,
@@ -37,7 +65,9 @@ __all__ = [
     "finish_run",
     "get_cursor",
     "iter_posts",
+    "iter_quarantine",
     "opted_out_filter",
+    "quarantine_count",
     "record_outcome",
     "resolve_replies",
     "save_analysis",
@@ -52,13 +82,19 @@ POSTS = PostRow.__table__  # type: ignore[attr-defined]
 SIGHTINGS = Sighting.__table__  # type: ignore[attr-defined]
 CURSORS = SourceCursor.__table__  # type: ignore[attr-defined]
 ASSIGNMENTS = Assignment.__table__  # type: ignore[attr-defined]
+QUARANTINE = QuarantineRow.__table__  # type: ignore[attr-defined]
 # What iter_posts carries of each post's assignment (reports and exports read these by name).
 ASSIGNED = ("session_id", "reason", "score", "method", "excluded", "highlight")
-# Fields a later sighting may refresh (edits, counts); first-seen provenance never changes.
-MUTABLE = (
-    "text", "html", "author_name", "likes", "reposts", "replies", "quotes", "lang", "hashtags",
-    "mentions", "links", "media", "edited_at", "deleted_at", "raw",
+# What a later copy of a post may refresh (the module docstring says when); provenance never changes.
+CONTENT = (
+    "text", "html", "author_name", "lang", "hashtags", "mentions", "links", "media", "edited_at",
+    "raw",
 )  # fmt: skip
+COUNTS = ("likes", "reposts", "replies", "quotes")
+MUTABLE = (*CONTENT, *COUNTS, "deleted_at")
+LOCATION_CAP, REASON_CAP = 300, 500  # characters kept of a quarantined record's place and reason
+
+Key = tuple[str, str]  # (platform, post_id)
 
 
 def utcnow() -> datetime:
@@ -85,17 +121,15 @@ def storage_errors(action: str) -> Iterator[None]:
         raise StorageError(f"{action}: {explain(exc)}") from None
 
 
-def as_utc(value: datetime | None) -> datetime | None:
-    """Aware UTC, the form every stored time takes; naive values are taken to be UTC already."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 @dataclass(frozen=True)
 class SavedPage:
+    """What saving a page did: posts new and updated, records quarantined (the connector's and
+    storage's own), and `refused`: the posts storage set aside, each with its reason."""
+
     new: int
     updated: int
+    quarantined: int = 0
+    refused: tuple[Quarantined, ...] = ()
 
 
 def _insert(conn: Connection, table: Any) -> Any:
@@ -139,42 +173,76 @@ def _post_values(post: Post, source: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def _existing(conn: Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:
-    found: dict[tuple[str, str], Any] = {}
+def _existing(conn: Connection, keys: Sequence[Key]) -> dict[Key, Any]:
+    """The stored posts among `keys`; on PostgreSQL locked until the transaction ends, so the
+    rules hold between reading them and writing the merged copies."""
+    found: dict[Key, Any] = {}
     for i in range(0, len(keys), 400):  # stay under SQLite's bound-parameter limit
         chunk = keys[i : i + 400]
         rows = conn.execute(
-            select(
-                POSTS.c.platform, POSTS.c.post_id, POSTS.c.id, *[POSTS.c[k] for k in MUTABLE]
-            ).where(tuple_(POSTS.c.platform, POSTS.c.post_id).in_(chunk))
+            select(POSTS.c.platform, POSTS.c.post_id, POSTS.c.id, *[POSTS.c[k] for k in MUTABLE])
+            .where(tuple_(POSTS.c.platform, POSTS.c.post_id).in_(chunk))
+            .with_for_update()
         )
         for row in rows:
             found[(row.platform, row.post_id)] = row
     return found
 
 
-def _changed(old: Any, values: Mapping[str, Any]) -> bool:
-    """Whether a new sighting changes the stored post. A deletion is sticky: a later copy
-    (an older archive, a cached page) never brings a deleted post back."""
-    if old.deleted_at is not None:
-        values["deleted_at"] = old.deleted_at
+def _older(incoming: datetime | None, stored: datetime | None) -> bool:
+    """Whether a copy edited at `incoming` is older than one edited at `stored` (None: unedited)."""
+    return stored is not None and (incoming is None or incoming < stored)
+
+
+def _merge(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """`new`, a later copy of the post `old`, as the module's rules keep it: an older copy keeps
+    the edited content, a missing count keeps the known one, and a deletion stays."""
+    merged = dict(new)
+    if _older(new["edited_at"], old["edited_at"]):
+        merged.update({k: old[k] for k in CONTENT})
+    merged.update({k: old[k] for k in COUNTS if new[k] is None})
+    if old["deleted_at"] is not None:
+        merged["deleted_at"] = old["deleted_at"]
+    return merged
+
+
+def _changed(old: Mapping[str, Any], merged: Mapping[str, Any]) -> bool:
     # raw is refreshed with any change but is no change itself: each instance's copy differs.
-    return any(getattr(old, k) != values[k] for k in MUTABLE if k != "raw")
+    return any(old[k] != merged[k] for k in MUTABLE if k != "raw")
 
 
-def upsert_posts(conn: Connection, posts: Iterable[Post], source: str, now: datetime) -> SavedPage:
-    """Insert new posts, refresh changed ones, record every sighting. One statement per batch."""
-    values: dict[tuple[str, str], dict[str, Any]] = {}
-    vias: dict[tuple[str, str], dict[str, str | None]] = {}  # via -> the post's local id there
-    for post in posts:
-        key = (post.platform, post.id)
-        values[key] = _post_values(post, source, now)  # a later copy in the same page wins
-        vias.setdefault(key, {}).setdefault(post.via or "", post.local_id)
-    if not values:
-        return SavedPage(0, 0)
-    existing = _existing(conn, list(values))
-    fresh = [v for k, v in values.items() if k not in existing]
-    changed = [v for k, v in values.items() if k in existing and _changed(existing[k], v)]
+def _refused(post: Post, reason: str) -> Quarantined:
+    """A post storage sets aside: where (its platform and id, however odd), why, and every field."""
+    platform, post_id = (
+        repr(v) if isinstance(v, str) and not v.strip() else v for v in (post.platform, post.id)
+    )
+    where = f"{one_line(platform, 60)} post {one_line(post_id, LOCATION_CAP - 70)}"
+    return Quarantined(where, reason, {f.name: getattr(post, f.name) for f in fields(Post)})
+
+
+def _about_values(exc: Exception) -> bool:
+    """Whether a failed write was about the values written (set that post aside) rather than the
+    database (locked, full, gone: then the page fails and its cursor stays where it was)."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return False
+        if isinstance(exc, (DataError, IntegrityError)):
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if sqlstate:  # PostgreSQL: bad data, a constraint, a size limit (an index row too big)
+            return str(sqlstate)[:2] in ("22", "23", "54")
+        return isinstance(exc, ProgrammingError)  # a value the driver cannot bind
+    # raised while binding a value (OverflowError, UnicodeEncodeError, a JSON TypeError)
+    return isinstance(exc, StatementError) or not isinstance(exc, SQLAlchemyError)
+
+
+def _write(
+    conn: Connection, rows: Mapping[Key, dict[str, Any]], vias: Mapping[Key, dict[str, str | None]],
+    existing: Mapping[Key, Any], source: str, now: datetime,
+) -> tuple[int, int]:  # fmt: skip
+    """Upsert `rows` (merged copies) in one statement and record their sightings: (new, updated)."""
+    fresh = [v for k, v in rows.items() if k not in existing]
+    changed = [v for k, v in rows.items() if k in existing and _changed(existing[k]._mapping, v)]
     if fresh or changed:
         stmt = _insert(conn, POSTS)
         update = {k: stmt.excluded[k] for k in (*MUTABLE, "updated_at")}
@@ -182,25 +250,103 @@ def upsert_posts(conn: Connection, posts: Iterable[Post], source: str, now: date
             stmt.on_conflict_do_update(index_elements=["platform", "post_id"], set_=update),
             fresh + changed,
         )
-    ids = _existing(conn, list(values)) if fresh else existing
+    ids = _existing(conn, list(rows)) if fresh else existing
     sightings = [
         {"post_pk": ids[k].id, "source": source, "via": via, "first_seen": now, "local_id": local}
-        for k, vs in vias.items()
-        for via, local in vs.items()
+        for k in rows
+        for via, local in vias[k].items()
     ]
     conn.execute(_insert(conn, SIGHTINGS).on_conflict_do_nothing(), sightings)
-    return SavedPage(new=len(fresh), updated=len(changed))
+    return len(fresh), len(changed)
+
+
+def _write_each(
+    conn: Connection, rows: Mapping[Key, dict[str, Any]], vias: Mapping[Key, dict[str, str | None]],
+    existing: Mapping[Key, Any], copies: Mapping[Key, Post], source: str, now: datetime,
+) -> tuple[int, int, list[Quarantined]]:  # fmt: skip
+    """`rows` one at a time, each in its own savepoint: those the database refuses are set aside."""
+    new = updated = 0
+    refused: list[Quarantined] = []
+    for key, row in rows.items():
+        try:
+            with conn.begin_nested():
+                n, u = _write(conn, {key: row}, vias, existing, source, now)
+        except Exception as exc:
+            if not _about_values(exc):
+                raise
+            orig = getattr(exc, "orig", None) or exc
+            reason = f"the database refused it: {type(orig).__name__}: {one_line(orig, 300)}"
+            refused.append(_refused(copies[key], reason))
+        else:
+            new, updated = new + n, updated + u
+    return new, updated, refused
+
+
+def upsert_posts(conn: Connection, posts: Iterable[Post], source: str, now: datetime) -> SavedPage:
+    """Insert new posts, refresh stored ones by the module's rules, record every sighting. Posts
+    the database cannot hold are not written: they come back in `refused`, for the quarantine."""
+    values: dict[Key, dict[str, Any]] = {}
+    vias: dict[Key, dict[str, str | None]] = {}  # via -> the post's local id there
+    copies: dict[Key, Post] = {}
+    refused: list[Quarantined] = []
+    for post in posts:
+        if problem := why_unstorable(post, conn.dialect.name):
+            refused.append(_refused(post, problem))
+            continue
+        key = (post.platform, post.id)
+        copy = _post_values(post, source, now)
+        values[key] = _merge(values[key], copy) if key in values else copy
+        vias.setdefault(key, {}).setdefault(post.via or "", post.local_id)
+        copies[key] = post
+    if not values:
+        return SavedPage(0, 0, refused=tuple(refused))
+    existing = _existing(conn, list(values))
+    rows = {k: _merge(existing[k]._mapping, v) if k in existing else v for k, v in values.items()}
+    try:
+        with conn.begin_nested():  # a value the database refuses undoes this attempt only
+            new, updated = _write(conn, rows, vias, existing, source, now)
+    except Exception as exc:
+        if not _about_values(exc):
+            raise
+        new, updated, more = _write_each(conn, rows, vias, existing, copies, source, now)
+        refused += more
+    return SavedPage(new, updated, refused=tuple(refused))
+
+
+def _save_quarantined(
+    conn: Connection, source: str, items: Iterable[Quarantined], now: datetime
+) -> int:
+    """Keep records that could not become posts, one row per (source, location): a record seen
+    again refreshes its reason, raw and last_seen, so a re-run adds nothing. Returns the rows."""
+    rows: dict[str, dict[str, Any]] = {}
+    for item in items:
+        location = one_line(item.where, LOCATION_CAP)
+        rows[location] = {
+            "source": source, "location": location, "reason": one_line(item.reason, REASON_CAP),
+            "raw": storable_json(item.raw), "first_seen": now, "last_seen": now,
+        }  # fmt: skip
+    if not rows:
+        return 0
+    stmt = _insert(conn, QUARANTINE)
+    refresh = {k: stmt.excluded[k] for k in ("reason", "raw", "last_seen")}
+    conn.execute(
+        stmt.on_conflict_do_update(index_elements=["source", "location"], set_=refresh),
+        list(rows.values()),
+    )
+    return len(rows)
 
 
 def save_page(engine: Engine, source: str, page: Page, now: datetime | None = None) -> SavedPage:
-    """Store a page's posts and the source's cursor in ONE transaction: both or neither."""
+    """Store a page's posts, its quarantined records and the source's cursor in ONE transaction:
+    all or nothing. Posts the database cannot hold join the quarantine; the others are stored."""
     now = now or utcnow()
     try:
         with writer(engine).begin() as conn:
             saved = upsert_posts(conn, page.posts, source, now)
+            quarantined = _save_quarantined(conn, source, [*page.quarantined, *saved.refused], now)
             if page.cursor is not None:
                 set_cursor(conn, source, page.cursor, now)
-            return saved
+            return replace(saved, quarantined=quarantined)
     except OperationalError as exc:
         raise StorageError(f"could not save posts from {source!r}: {explain(exc)}") from None
 
@@ -322,6 +468,22 @@ def recent_runs(engine: Engine, limit: int = 10) -> list[tuple[CollectionRun, li
 def post_count(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(POSTS)).scalar_one())
+
+
+def quarantine_count(engine: Engine) -> int:
+    """How many records are in quarantine (each source and place once)."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(QUARANTINE)).scalar_one())
+
+
+def iter_quarantine(engine: Engine, source: str | None = None) -> Iterator[Any]:
+    """The quarantined records (of `source`, or all), last seen first: rows of source, location,
+    reason, raw, first_seen, last_seen. Streamed over one connection: read to the end or close it."""
+    stmt = select(QUARANTINE).order_by(QUARANTINE.c.last_seen.desc(), QUARANTINE.c.id.desc())
+    if source is not None:
+        stmt = stmt.where(QUARANTINE.c.source == source)
+    with engine.connect() as conn:
+        yield from conn.execute(stmt.execution_options(yield_per=500))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,207 @@
+"""What the database can hold: why a post cannot be stored, and records made safe to keep.
+
+The last line of defence for every connector: `upsert_posts` asks `why_unstorable` about each post
+and quarantines the ones it names instead of failing the page. A post is storable when
+- `platform`, `id` and `author` are non-blank text, and they, `via` and `local_id` are at most
+  `KEY_BYTES` of UTF-8 (they are indexed: PostgreSQL cannot index a much longer value);
+- every text is valid Unicode (no unpaired surrogates) and, on PostgreSQL, has no NUL character;
+- `created_at` (and `edited_at`, when set) is a date and time that converts to UTC at least a day
+  inside the calendar (years 1 to 9999), so every time zone can show it; a naive one is taken as UTC;
+- each count is a whole number the column holds (64-bit on SQLite, 32-bit on PostgreSQL);
+- `hashtags`, `mentions` and `links` are lists of such text, `media` a list of JSON objects and
+  `raw` a JSON object, each reading back from JSON exactly as given (no NaN, no non-text keys).
+Only `deleted` is not checked: only its truth is used.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.base import Post
+
+__all__ = [
+    "CHECKS",
+    "KEY_BYTES",
+    "RAW_CAP",
+    "as_utc",
+    "one_line",
+    "storable_json",
+    "why_unstorable",
+]
+
+KEY_BYTES = (
+    1000  # two of them, as in (platform, post_id), stay under PostgreSQL's 2704-byte index row
+)
+RAW_CAP = 64 * 1024  # characters of JSON text kept of a quarantined record
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, tzinfo=UTC)  # exclusive
+INT_BITS = {"postgresql": 32}  # counts are INTEGER columns: int4 on PostgreSQL, 64-bit on SQLite
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+Check = Callable[[Any, str], str | None]  # (value, dialect) -> what is wrong with it, or None
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Aware UTC, the form every stored time takes; naive values are taken to be UTC already."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
+
+
+def _text(value: Any, dialect: str) -> str | None:
+    if not isinstance(value, str):
+        return f"must be text, not {type(value).__name__}"
+    if found := SURROGATE.search(value):
+        return f"has an unpaired surrogate (U+{ord(found.group()):04X}), which is not Unicode text"
+    if dialect == "postgresql" and "\x00" in value:
+        return "has a NUL character, which PostgreSQL cannot store"
+    return None
+
+
+def _key(value: Any, dialect: str) -> str | None:
+    if problem := _text(value, dialect):
+        return problem
+    if not value.strip():
+        return "is blank"
+    if len(value) > KEY_BYTES or len(value.encode("utf-8")) > KEY_BYTES:
+        return f"is longer than {KEY_BYTES} bytes, more than the database can index"
+    return None
+
+
+def _time(value: Any, _dialect: str) -> str | None:
+    if not isinstance(value, datetime):
+        return f"must be a date and time, not {type(value).__name__}"
+    try:
+        utc = as_utc(value)
+    except Exception as exc:  # year 9999 at -05:00 is past the calendar in UTC; a broken tzinfo
+        return f"{_shown(value)} cannot be converted to UTC ({one_line(exc, 200)})"
+    if not EARLIEST <= utc < LATEST:  # type: ignore[operator]
+        return f"{_shown(value)} is too near an end of the calendar to show in every time zone"
+    return None
+
+
+def _count(value: Any, dialect: str) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"must be a whole number, not {type(value).__name__}"
+    bits = INT_BITS.get(dialect, 64)
+    if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        shown = str(value) if value.bit_length() <= 128 else f"(a {value.bit_length()}-bit number)"
+        return f"{shown} is outside the {bits}-bit range the database stores"
+    return None
+
+
+def _texts(value: Any, dialect: str) -> str | None:
+    if not isinstance(value, list):
+        return f"must be a list of text, not {type(value).__name__}"
+    for n, item in enumerate(value):
+        if problem := _text(item, dialect):
+            return f"item {n} {problem}"
+    return None
+
+
+def _json(value: Any) -> str | None:
+    """Why `value` does not read back from JSON as it is (surrogates, NaN, tuples, int keys…)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")  # unpaired surrogates: the exports write UTF-8
+        same = json.loads(text) == value
+    except (TypeError, ValueError, RecursionError) as exc:
+        return f"is not JSON ({one_line(exc, 200)})"
+    return None if same else "changes when written as JSON (keys must be text; no tuples)"
+
+
+def _objects(value: Any, _dialect: str) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        return "must be a list of JSON objects"
+    return _json(value)
+
+
+def _object(value: Any, _dialect: str) -> str | None:
+    if not isinstance(value, dict):
+        return f"must be a JSON object, not {type(value).__name__}"
+    return _json(value)
+
+
+def _optional(check: Check) -> Check:
+    return lambda value, dialect: None if value is None else check(value, dialect)
+
+
+OPTIONAL_TEXTS = (
+    "url", "author_name", "reply_to", "reply_to_via", "repost_of", "quote_of", "lang", "html",
+)  # fmt: skip
+# Every field of Post but `deleted`, with what it must be (tests hold a new field to this).
+CHECKS: dict[str, Check] = {
+    "platform": _key,
+    "id": _key,
+    "author": _key,
+    "via": _optional(_key),
+    "local_id": _optional(_key),
+    "created_at": _time,
+    "edited_at": _optional(_time),
+    "text": _text,
+    **{name: _optional(_text) for name in OPTIONAL_TEXTS},
+    **{name: _optional(_count) for name in ("likes", "reposts", "replies", "quotes")},
+    "hashtags": _texts,
+    "mentions": _texts,
+    "links": _texts,
+    "media": _objects,
+    "raw": _object,
+}
+
+
+def why_unstorable(post: Post, dialect: str) -> str | None:
+    """One line naming the first value of `post` the database (`dialect`) cannot hold, or None."""
+    for name, check in CHECKS.items():
+        if problem := check(getattr(post, name, None), dialect):
+            return f"{name} {problem}"
+    return None
+
+
+def _repr(value: Any) -> str:
+    try:
+        return repr(value)[:RAW_CAP]
+    except Exception:  # a huge int, a hostile __repr__: say what it was
+        return f"<{type(value).__name__} that cannot be shown>"
+
+
+def _shown(value: Any) -> str:
+    """Text as it is, an error as its message, a time in ISO 8601, anything else as its repr."""
+    if isinstance(value, str):
+        return value
+    try:
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, BaseException):
+            return str(value) or type(value).__name__
+        return _repr(value)
+    except Exception:  # a tzinfo or an error that fails to describe itself
+        return _repr(value)
+
+
+def one_line(value: object, cap: int) -> str:
+    """`value` as one line of at most `cap` characters any database keeps (NUL and unpaired
+    surrogates escaped)."""
+    text = _shown(value)[: cap * 4].encode("utf-8", "backslashreplace").decode("utf-8")
+    text = " ".join(text.replace("\x00", "\\x00").split())
+    return text if len(text) <= cap else text[: cap - 1] + "…"
+
+
+def storable_json(value: Any) -> Any:
+    """`value` as JSON both databases keep, never raising: what JSON cannot write becomes text
+    (a time in ISO 8601, anything else its repr), unpaired surrogates '?'; JSON text longer than RAW_CAP (or too deep to read back) is
+    kept as text, `{"json_text": its first RAW_CAP characters, "truncated": whether cut}`."""
+    try:
+        text = json.dumps(value, default=_shown, ensure_ascii=False, allow_nan=False)
+    except Exception:  # NaN, a circular or too deep structure, a huge int
+        text = json.dumps(_repr(value), ensure_ascii=False)
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    if len(text) <= RAW_CAP:
+        try:
+            return json.loads(text)
+        except RecursionError:  # deeper than the reader goes: keep it as text
+            pass
+    return {"json_text": text[:RAW_CAP], "truncated": len(text) > RAW_CAP}
