@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
+
+from connectors.values import brief, in_window, storable
 
 __all__ = [
     "Connector",
@@ -17,6 +20,7 @@ __all__ = [
     "each_isolated",
     "isolate",
     "parse_time",
+    "reason",
     "source_hashtags",
 ]
 
@@ -87,8 +91,9 @@ class Page:
     quarantined: list[Quarantined] = field(default_factory=list)  # the skipped records themselves
 
     def reject(self, where: str, reason: str, raw: Any = None) -> None:
-        """Skip one record: its reason joins `rejected`, the record itself `quarantined`."""
-        item = Quarantined(where, reason, raw)
+        """Skip one record: its reason joins `rejected`, the record itself `quarantined` (as
+        plain JSON: a value JSON cannot hold, such as NaN, is kept as its repr)."""
+        item = Quarantined(where, reason, _plain(raw))
         self.rejected.append(str(item))
         self.quarantined.append(item)
 
@@ -107,12 +112,17 @@ class Connector(Protocol):
     def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]: ...
 
 
-def parse_time(value: str) -> datetime:
-    """ISO 8601 with `Z` or an offset -> aware UTC datetime. Naive values are taken as UTC."""
-    parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+def parse_time(value: Any, what: str = "date-time") -> datetime:
+    """ISO 8601 with `Z` or an offset -> aware UTC datetime. Naive values are taken as UTC.
+
+    :raises ValueError: naming `what` when the value is not an ISO 8601 string, or is a date
+        outside the years 1970 to 2099 (a broken clock, or past what a datetime holds in UTC).
+    """
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
+    except (AttributeError, TypeError, ValueError):
+        raise ValueError(f"{what} {brief(value)} is not ISO 8601") from None
+    return in_window(parsed, what, value)
 
 
 def source_hashtags(options: Mapping[str, Any], default: Iterable[str] = ()) -> list[str]:
@@ -150,24 +160,36 @@ def isolate(
     where: Callable[[int, Item], str],
     page: Page,
 ) -> list[Post]:
-    """Parse each record on its own: one that raises is quarantined on `page` (with `where` it
-    was and why) and never costs the others. `parse` may return None for a record to skip quietly."""
+    """Parse each record on its own: one that raises, or whose post storage could not hold
+    (`storable`), is quarantined on `page` (with `where` it was and why) and never costs the
+    others. `parse` may return None for a record to skip quietly. KeyboardInterrupt and
+    SystemExit are not caught: they stop the run, not a record."""
     posts: list[Post] = []
     for n, item in enumerate(items):
         try:
             post = parse(item)
+            if post is not None:
+                posts.append(storable(post))
         except Exception as exc:  # any bad value in one record: that record only
-            page.reject(where(n, item), _reason(exc), item)
-            continue
-        if post is not None:
-            posts.append(post)
+            page.reject(where(n, item), reason(exc), item)
     return posts
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
+    """Why a record was skipped, in one line of at most 300 characters."""
+    if isinstance(exc, KeyError) and exc.args:
+        return f"missing {brief(exc.args[0]).strip(chr(39))}"
     text = " ".join(str(exc).split())[:300]
     return (
         text
         if isinstance(exc, ValueError) and text
         else f"{type(exc).__name__}: {text}".rstrip(": ")
     )
+
+
+def _plain(raw: Any) -> Any:
+    try:
+        json.dumps(raw, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return brief(raw, 100_000)
+    return raw

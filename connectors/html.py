@@ -7,9 +7,24 @@ from html.parser import HTMLParser
 
 import nh3
 
-__all__ = ["HASHTAG_RE", "html_to_text", "links_in_html", "sanitize_html"]
+__all__ = [
+    "HASHTAG_RE",
+    "LINK_RE",
+    "html_to_text",
+    "links_in_html",
+    "links_in_text",
+    "sanitize_html",
+]
 
 HASHTAG_RE = re.compile(r"(?:^|(?<=[^\w&/]))[#＃](\w+)")
+# One run of characters that may be in a URL: no space, quote, angle bracket, control character or
+# invisible formatting (zero-width, bidi) character. One greedy class, nothing after it: linear.
+LINK_RE = re.compile(
+    r"https?://[^\s<>\"'\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]+"
+)
+# Sentence punctuation a URL does not end with: "(see https://x.org/a)." links to https://x.org/a
+TRAILING = set(".,;:!?'\"`*_~…‥。、，；：！？»›”’")
+CLOSING = {")": "(", "]": "[", "}": "{", "）": "（", "」": "「", "』": "『", "】": "【", "》": "《"}
 BLOCK_TAGS = {"p", "div", "blockquote", "li", "ul", "ol", "pre", "h1", "h2", "h3", "h4", "h5", "h6"}
 SKIP_TAGS = {"script", "style", "template", "head", "title"}
 SAFE_TAGS = BLOCK_TAGS | {
@@ -86,6 +101,32 @@ def links_in_html(html: str | None) -> list[str]:
         if href not in out:
             out.append(href)
     return out
+
+
+def links_in_text(text: str | None) -> list[str]:
+    """http(s) URLs written out in plain text, each once, without the punctuation around them:
+    trailing .,;:!? and quotes, and a closing bracket that no bracket in the URL opened."""
+    out: dict[str, None] = {}
+    for match in LINK_RE.finditer(text or ""):
+        url = _trim(match.group())
+        if len(url) > url.index("//") + 2:
+            out[url] = None
+    return list(out)
+
+
+def _trim(url: str) -> str:
+    """`url` without its trailing punctuation; in linear time (brackets counted once)."""
+    opened = {o: url.count(o) for o in CLOSING.values()}
+    closed = {c: url.count(c) for c in CLOSING}
+    end = len(url)
+    while end:
+        last = url[end - 1]
+        if last in CLOSING and closed[last] > opened[CLOSING[last]]:
+            closed[last] -= 1
+        elif last not in TRAILING:
+            break
+        end -= 1
+    return url[:end]
 
 
 def sanitize_html(html: str | None) -> str | None:
