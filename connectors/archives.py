@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.config import Config, SourceConfig
-from connectors.base import ConnectorError, Page, Post, parse_time
+from connectors.base import ConnectorError, Page, Post, parse_time, reason
+from connectors.html import links_in_text
+from connectors.values import account, brief, count, optional_id, post_id, storable
 
 __all__ = [
     "PAGE_SIZE",
@@ -27,15 +29,11 @@ __all__ = [
 PAGE_SIZE = 500
 REQUIRED = ("platform", "id", "created_at", "author", "text", "url")
 INT_FIELDS = ("likes", "reposts", "replies", "quotes")
-LIST_FIELDS = ("hashtags", "mentions", "links", "media")
-STR_FIELDS = ("author_name", "reply_to", "repost_of", "quote_of", "lang", "html")
-KNOWN = (
-    set(REQUIRED) | set(INT_FIELDS) | set(LIST_FIELDS) | set(STR_FIELDS) | {"edited_at", "deleted"}
-)
+ID_FIELDS = ("reply_to", "repost_of", "quote_of")
+TEXT_FIELDS = ("author_name", "lang", "html")
 
 HASHTAG_RE = re.compile(r"(?:^|(?<=[^\w&]))[#＃](\w+)")
 MENTION_RE = re.compile(r"(?:^|(?<=[^\w]))@(\w[\w.\-]*(?:@[\w.\-]+\w)?)")
-LINK_RE = re.compile(r"https?://[^\s<>\"']+")
 
 
 def post_from_interchange(obj: Mapping[str, Any]) -> Post:
@@ -50,54 +48,67 @@ def post_from_interchange(obj: Mapping[str, Any]) -> Post:
     ]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
-    try:
-        created = parse_time(str(obj["created_at"]))
-    except ValueError:
-        raise ValueError(f"created_at {obj['created_at']!r} is not ISO 8601") from None
-    text = str(obj["text"])
-    fields: dict[str, Any] = {}
-    for key in INT_FIELDS:
-        value = obj.get(key)
-        if value is not None:
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | str)
-                or not str(value).isdigit()
-            ):
-                raise ValueError(f"{key} must be a whole number, got {value!r}")
-            fields[key] = int(value)
-    for key in STR_FIELDS:
-        value = obj.get(key)
-        fields[key] = None if value in (None, "") else str(value)
-    for key in LIST_FIELDS:
-        value = obj.get(key)
-        if value is not None and not isinstance(value, list):
-            raise ValueError(f"{key} must be a list")
-        fields[key] = value
-    if fields["hashtags"] is None:
-        fields["hashtags"] = HASHTAG_RE.findall(text)
-    if fields["mentions"] is None:
-        fields["mentions"] = MENTION_RE.findall(text)
-    if fields["links"] is None:
-        fields["links"] = LINK_RE.findall(text)
-    fields["hashtags"] = list(dict.fromkeys(str(h).lstrip("#＃") for h in fields["hashtags"]))
-    fields["media"] = [m if isinstance(m, dict) else {"url": str(m)} for m in fields["media"] or []]
+    text = obj["text"]
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {brief(text)}")
+    fields: dict[str, Any] = {key: count(obj.get(key), key, strict=True) for key in INT_FIELDS}
+    fields |= {key: optional_id(obj.get(key), key) for key in ID_FIELDS}
+    fields |= {key: _text(obj.get(key), key) for key in (*TEXT_FIELDS, "url")}
+    given = {key: _strings(obj, key) for key in ("hashtags", "mentions", "links")}
+    hashtags = HASHTAG_RE.findall(text) if given["hashtags"] is None else given["hashtags"]
     edited = obj.get("edited_at")
     return Post(
-        platform=str(obj["platform"]),
-        id=str(obj["id"]),
-        created_at=created,
-        author=str(obj["author"]),
+        platform=account(obj["platform"], "platform"),
+        id=post_id(obj["id"]),
+        created_at=parse_time(obj["created_at"], "created_at"),
+        author=account(obj["author"]),
         text=text,
-        url=obj.get("url") or None,
-        edited_at=parse_time(str(edited)) if edited else None,
-        deleted=bool(obj.get("deleted", False)),
-        raw={k: v for k, v in obj.items()},
+        hashtags=list(dict.fromkeys(h.lstrip("#＃") for h in hashtags)),
+        mentions=MENTION_RE.findall(text) if given["mentions"] is None else given["mentions"],
+        links=links_in_text(text) if given["links"] is None else given["links"],
+        media=_media(obj.get("media")),
+        edited_at=parse_time(edited, "edited_at") if edited else None,
+        deleted=_flag(obj.get("deleted"), "deleted"),
+        raw=dict(obj),
         **fields,
     )
 
 
-ParseLine = Callable[[Any], tuple[list[Post], list[str]]]
+def _text(value: Any, key: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string, got {brief(value)}")
+    return value
+
+
+def _strings(obj: Mapping[str, Any], key: str) -> list[str] | None:
+    """A list of strings the line gives, or None when it gives none (the text is read instead)."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{key} must be a list of strings")
+    return value
+
+
+def _media(value: Any) -> list[dict[str, Any]]:
+    """`media`: objects as given; a bare URL string becomes {"url": …}."""
+    items = [] if value is None else value
+    if not isinstance(items, list) or not all(isinstance(m, dict | str) for m in items):
+        raise ValueError("media must be a list of objects")
+    return [m if isinstance(m, dict) else {"url": m} for m in items]
+
+
+def _flag(value: Any, key: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, got {brief(value)}")
+    return value
+
+
+ParseLine = Callable[[Any], Page]
 
 
 def read_lines(
@@ -105,12 +116,14 @@ def read_lines(
 ) -> Iterator[Page]:
     """Pages from a JSON-lines file, from byte `start` (line `start_line`).
 
+    `parse` turns one line's JSON value into a Page of its posts and the records it skipped.
     Each page's cursor is the byte offset after its last line, so a killed import resumes there.
-    A bad line is rejected with its line number; the good lines are still yielded. Within a page
-    the last copy of a post wins (retweets of one original collapse to one row).
+    Whatever is wrong with one line (not UTF-8, not JSON, a bad value) skips that line only, kept
+    in `quarantined` with its line number; the good lines are still yielded. Within a page the
+    last copy of a post wins (retweets of one original collapse to one row).
     """
     posts: dict[tuple[str, str], Post] = {}
-    rejected: list[str] = []
+    page = Page([])
     line_no, offset = start_line, start
     try:
         fh = path.open("rb")
@@ -121,28 +134,54 @@ def read_lines(
         for raw_line in fh:
             line_no += 1
             offset += len(raw_line)
-            if not raw_line.strip():
-                continue
-            try:
-                found, reasons = parse(json.loads(raw_line))
-                rejected += [f"line {line_no}: {r}" for r in reasons]
-                for post in found:
+            if raw_line.strip():
+                for post in _read_line(raw_line, parse, f"line {line_no}", page):
                     post.via = path.name
                     posts[(post.platform, post.id)] = post
-            except UnicodeDecodeError:
-                rejected.append(f"line {line_no}: not UTF-8")
-            except json.JSONDecodeError as exc:
-                rejected.append(f"line {line_no}: invalid JSON ({exc.msg})")
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                rejected.append(f"line {line_no}: {exc}")
             if len(posts) >= page_size:
-                yield Page(list(posts.values()), {"offset": offset, "line": line_no}, rejected)
-                posts, rejected = {}, []
-    yield Page(list(posts.values()), {"offset": offset, "line": line_no}, rejected)
+                yield _filled(page, posts, offset, line_no)
+                posts, page = {}, Page([])
+    yield _filled(page, posts, offset, line_no)
 
 
-def _interchange_line(obj: Any) -> tuple[list[Post], list[str]]:
-    return [post_from_interchange(obj)], []
+def _read_line(raw_line: bytes, parse: ParseLine, where: str, page: Page) -> list[Post]:
+    """One line's posts; what is wrong with it, or with any record in it, is rejected on `page`."""
+    try:
+        text = raw_line.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        page.reject(where, "not UTF-8", raw_line.decode("utf-8", "replace").rstrip("\r\n"))
+        return []
+    try:
+        obj = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        page.reject(where, f"invalid JSON ({exc.msg})", text)
+        return []
+    except (ValueError, RecursionError) as exc:  # NaN, a 5000-digit number, [[[[…]]]]
+        why = "nested too deep" if isinstance(exc, RecursionError) else reason(exc)
+        page.reject(where, f"invalid JSON ({why})", text)
+        return []
+    try:
+        found = parse(obj)
+    except Exception as exc:  # any bad value in this line: this line only
+        page.reject(where, reason(exc), obj)
+        return []
+    for item in found.quarantined:
+        page.reject(f"{where} {item.where}".rstrip(), item.reason, item.raw)
+    page.warnings += found.warnings
+    return found.posts
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _filled(page: Page, posts: dict[tuple[str, str], Post], offset: int, line: int) -> Page:
+    page.posts, page.cursor = list(posts.values()), {"offset": offset, "line": line}
+    return page
+
+
+def _interchange_line(obj: Any) -> Page:
+    return Page([storable(post_from_interchange(obj))])
 
 
 def read_jsonl(

@@ -14,8 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aggregator.config import Config, SourceConfig
-from connectors.base import ConnectorError, Page, Post, parse_time, source_hashtags
+from connectors.base import ConnectorError, Page, Post, isolate, parse_time, source_hashtags
 from connectors.http import HttpClient, HttpError, http_knobs
+from connectors.values import account, brief, count, optional_id, optional_text
 
 __all__ = ["BlueskyConnector", "byte_slice", "post_from_view"]
 
@@ -86,47 +87,50 @@ def _created(view: Mapping[str, Any], indexed: datetime) -> tuple[datetime, str 
     """createdAt, unless the poster's clock was absurd: then indexedAt, and a note saying so."""
     raw = view["record"].get("createdAt")
     try:
-        created = parse_time(str(raw))
+        created = parse_time(raw, "createdAt")
     except ValueError:
         created = None
     if created and EARLIEST <= created <= indexed + FUTURE_SLACK:
         return created, None
-    return indexed, f"createdAt {raw!r} is implausible: using indexedAt {view['indexedAt']}"
+    return indexed, f"createdAt {brief(raw)} is implausible: using indexedAt {view['indexedAt']}"
 
 
 def post_from_view(view: Mapping[str, Any]) -> tuple[Post, str | None]:
     """One PostView -> (Post, a warning or None). Raises ValueError naming the bad field."""
+    if not isinstance(view, Mapping):
+        raise ValueError("not a JSON object")
     for key in ("uri", "author", "record", "indexedAt"):
         if not view.get(key):
             raise ValueError(f"no {key}")
     record, author = view["record"], view["author"]
+    if not isinstance(record, Mapping) or not isinstance(author, Mapping):
+        raise ValueError("record or author is not an object")
     if not isinstance(record.get("text"), str) or not author.get("handle"):
         raise ValueError("record.text or author.handle missing")
-    try:
-        indexed = parse_time(str(view["indexedAt"]))
-    except ValueError:
-        raise ValueError(f"indexedAt {view['indexedAt']!r} is not a date-time") from None
+    uri = account(view["uri"], "uri")
+    indexed = parse_time(view["indexedAt"], "indexedAt")
     created, note = _created(view, indexed)
-    handle = author["handle"]
+    handle = account(author["handle"], "author.handle")
     profile = author.get("did") if handle == "handle.invalid" else handle
     media, embed_links = _media(view.get("embed"))
     parts = _facets(record)
     parts["links"] = list(dict.fromkeys(parts["links"] + embed_links))
+    reply = (record.get("reply") or {}).get("parent") or {}
     post = Post(
         platform="bluesky",
-        id=str(view["uri"]),
+        id=uri,
         created_at=created,
-        author=str(handle),
-        author_name=author.get("displayName") or None,
+        author=handle,
+        author_name=optional_text(author.get("displayName")),
         text=record["text"],
-        url=f"https://bsky.app/profile/{profile}/post/{str(view['uri']).rsplit('/', 1)[-1]}",
-        reply_to=((record.get("reply") or {}).get("parent") or {}).get("uri"),
-        quote_of=_quote_of(record),
-        likes=view.get("likeCount"),
-        reposts=view.get("repostCount"),
-        replies=view.get("replyCount"),
-        quotes=view.get("quoteCount"),
-        lang=(record.get("langs") or [None])[0],
+        url=f"https://bsky.app/profile/{profile}/post/{uri.rsplit('/', 1)[-1]}",
+        reply_to=optional_id(reply.get("uri"), "reply.parent.uri"),
+        quote_of=optional_id(_quote_of(record), "embed.record.uri"),
+        likes=count(view.get("likeCount"), "likeCount"),
+        reposts=count(view.get("repostCount"), "repostCount"),
+        replies=count(view.get("replyCount"), "replyCount"),
+        quotes=count(view.get("quoteCount"), "quoteCount"),
+        lang=optional_text((record.get("langs") or [None])[0]),
         media=media,
         raw=dict(view),  # keeps both record.createdAt and indexedAt
         **parts,
@@ -136,7 +140,7 @@ def post_from_view(view: Mapping[str, Any]) -> tuple[Post, str | None]:
 
 def _sort_at(post: Post) -> datetime:
     """The search's `sortAt`: the earlier of createdAt and indexedAt."""
-    return min(post.created_at, parse_time(str(post.raw["indexedAt"])))
+    return min(post.created_at, parse_time(post.raw["indexedAt"]))
 
 
 def _iso(moment: datetime) -> str:
@@ -283,9 +287,13 @@ class BlueskyConnector:
                     f"Bluesky #{tag}: search hit its result cap; went on below {st['until']}"
                 )
                 continue
-            page = self._page(body.get("posts") or [], tag, st, seen)
+            views = body.get("posts") if isinstance(body, dict) else None
+            if not isinstance(views, list | None):
+                raise ConnectorError(f"Bluesky search for #{tag} answered no list of posts")
+            page = self._page(views or [], tag, st, seen)
             page.waits, page.warnings, notes = self.http.waits - waits, notes + page.warnings, []
-            done = _advance(state, tag, body.get("cursor"))
+            cursor = body.get("cursor") if isinstance(body, dict) else None
+            done = _advance(state, tag, cursor if isinstance(cursor, str) else None)
             page.cursor = {"tags": {t: dict(s) for t, s in state.items()}}
             yield page
             if done:
@@ -310,16 +318,18 @@ class BlueskyConnector:
 
     def _page(self, views: list[Any], tag: str, st: dict[str, Any], seen: set[str]) -> Page:
         page = Page(posts=[])
-        for view in views:
-            try:
-                post, note = post_from_view(view)
-            except (ValueError, TypeError, AttributeError, KeyError) as exc:
-                where = view.get("uri", "?") if isinstance(view, Mapping) else "?"
-                page.rejected.append(f"post {where}: {exc}")
-                continue
+        notes: dict[str, str] = {}
+
+        def parse(view: Any) -> Post:
+            post, note = post_from_view(view)
             if note:
-                page.warnings.append(note)
-            newest, indexed = _sort_at(post), parse_time(str(post.raw["indexedAt"]))
+                notes[post.id] = note
+            return post
+
+        for post in isolate(views, parse, _where, page):
+            if post.id in notes:
+                page.warnings.append(notes[post.id])
+            newest, indexed = _sort_at(post), parse_time(post.raw["indexedAt"])
             if not st.get("newest") or newest > parse_time(st["newest"]):
                 st["newest"] = _iso(newest)
             if not st.get("oldest") or indexed < parse_time(st["oldest"]):
@@ -329,3 +339,9 @@ class BlueskyConnector:
                 post.via = f"{self.host} #{tag}"
                 page.posts.append(post)
         return page
+
+
+def _where(n: int, view: Any) -> str:
+    """Where a skipped PostView was: its uri if it is a plausible one, else its place."""
+    uri = view.get("uri") if isinstance(view, Mapping) else None
+    return f"post {uri if isinstance(uri, str) and uri and len(uri) <= 300 else f'#{n + 1}'}"

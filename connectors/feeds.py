@@ -22,9 +22,10 @@ import feedparser
 from defusedxml import DefusedXmlException
 
 from aggregator.config import Config, SourceConfig
-from connectors.base import ConnectorError, Page, Post, each_isolated, source_hashtags
-from connectors.html import HASHTAG_RE, html_to_text, links_in_html, sanitize_html
+from connectors.base import ConnectorError, Page, Post, each_isolated, isolate, source_hashtags
+from connectors.html import HASHTAG_RE, html_to_text, links_in_html, links_in_text, sanitize_html
 from connectors.http import HttpClient, client_for, http_knobs
+from connectors.values import in_window
 
 __all__ = ["FeedConnector", "check_safe_xml", "post_from_entry"]
 
@@ -102,22 +103,20 @@ class FeedConnector:
             "etag": resp.headers.get("etag"),
             "last_modified": resp.headers.get("last-modified"),
         }
-        posts, rejected = self._posts(parsed, url)
-        return Page(posts, {"feeds": copy.deepcopy(state)}, rejected, warnings, waits)
+        page = Page([], {"feeds": copy.deepcopy(state)}, warnings=warnings, waits=waits)
+        page.posts = self._posts(parsed, url, page)
+        return page
 
-    def _posts(self, parsed: Any, url: str) -> tuple[list[Post], list[str]]:
+    def _posts(self, parsed: Any, url: str, page: Page) -> list[Post]:
+        """The feed's entries as posts; an entry that cannot be read is quarantined on `page`."""
         fetched_at = datetime.fromtimestamp((self._clock or time.time)(), UTC)
-        posts: list[Post] = []
-        rejected: list[str] = []
-        for n, entry in enumerate(parsed.entries, start=1):
-            try:
-                post = post_from_entry(entry, parsed.feed, url, fetched_at)
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                rejected.append(f"feed {url} entry {n}: {exc}")
-                continue
-            if self.filter == "all" or mentions_hashtags(post, self.hashtags):
-                posts.append(post)
-        return posts, rejected
+        posts = isolate(
+            parsed.entries,
+            lambda entry: post_from_entry(entry, parsed.feed, url, fetched_at),
+            lambda n, entry: f"feed {url} entry {n + 1}",
+            page,
+        )
+        return [p for p in posts if self.filter == "all" or mentions_hashtags(p, self.hashtags)]
 
 
 def check_safe_xml(content: bytes, url: str) -> None:
@@ -143,7 +142,7 @@ def post_from_entry(entry: Any, feed: Any, feed_url: str, fetched_at: datetime) 
     guid = entry.get("id") or link
     if not guid:
         raise ValueError("no id, guid or link")
-    body_html = _body_html(entry)
+    body_html, plain = _body_html(entry)
     title = _text(entry.get("title_detail"), entry.get("title"))
     body = html_to_text(body_html)
     text = body if title and body.startswith(title.rstrip(".… ")) else f"{title}\n\n{body}".strip()
@@ -155,8 +154,8 @@ def post_from_entry(entry: Any, feed: Any, feed_url: str, fetched_at: datetime) 
         platform="feed",
         # A bare guid such as "42" is only unique within its feed: qualify it with the feed URL.
         id=guid if ":" in guid else f"{feed_url}#{guid}",
-        created_at=_time(published) or fetched_at,
-        edited_at=_time(updated) if updated and updated != published else None,
+        created_at=_time(published, "published") or fetched_at,
+        edited_at=_time(updated, "updated") if updated and updated != published else None,
         author=_author(entry, feed, feed_url, link),
         author_name=entry.get("author") or None,
         text=text,
@@ -164,7 +163,7 @@ def post_from_entry(entry: Any, feed: Any, feed_url: str, fetched_at: datetime) 
         url=link,
         lang=feed.get("language") or None,
         hashtags=list(dict.fromkeys(t for t in [*tags, *HASHTAG_RE.findall(text)] if t)),
-        links=list(dict.fromkeys(u for u in [link, *links_in_html(body_html)] if u)),
+        links=list(dict.fromkeys(u for u in [link, *links_in_html(body_html), *plain] if u)),
         media=[
             {"url": e.get("href") or e.get("url"), "type": e.get("type"), "alt": None}
             for e in [*(entry.get("enclosures") or []), *(entry.get("media_content") or [])]
@@ -181,27 +180,30 @@ def mentions_hashtags(post: Post, hashtags: list[str]) -> bool:
     return any(re.search(rf"(?<!\w){re.escape(tag)}(?!\w)", post.text, re.I) for tag in hashtags)
 
 
-def _body_html(entry: Any) -> str:
-    """The body as HTML: the first HTML content or summary; plain text is escaped, not parsed."""
+def _body_html(entry: Any) -> tuple[str, list[str]]:
+    """The body as HTML: the first HTML content or summary; plain text is escaped, not parsed.
+    With it, the links written out in a plain-text body (an HTML body has its hrefs)."""
     # Mastodon's tag RSS puts media:description into `content` as text/plain: prefer real HTML.
     details = [*(entry.get("content") or []), entry.get("summary_detail") or {}]
     details = [d for d in details if d.get("value")]
     detail = next((d for d in details if "html" in str(d.get("type", "html"))), None)
     if detail is not None:
-        return str(detail["value"])
+        return str(detail["value"]), []
     if details:
-        return "<p>" + escape(str(details[0]["value"])).replace("\n", "<br>") + "</p>"
-    return str(entry.get("summary") or "")
+        text = str(details[0]["value"])
+        return "<p>" + escape(text).replace("\n", "<br>") + "</p>", links_in_text(text)
+    return str(entry.get("summary") or ""), []
 
 
 def _author(entry: Any, feed: Any, feed_url: str, link: str | None) -> str:
     """The entry's author, else the Mastodon account in its link, else the feed's title or host."""
-    if entry.get("author"):
+    if str(entry.get("author") or "").strip():
         return str(entry["author"])
     account = MASTODON_LINK_RE.match(link or "")
     if account:
         return f"{account.group(2)}@{account.group(1)}"
-    return str(feed.get("author") or feed.get("title") or urlsplit(feed_url).hostname or feed_url)
+    named = (feed.get("author"), feed.get("title"), urlsplit(feed_url).hostname)
+    return next((str(n) for n in named if str(n or "").strip()), feed_url)
 
 
 def _text(detail: Any, value: Any) -> str:
@@ -212,9 +214,12 @@ def _text(detail: Any, value: Any) -> str:
     )
 
 
-def _time(parsed: Any) -> datetime | None:
-    """feedparser's struct_time (already UTC) -> aware datetime."""
-    return datetime(*parsed[:6], tzinfo=UTC) if parsed else None
+def _time(parsed: Any, what: str) -> datetime | None:
+    """feedparser's struct_time (already UTC) -> aware datetime, within the accepted years."""
+    if not parsed:
+        return None
+    moment = datetime(*parsed[:6], tzinfo=UTC)
+    return in_window(moment, what, moment.isoformat())
 
 
 def _jsonable(value: Any) -> Any:

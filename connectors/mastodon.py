@@ -25,11 +25,13 @@ from connectors.base import (
     Page,
     Post,
     each_isolated,
+    isolate,
     parse_time,
     source_hashtags,
 )
 from connectors.html import html_to_text, links_in_html, sanitize_html
 from connectors.http import HttpClient, HttpError, client_for, http_knobs
+from connectors.values import brief, count, optional_id, optional_text
 
 __all__ = ["MastodonConnector", "id_key", "instance_key", "post_from_status"]
 
@@ -163,24 +165,19 @@ class MastodonConnector:
 
     def _page(self, statuses: list[Any], base: str, tag: str, state: dict, waits: int) -> Page:
         host, where = urlsplit(base).hostname or base, instance_key(base)
-        posts: list[Post] = []
-        rejected: list[str] = []
-        skipped = 0
-        for n, status in enumerate(statuses):
-            sid = status.get("id") if isinstance(status, dict) else None
-            try:
-                post = post_from_status(status, host, instance=where)
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                rejected.append(f"{where} #{tag} status {sid or f'#{n + 1}'}: {_reason(exc)}")
-                continue
-            if post is None:
-                skipped += 1
-                continue
+        page = Page(posts=[], cursor=_snapshot(state), waits=waits)
+        page.posts = isolate(
+            statuses,
+            lambda status: post_from_status(status, host, instance=where),
+            lambda n, status: f"{where} #{tag} status {_label(status) or f'#{n + 1}'}",
+            page,
+        )
+        for post in page.posts:
             post.via = f"{where} #{tag}"
-            posts.append(post)
+        skipped = len(statuses) - len(page.posts) - len(page.quarantined)
         if skipped:
             log.info("%s #%s: skipped %d posts from accounts that opted out", host, tag, skipped)
-        return Page(posts=posts, cursor=_snapshot(state), rejected=rejected, waits=waits)
+        return page
 
     def _token_env_name(self, base: str) -> str | None:
         if isinstance(self.token_env, Mapping):
@@ -220,44 +217,55 @@ def post_from_status(status: Any, host: str, instance: str | None = None) -> Pos
     if not isinstance(status, dict):
         raise ValueError("not a JSON object")
     original = status.get("reblog") or status
+    if not isinstance(original, dict):
+        raise ValueError("reblog is not an object")
     account = original["account"]
     if not isinstance(account, dict):
         raise ValueError("account is not an object")
     if opted_out(account):
         return None
     uri = original["uri"]
-    if not isinstance(uri, str) or not uri:
+    if not isinstance(uri, str) or not uri.strip():
         raise ValueError("no uri")
-    content = original.get("content") or ""
-    spoiler = html_to_text(original.get("spoiler_text") or "")
+    content = _html(original.get("content"), "content")
+    spoiler = html_to_text(_html(original.get("spoiler_text"), "spoiler_text"))
     quoted = (original.get("quote") or {}).get("quoted_status") or {}
     edited = original.get("edited_at")
-    local_id, reply_to = original.get("id"), original.get("in_reply_to_id") or None
+    local_id = original.get("id")
+    reply_to = optional_id(original.get("in_reply_to_id"), "in_reply_to_id")
     return Post(
         platform="mastodon",
         id=uri,
-        created_at=parse_time(str(original["created_at"])),
+        created_at=parse_time(original["created_at"], "created_at"),
         author=full_acct(account["acct"], host),
-        author_name=account.get("display_name") or None,
+        author_name=optional_text(account.get("display_name")),
         text="\n\n".join(t for t in (spoiler, html_to_text(content)) if t),
         html=sanitize_html(content),
-        url=original.get("url") or uri,
-        reply_to=str(reply_to) if reply_to else None,
+        url=optional_text(original.get("url")) or uri,
+        reply_to=reply_to,
         reply_to_via=(instance or host) if reply_to else None,
         local_id=local_id if isinstance(local_id, str) and local_id else None,
-        quote_of=quoted.get("uri") if isinstance(quoted, dict) else None,
-        replies=_count(original.get("replies_count")),
-        reposts=_count(original.get("reblogs_count")),
-        likes=_count(original.get("favourites_count")),
-        quotes=_count(original.get("quotes_count")),
-        lang=original.get("language") or None,
+        quote_of=optional_id(quoted.get("uri"), "quoted uri") if isinstance(quoted, dict) else None,
+        replies=count(original.get("replies_count"), "replies_count"),
+        reposts=count(original.get("reblogs_count"), "reblogs_count"),
+        likes=count(original.get("favourites_count"), "favourites_count"),
+        quotes=count(original.get("quotes_count"), "quotes_count"),
+        lang=optional_text(original.get("language")),
         hashtags=[str(t["name"]) for t in original.get("tags") or []],
         mentions=[full_acct(m["acct"], host) for m in original.get("mentions") or []],
         links=_links(original, content),
         media=[_media(m) for m in original.get("media_attachments") or []],
-        edited_at=parse_time(str(edited)) if edited else None,
+        edited_at=parse_time(edited, "edited_at") if edited else None,
         raw=status,
     )
+
+
+def _html(value: Any, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, got {brief(value)}")
+    return value
 
 
 def opted_out(account: Mapping[str, Any]) -> bool:
@@ -279,7 +287,7 @@ def instance_key(base: str) -> str:
 
 def full_acct(acct: Any, host: str) -> str:
     """acct with its domain: a local account ("user") becomes "user@<instance host>"."""
-    if not isinstance(acct, str) or not acct.strip("@"):
+    if not isinstance(acct, str) or not acct.strip().strip("@"):
         raise ValueError("account has no acct")
     acct = acct.lstrip("@")
     return acct if "@" in acct else f"{acct}@{host}"
@@ -300,20 +308,14 @@ def _media(item: Any) -> dict[str, Any]:
             "alt": item.get("description")}  # fmt: skip
 
 
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _label(status: Any) -> str | None:
+    """A status's id on its instance, if it is a plausible one (short text), else None."""
+    sid = status.get("id") if isinstance(status, dict) else None
+    return sid if isinstance(sid, str) and sid and len(sid) <= 100 else None
 
 
 def _ids(statuses: list[Any]) -> list[str]:
-    return [
-        s["id"]
-        for s in statuses
-        if isinstance(s, dict) and isinstance(s.get("id"), str) and s["id"]
-    ]
-
-
-def _reason(exc: Exception) -> str:
-    return f"missing {exc.args[0]}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
+    return [sid for sid in map(_label, statuses) if sid]
 
 
 def _snapshot(state: dict[str, Any]) -> dict[str, Any]:

@@ -10,9 +10,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from connectors.archives import HASHTAG_RE, LINK_RE, MENTION_RE, PAGE_SIZE, FileSource
-from connectors.base import ConnectorError, Page, Post
+from connectors.archives import HASHTAG_RE, MENTION_RE, PAGE_SIZE, FileSource
+from connectors.base import ConnectorError, Page, Post, reason
+from connectors.html import links_in_text
 from connectors.twarc import entities_v1, twitter_time
+from connectors.values import storable
 from connectors.x import tweet_url
 
 __all__ = ["COLUMNS", "TagsConnector", "post_from_row", "read_tags", "recover_id"]
@@ -56,7 +58,7 @@ def _entities(row: Mapping[str, str | None], text: str) -> dict[str, list[Any]]:
     return {
         "hashtags": HASHTAG_RE.findall(text),
         "mentions": MENTION_RE.findall(text),
-        "links": LINK_RE.findall(text),
+        "links": links_in_text(text),
         "media": [],
     }
 
@@ -67,10 +69,7 @@ def post_from_row(row: Mapping[str, str | None]) -> Post:
     user = (row.get("from_user") or "").strip().lstrip("@")
     if not user:
         raise ValueError("from_user is empty")
-    try:
-        created = twitter_time(row.get("created_at") or "")
-    except ValueError:
-        raise ValueError(f"created_at {row.get('created_at')!r} is not a Twitter date") from None
+    created = twitter_time(row.get("created_at") or "")
     text = html.unescape(row.get("text") or "")  # TAGS stores the API's &amp; escaping
     return Post(
         platform="x",
@@ -108,7 +107,11 @@ class _Lines:
 
 def _header(path: Path) -> list[str]:
     with path.open("rb") as fh:
-        header = next(csv.reader(_Lines(fh, 0)), [])
+        try:
+            header = next(csv.reader(_Lines(fh, 0)), [])
+        except csv.Error as exc:
+            why = f"its first row is not CSV ({exc})"
+            raise ConnectorError(f"{path} is not a TAGS archive: {why}") from None
     names = [h.strip() for h in header]
     missing = [c for c in REQUIRED if c not in names]
     if missing:
@@ -136,28 +139,38 @@ def read_tags(
         if start == 0:
             next(reader, None)  # the header
         posts: dict[str, Post] = {}
-        rejected: list[str] = []
+        page = Page([])
         row_no = max(start_row, 1)
-        for cells in reader:
+        while True:
             row_no += 1
-            if not any(c.strip() for c in cells):
-                continue
             try:
-                post = post_from_row(dict(zip(names, cells, strict=False)))
+                cells = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:  # e.g. a cell past csv's 128 KiB field limit: this row only
+                page.reject(f"row {row_no}", f"not a CSV row ({exc})")
+                continue
+            if any(c.strip() for c in cells):
+                row = dict(zip(names, cells, strict=False))
+                try:
+                    post = storable(post_from_row(row))
+                except Exception as exc:  # any bad value in this row: this row only
+                    page.reject(f"row {row_no}", reason(exc), row)
+                    continue
                 post.via = path.name
                 posts[post.id] = post
-            except ValueError as exc:
-                rejected.append(f"row {row_no}: {exc}")
             if len(posts) >= page_size:
-                yield _page(posts, rejected, lines, row_no)
-                posts, rejected = {}, []
-        yield _page(posts, rejected, lines, row_no)
+                yield _page(page, posts, lines, row_no)
+                posts, page = {}, Page([])
+        yield _page(page, posts, lines, row_no - 1)
 
 
-def _page(posts: dict[str, Post], rejected: list[str], lines: _Lines, row: int) -> Page:
-    warnings = ["some lines are not UTF-8: read as Windows-1252"] if lines.recoded else []
+def _page(page: Page, posts: dict[str, Post], lines: _Lines, row: int) -> Page:
+    if lines.recoded:
+        page.warnings.append("some lines are not UTF-8: read as Windows-1252")
     lines.recoded = False
-    return Page(list(posts.values()), {"offset": lines.offset, "row": row}, rejected, warnings)
+    page.posts, page.cursor = list(posts.values()), {"offset": lines.offset, "row": row}
+    return page
 
 
 class TagsConnector(FileSource):

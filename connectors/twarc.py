@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from connectors.archives import PAGE_SIZE, FileSource, read_lines
 from connectors.base import Page, Post, parse_time
+from connectors.values import account, brief, in_window, optional_text, storable
 from connectors.x import counts, post_from_v2, posts_from_v2_page, tweet_url
 
 __all__ = [
@@ -27,17 +28,21 @@ __all__ = [
 V1_TIME = "%a %b %d %H:%M:%S %z %Y"  # "Wed Oct 10 20:19:24 +0000 2018"
 
 
-def twitter_time(value: str) -> datetime:
-    """v1.1 `created_at` or ISO 8601 (v2) -> aware UTC. Raises ValueError."""
+def twitter_time(value: Any, what: str = "created_at") -> datetime:
+    """v1.1 `created_at` or ISO 8601 (v2) -> aware UTC within the accepted years.
+
+    :raises ValueError: naming `what` when the value is neither, or out of range.
+    """
     try:
-        return datetime.strptime(value.strip(), V1_TIME).astimezone(UTC)
-    except ValueError:
-        return parse_time(value)
+        moment = datetime.strptime(value.strip(), V1_TIME)
+    except (AttributeError, TypeError, ValueError):
+        return parse_time(value, what)
+    return in_window(moment, what, value)
 
 
 def _ids(value: Any) -> str | None:
     """An id string, or None. Numeric ids are refused: they may have lost digits in JSON tools."""
-    return value if isinstance(value, str) and value.isdigit() else None
+    return value if isinstance(value, str) and value.isascii() and value.isdigit() else None
 
 
 def entities_v1(entities: Mapping[str, Any], extended: Mapping[str, Any]) -> dict[str, list[Any]]:
@@ -81,25 +86,26 @@ def post_from_v1(tweet: Mapping[str, Any]) -> Post:
         raise ValueError("no id_str (numeric ids may have lost digits: export with id_str)")
     if not user.get("screen_name"):
         raise ValueError(f"tweet {tweet_id}: no user.screen_name")
-    try:
-        created = twitter_time(str(status["created_at"]))
-    except (KeyError, ValueError):
-        raise ValueError(f"tweet {tweet_id}: bad created_at {status.get('created_at')!r}") from None
+    screen_name = account(user["screen_name"], "user.screen_name")
+    created = twitter_time(status.get("created_at"))
     extended = status.get("extended_tweet") if status.get("truncated") else None
     source = extended if isinstance(extended, Mapping) else status
     text = status.get("full_text") or source.get("full_text") or status.get("text") or ""
+    if not isinstance(text, str):
+        raise ValueError(f"tweet {tweet_id}: text must be a string, got {brief(text)}")
     quoted = status.get("quoted_status") if isinstance(status.get("quoted_status"), Mapping) else {}
+    lang = optional_text(status.get("lang"))
     return Post(
         platform="x",
         id=tweet_id,
         created_at=created,
-        author=str(user["screen_name"]),
-        author_name=user.get("name"),
-        text=html.unescape(str(text)),  # v1.1 escapes & < > in text
-        url=tweet_url(user["screen_name"], tweet_id),
+        author=screen_name,
+        author_name=optional_text(user.get("name")),
+        text=html.unescape(text),  # v1.1 escapes & < > in text
+        url=tweet_url(screen_name, tweet_id),
         reply_to=_ids(status.get("in_reply_to_status_id_str")),
         quote_of=_ids(status.get("quoted_status_id_str")) or _ids(quoted.get("id_str")),
-        lang=None if status.get("lang") in (None, "und") else status["lang"],
+        lang=None if lang == "und" else lang,
         raw=_v1_raw(status, retweet),
         **counts(
             status.get("favorite_count"),
@@ -111,16 +117,20 @@ def post_from_v1(tweet: Mapping[str, Any]) -> Post:
     )
 
 
-def parse_twarc_line(obj: dict[str, Any]) -> tuple[list[Post], list[str]]:
-    """Any twarc line -> (posts, reasons). Shapes: v1.1 tweet, v2 page, flattened v2 tweet."""
+def parse_twarc_line(obj: Any) -> Page:
+    """Any twarc line -> a Page of its posts (and, for a v2 page, the posts it skipped).
+    Shapes: v1.1 tweet, v2 page, flattened v2 tweet.
+
+    :raises ValueError: when the line is none of them, or is one tweet that cannot be read.
+    """
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
     if "data" in obj:
         return posts_from_v2_page(obj)
     if "id_str" in obj or "user" in obj:  # v1.1: `user` is an object; v2 has `author_id`
-        return [post_from_v1(obj)], []
+        return Page([storable(post_from_v1(obj))])
     if "id" in obj and "text" in obj:
-        return [post_from_v2(obj)], []
+        return Page([storable(post_from_v2(obj))])
     raise ValueError("neither a v1.1 tweet, a v2 page nor a flattened v2 tweet")
 
 

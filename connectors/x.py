@@ -14,8 +14,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aggregator.config import Config, SourceConfig
-from connectors.base import ConnectorError, Page, Post, parse_time, source_hashtags
+from connectors.base import ConnectorError, Page, Post, isolate, parse_time, source_hashtags
 from connectors.http import HttpClient, http_knobs
+from connectors.values import account, brief, count, optional_id, optional_text
 
 __all__ = [
     "XConnector",
@@ -47,14 +48,11 @@ def tweet_url(user: str | None, tweet_id: str) -> str:
     return f"https://x.com/{user or 'i/web'}/status/{tweet_id}"
 
 
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
 def counts(likes: Any, reposts: Any, replies: Any, quotes: Any) -> dict[str, int | None]:
-    """Public counts as Post fields; a bad count becomes None rather than sinking the post."""
-    return {"likes": _count(likes), "reposts": _count(reposts),
-            "replies": _count(replies), "quotes": _count(quotes)}  # fmt: skip
+    """Public counts as Post fields; a count of the wrong type becomes None rather than sinking
+    the post. :raises ValueError: for a count no database can hold (10**30)."""
+    given = {"likes": likes, "reposts": reposts, "replies": replies, "quotes": quotes}
+    return {name: count(value, name) for name, value in given.items()}
 
 
 def _v2_lists(tweet: Mapping[str, Any], media: Mapping[str, Any]) -> dict[str, list[Any]]:
@@ -96,31 +94,34 @@ def post_from_v2(
     retweeted = refs.get("retweeted") or {}
     original = retweeted if "text" in retweeted else tweets.get(str(retweeted.get("id")))
     if isinstance(original, Mapping):
-        post = post_from_v2(original, users, tweets, media)
+        # the original's own retweet refs are not followed: a post retweeting itself ends here
+        post = post_from_v2(original, users, {}, media)
         post.raw["_retweet"] = {"id": tweet.get("id"), "author_id": tweet.get("author_id")}
         return post
     tweet_id = tweet.get("id")
-    if not isinstance(tweet_id, str) or not tweet_id.isdigit():
-        raise ValueError(f"id {tweet_id!r} is not an id string")
-    try:
-        created = parse_time(str(tweet["created_at"]))
-    except (KeyError, ValueError):
-        raise ValueError(f"tweet {tweet_id}: bad created_at {tweet.get('created_at')!r}") from None
+    if not isinstance(tweet_id, str) or not (tweet_id.isascii() and tweet_id.isdigit()):
+        raise ValueError(f"id {brief(tweet_id)} is not an id string")
+    created = parse_time(tweet.get("created_at"), "created_at")
     author = tweet.get("author") or users.get(str(tweet.get("author_id"))) or {}
+    username = optional_text(author.get("username"))
     note = tweet.get("note_tweet") if isinstance(tweet.get("note_tweet"), Mapping) else {}
+    text = note.get("text") or tweet.get("text", "")
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {brief(text)}")
     metrics = tweet.get("public_metrics") or {}
+    lang = optional_text(tweet.get("lang"))
     return Post(
         platform="x",
         id=tweet_id,
         created_at=created,
-        author=str(author.get("username") or tweet.get("author_id") or ""),
-        author_name=author.get("name"),
-        text=note.get("text") or str(tweet.get("text", "")),
-        url=tweet_url(author.get("username"), tweet_id),
-        repost_of=retweeted.get("id"),  # set only when the original was not included
-        reply_to=refs.get("replied_to", {}).get("id"),
-        quote_of=refs.get("quoted", {}).get("id"),
-        lang=None if tweet.get("lang") in (None, "und") else tweet["lang"],
+        author=account(username or tweet.get("author_id"), "author (username or author_id)"),
+        author_name=optional_text(author.get("name")),
+        text=text,
+        url=tweet_url(username, tweet_id),
+        repost_of=optional_id(retweeted.get("id"), "retweeted id"),  # only when not included
+        reply_to=optional_id(refs.get("replied_to", {}).get("id"), "replied_to id"),
+        quote_of=optional_id(refs.get("quoted", {}).get("id"), "quoted id"),
+        lang=None if lang == "und" else lang,
         raw={**tweet, "author": dict(author)} if author else dict(tweet),
         **counts(
             metrics.get("like_count"),
@@ -133,31 +134,51 @@ def post_from_v2(
 
 
 def _by(items: Any, key: str) -> dict[str, Any]:
-    return {str(i[key]): i for i in items or [] if isinstance(i, Mapping) and key in i}
+    items = items if isinstance(items, list) else []
+    return {str(i[key]): i for i in items if isinstance(i, Mapping) and key in i}
 
 
-def posts_from_v2_page(page: Mapping[str, Any]) -> tuple[list[Post], list[str]]:
-    """A v2 response page `{data, includes, meta}` -> (posts, reasons for the posts skipped)."""
-    includes = page.get("includes") or {}
+def posts_from_v2_page(page: Mapping[str, Any]) -> Page:
+    """A v2 response page `{data, includes, meta}` -> a Page of its posts; each post that cannot
+    be read is quarantined on it ("tweet <id>") and never costs the others.
+
+    :raises ValueError: when `data` is neither a list of posts nor one post.
+    """
+    includes = _mapping(page.get("includes"))
     users = _by(includes.get("users"), "id")
     tweets = _by(includes.get("tweets") or includes.get("posts"), "id")
     media = _by(includes.get("media"), "media_key")
     data = page.get("data") or []
-    posts: list[Post] = []
-    rejected: list[str] = []
-    for tweet in [data] if isinstance(data, Mapping) else data:
-        try:
-            if not isinstance(tweet, Mapping):
-                raise ValueError("not a JSON object")
-            post = post_from_v2(tweet, users, tweets, media)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            tweet_id = tweet.get("id", "?") if isinstance(tweet, Mapping) else "?"
-            rejected.append(f"tweet {tweet_id}: {exc}")
-            continue
-        if "__twarc" in page:  # provenance: where and when twarc fetched it
+    if not isinstance(data, list | Mapping):
+        raise ValueError(f"data is not a list of posts: {brief(data)}")
+    out = Page([])
+    found = isolate(
+        [data] if isinstance(data, Mapping) else data,
+        lambda tweet: post_from_v2(_object(tweet), users, tweets, media),
+        lambda n, tweet: f"tweet {_label(_mapping(tweet).get('id')) or f'#{n + 1}'}",
+        out,
+    )
+    if "__twarc" in page:  # provenance: where and when twarc fetched it
+        for post in found:
             post.raw["__twarc"] = page["__twarc"]
-        posts.append(post)
-    return posts, rejected
+    out.posts = found
+    return out
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _object(tweet: Any) -> Mapping[str, Any]:
+    if not isinstance(tweet, Mapping):
+        raise ValueError("not a JSON object")
+    return tweet
+
+
+def _label(value: Any) -> str | None:
+    """An X id (a string of at most 30 digits), else None: never a hostile value in a cursor."""
+    ok = isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 30
+    return value if ok else None
 
 
 def id_time(tweet_id: str) -> datetime:
@@ -248,19 +269,28 @@ class XConnector:
         while True:
             waits = self.http.waits
             body = self._search(state)
-            posts, rejected = posts_from_v2_page(body)
-            for post in posts:
+            try:
+                page = posts_from_v2_page(body)
+            except ValueError as exc:
+                raise ConnectorError(
+                    f"X {self.endpoint} search answered a bad page: {exc}"
+                ) from None
+            for post in page.posts:
                 post.via = f"x {self.endpoint}: {self.query}"
             # a 200 can carry data and errors: keep the data, say what failed
-            warnings += [f"X reported: {problem_text(e)}" for e in body.get("errors") or []]
-            meta = body.get("meta") or {}
+            errors = body.get("errors") if isinstance(body.get("errors"), list) else []
+            warnings += [f"X reported: {problem_text(e)}" for e in errors]
+            meta = _mapping(body.get("meta"))
             if not state.get("next_token"):  # the sweep's first page: its newest is the next since
-                state["newest_id"] = meta.get("newest_id")
-            state["next_token"] = meta.get("next_token")
+                state["newest_id"] = _label(meta.get("newest_id"))
+            token = meta.get("next_token")
+            state["next_token"] = token if isinstance(token, str) and token else None
             state = (
                 {**state, "query": self.query} if state["next_token"] else self._sweep_done(state)
             )
-            yield Page(posts, dict(state), rejected, warnings, self.http.waits - waits)
+            page.cursor, page.waits = dict(state), self.http.waits - waits
+            page.warnings = warnings + page.warnings
+            yield page
             warnings = []
             if not state.get("next_token"):
                 return

@@ -286,7 +286,7 @@ def test_malformed_statuses_are_rejected_with_a_reason_and_the_rest_kept(config)
     assert sorted(ids(pages)) == ["1", "2"]
     reasons = [r for p in pages for r in p.rejected]
     assert reasons == [
-        "a.example #CoPro16 status 4: Invalid isoformat string: 'yesterday'",
+        "a.example #CoPro16 status 4: created_at 'yesterday' is not ISO 8601",
         "a.example #CoPro16 status 3: missing account",
     ]
     assert pages[-1].cursor["streams"][f"{A} #copro16"]["newest_id"] == "4"
