@@ -8,10 +8,12 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 
 from aggregator.config import Config, SessionConfig
 
@@ -28,9 +30,10 @@ __all__ = [
     "evaluate",
     "explain",
     "normalise",
+    "run_together",
 ]
 
-RULES_VERSION = "2"  # part of the fingerprint: changing the rules re-tags every stored post
+RULES_VERSION = "3"  # part of the fingerprint: changing the rules re-tags every stored post
 # Invisible characters that split or glue words without showing: zero-width, soft hyphen, bidi controls.
 INVISIBLE = dict.fromkeys(
     (*map(ord, "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"), *range(0x202A, 0x202F),
@@ -41,7 +44,6 @@ URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 # CamelCase boundaries (#LegClub, @BerylInstitute), but not the plural of an acronym (#STPs).
 CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])(?![A-Z]s(?![a-z]))")
 POSSESSIVE = re.compile(r"(?<=\w)['’ʼ`´]s\b")
-PLURAL = re.compile(r"(?<=\w{3})s+\b")  # 'Queens award' and "Queen's Award" must meet
 NON_WORD = re.compile(r"[\W_]+")
 TAG_OR_HANDLE = re.compile(r"[#@](\w+)")
 # Dropped only when comparing the 'reduced' forms: 'older adults in the hospital' still names the cue.
@@ -55,33 +57,64 @@ def normalise(text: str) -> str:
     """One comparable form for posts and cues: words in lower case, single-spaced (docs/tagging.md)."""
     text = unicodedata.normalize("NFKC", text).translate(INVISIBLE)
     text = CAMEL.sub(" ", text)
-    text = POSSESSIVE.sub("", text).replace("&", " and ")
-    # Case-fold, then drop accents, so 'Zoë', 'ZOE' and 'zoe' meet.
-    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text.casefold()))
-    text = unicodedata.normalize("NFKC", "".join(c for c in text if not unicodedata.combining(c)))
-    text = NON_WORD.sub(" ", text.casefold())
-    return " ".join(PLURAL.sub("", word) for word in text.split())
+    text = POSSESSIVE.sub("", text)
+    return " ".join(_singular(word) for word in _folded(text).split())
+
+
+def run_together(text: str) -> str:
+    """A hashtag's one form, whatever its case, width or invisible characters: its words run together
+    in lower case, without a final plural -s ('#KidsRead', '#kidsread', '＃ＫＩＤＳＲＥＡＤ' -> 'kidsread')."""
+    text = unicodedata.normalize("NFKC", text).translate(INVISIBLE)
+    return _singular(_folded(text).replace(" ", ""))
+
+
+def _folded(text: str) -> str:
+    """Case-folded without accents, '&' as 'and', every run of other non-letters one space."""
+    text = text.replace("&", " and ")
+    if not text.isascii():  # ASCII has no accents and no other forms
+        # Case-fold, then drop accents, so 'Zoë', 'ZOE' and 'zoe' meet.
+        text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text.casefold()))
+        text = "".join(c for c in text if not unicodedata.combining(c))
+        text = unicodedata.normalize("NFKC", text)
+    return NON_WORD.sub(" ", text.casefold())
+
+
+def _singular(word: str) -> str:
+    """Without a plural (or possessive) -s, from words of 4+ letters: 'Queens award' and "Queen's
+    Award" must meet. A string method, not a regex: a word of a million s's is read once."""
+    return word[: max(3, len(word.rstrip("s")))]
+
+
+def _keys(label: str) -> tuple[str, str]:
+    """A cue's or a hashtag's two comparable forms: split into words ('kidread') and run together."""
+    return normalise(label).replace(" ", ""), run_together(label)
 
 
 def _reduced(words: Sequence[str]) -> list[str]:
     return [w for w in words if w not in FILLER]
 
 
-def _aligned(needle: str, words: Sequence[str]) -> bool:
-    """`needle` (words run together) spans whole words of `words`: 'legclub' in ['the','leg','club']."""
-    if not needle:
+@dataclass(frozen=True)
+class _Joined:
+    """Words run together, and the offsets where each starts or ends."""
+
+    hay: str
+    edges: frozenset[int]
+
+    @classmethod
+    def of(cls, words: Sequence[str]) -> _Joined:
+        return cls("".join(words), frozenset(accumulate(map(len, words), initial=0)))
+
+    def spans(self, needle: str) -> bool:
+        """`needle` (words run together) spans whole words: 'legclub' in ['the','leg','club']."""
+        if not needle:
+            return False
+        i = self.hay.find(needle)
+        while i != -1:
+            if i in self.edges and i + len(needle) in self.edges:
+                return True
+            i = self.hay.find(needle, i + 1)
         return False
-    hay = "".join(words)
-    edges, pos = {0}, 0
-    for w in words:
-        pos += len(w)
-        edges.add(pos)
-    i = hay.find(needle)
-    while i != -1:
-        if i in edges and i + len(needle) in edges:
-            return True
-        i = hay.find(needle, i + 1)
-    return False
 
 
 @dataclass(frozen=True)
@@ -96,6 +129,34 @@ class TagInput:
 
 
 @dataclass(frozen=True)
+class Said:
+    """What a post says, in the forms cues are compared with; worked out once per post."""
+
+    words: _Joined
+    reduced: _Joined  # without the FILLER words
+    tags: tuple[str, ...]  # its hashtags and handles in both forms (_keys), sorted
+
+    @classmethod
+    def of(cls, post: TagInput) -> Said:
+        text = URL.sub(" ", unicodedata.normalize("NFKC", post.text).translate(INVISIBLE))
+        words = normalise(text).split()
+        extra = {
+            t.split("@")[0] for t in (*TAG_OR_HANDLE.findall(text), *post.hashtags, *post.mentions)
+        }
+        tags = {key for t in extra for key in _keys(t) if key}
+        return cls(_Joined.of(words), _Joined.of(_reduced(words)), tuple(sorted(tags)))
+
+    def tagged(self, key: str) -> bool:
+        """A hashtag or handle is `key`, or opens with it when it is long enough: #legclubrocks."""
+        if not key:
+            return False
+        i = bisect_left(self.tags, key)  # the tags opening with `key` sort first from here
+        if i == len(self.tags):
+            return False
+        return self.tags[i] == key or (len(key) >= PREFIX_MIN and self.tags[i].startswith(key))
+
+
+@dataclass(frozen=True)
 class Decision:
     session_id: str | None
     score: float
@@ -107,6 +168,7 @@ class Cue:
     label: str  # as the organiser wrote it
     kind: str  # speaker | keyword | hashtag | handle
     words: tuple[str, ...]  # normalised
+    joined: str  # run_together(label)
     sessions: tuple[str, ...]  # programme order
 
     @property
@@ -120,11 +182,27 @@ class Cue:
     def describe(self) -> str:
         return f"{self.kind} '{self.label}'"
 
-    def found_in(self, words: Sequence[str], tags: Iterable[str]) -> bool:
-        """Whole words in the text (spaces, hyphens, CamelCase and run-together alike), or opening a hashtag."""
-        if _aligned(self.full, words) or _aligned(self.short, _reduced(words)):
+    def found_in(self, said: Said) -> bool:
+        """Whole words in the text (spaces, hyphens, CamelCase and run-together alike), or a hashtag
+        or handle in either form (_keys), or opening one."""
+        words, reduced = said.words, said.reduced
+        if words.spans(self.full) or reduced.spans(self.short) or words.spans(self.joined):
             return True
-        return len(self.full) >= PREFIX_MIN and any(t.startswith(self.full) for t in tags)
+        return said.tagged(self.full) or said.tagged(self.joined)
+
+
+@dataclass
+class _Named:
+    """A cue while the programme is read: the labels that meet in either form, and their sessions."""
+
+    label: str
+    kind: str
+    sessions: set[str] = field(default_factory=set)
+
+    def add(self, label: str, kind: str, session: str) -> None:
+        if len(normalise(label).split()) > len(normalise(self.label).split()):
+            self.label, self.kind = label, kind  # the form with most words matches most ways
+        self.sessions.add(session)
 
 
 @dataclass
@@ -135,23 +213,27 @@ class Programme:
 
     @classmethod
     def from_config(cls, config: Config) -> Programme:
-        event_tags = {normalise(h) for h in config.event.hashtags}
-        owners: dict[str, tuple[str, str, set[str]]] = {}
+        event_tags = {key for h in config.event.hashtags for key in _keys(h)}
+        owners: dict[str, _Named] = {}  # by either form (_keys): labels that meet are one cue
         for s in config.sessions:
             named = [("speaker", x) for x in s.speakers] + [("keyword", x) for x in s.keywords]
             named += [("hashtag", f"#{x}") for x in s.hashtags]
             named += [("handle", f"@{x}") for x in s.handles]
             for kind, label in named:
-                key = normalise(label)
-                if (
-                    key and key not in event_tags
-                ):  # the event's own hashtags say nothing of a session
-                    owners.setdefault(key.replace(" ", ""), (label, kind, set()))[2].add(s.id)
+                keys = _keys(label)
+                if not keys[0] or event_tags.intersection(keys):
+                    continue  # the event's own hashtags say nothing of a session
+                owner = next((owners[k] for k in keys if k in owners), None) or _Named(label, kind)
+                owner.add(label, kind, s.id)
+                for key in keys:
+                    owners.setdefault(key, owner)
         order = {s.id: i for i, s in enumerate(config.sessions)}
+        unique = {id(owner): owner for owner in owners.values()}.values()
         cues = [
-            Cue(label, kind, tuple(normalise(label).split()), tuple(sorted(ids, key=order.get)))
-            for label, kind, ids in owners.values()
-        ]
+            Cue(n.label, n.kind, tuple(normalise(n.label).split()), run_together(n.label),
+                tuple(sorted(n.sessions, key=order.get)))
+            for n in unique
+        ]  # fmt: skip
         # Longest first, so 'Bradford on Avon Leg Club' is counted and the 'Leg Club' inside it is not.
         cues.sort(key=lambda c: (-len(c.full), c.full))
         return cls(config.sessions, timedelta(minutes=config.event.grace_minutes), cues)
@@ -190,13 +272,10 @@ def utc(when: datetime) -> datetime:
 
 def find_cues(post: TagInput, programme: Programme) -> list[Cue]:
     """Every cue the post names, longest first; a cue inside a longer one found adds nothing."""
-    text = URL.sub(" ", unicodedata.normalize("NFKC", post.text).translate(INVISIBLE))
-    words = normalise(text).split()
-    extra = [*TAG_OR_HANDLE.findall(text), *post.hashtags, *post.mentions]
-    tags = {normalise(t.split("@")[0]).replace(" ", "") for t in extra}
+    said = Said.of(post)
     found: list[Cue] = []
     for cue in programme.cues:
-        if cue.found_in(words, tags) and not any(cue.full in f.full for f in found):
+        if cue.found_in(said) and not any(cue.full in f.full for f in found):
             found.append(cue)
     return found
 
