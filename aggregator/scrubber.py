@@ -27,7 +27,9 @@ X_HOSTS = {"twitter.com", "www.twitter.com", "mobile.twitter.com", "x.com", "www
 X_RESERVED = {"i", "intent", "hashtag", "search", "home", "share", "explore", "settings", "status"}
 X_PATH = re.compile(r"^/(?P<name>\w{1,50})(?!\w)")
 BSKY_PATH = re.compile(r"^/profile/(?P<name>[\w.:%\-]*\w)")
-NAME_EXTRAS = re.compile(r"\([^)]*\)|\[[^\]]*\]|\s[|,•·–—-]\s.*$|[|,].*$")  # "(she/her)", "| NHS"
+# "(she/her)", "| NHS". No bracket inside brackets, and a tail runs to the very end (DOTALL): each
+# character is read once, so a hostile name of a million "(" or " -" costs no more than its length.
+NAME_EXTRAS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|\s[|,•·–—-]\s.*$|[|,].*$", re.DOTALL)
 
 Resolve = Callable[[str, str | None], str | None]
 
