@@ -15,9 +15,12 @@ secrets masked, and `.response`) once retrying is over. Retried: connection erro
 and 429 (waiting as the rate-limit headers say, capped at `max_wait`; otherwise capped exponential
 backoff with jitter), at most `max_attempts` tries. Not retried: 401, 403, 422 and every other
 4xx, a body over `max_bytes` (counted after decompression, while streaming) and a body still
-arriving at `deadline`.
+arriving at `deadline`. Bodies are asked for as gzip or deflate only and decompressed here in
+bounded steps, so a compression bomb stops at the cap with memory bounded near it.
 Tokens belong in `headers=`; headers are never logged and token-like query values are masked.
-`sleep(seconds)` and `clock() -> epoch seconds` are injectable so tests never wait.
+`sleep(seconds)` and `clock() -> epoch seconds` are injectable so tests never wait. Every wait goes
+through `sleep`, and an exception it raises ends the request at once, unchanged: the pipeline
+passes `StopFlag.sleep`, so a stop request ends a retry or rate-limit wait with `StopRequested`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+import zlib
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,6 +68,10 @@ SECRET_KEY = re.compile(r"token|key|secret|pass|auth|sig|session|jwt|code|cred",
 LINK_RE = re.compile(r'<([^>]*)>\s*((?:;\s*[\w*-]+\s*=\s*(?:"[^"]*"|[^;,\s]+)\s*)*)')
 REL_RE = re.compile(r'rel\s*=\s*(?:"([^"]*)"|([^;,\s]+))', re.I)
 MAX_SANE_RESET = 86_400.0  # a reset further away than a day is a broken header, not a plan
+# Only what zlib decodes in bounded steps: httpx would also ask for br/zstd when those are installed.
+ACCEPT_ENCODING = "gzip, deflate"
+WBITS = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
+DECODE_STEP = 256 * 1024  # decompressed bytes per step, however far one network chunk expands
 
 
 class HttpError(ConnectorError):
@@ -202,7 +210,11 @@ class HttpClient:
             url,
             params=params,
             json=json,
-            headers={"User-Agent": USER_AGENT, **(headers or {})},
+            headers={
+                "User-Agent": USER_AGENT,
+                "Accept-Encoding": ACCEPT_ENCODING,
+                **(headers or {}),
+            },
         )
         where, shown = f"{method} {safe_url(request.url)}", safe_url(request.url)
         for attempt in range(1, self.max_attempts + 1):
@@ -224,7 +236,7 @@ class HttpClient:
                                     response=resp)  # fmt: skip
             if attempt == self.max_attempts:
                 raise HttpError(
-                    f"{where} failed: {failure} after {attempt} attempts",
+                    f"{where} failed: {failure} after {_attempts(attempt)}",
                     url=shown,
                     status=resp.status if resp else None,
                     response=resp,
@@ -248,17 +260,22 @@ class HttpClient:
     def _read(self, resp: httpx.Response, started: float) -> bytes:
         chunks: list[bytes] = []
         size = 0
+        body = _decoded(self._until_deadline(resp.iter_raw(), started), resp.headers)
         try:
-            for chunk in resp.iter_bytes():  # decompressed: the cap counts what we would hold
+            for chunk in body:  # decompressed: the cap counts what we would hold
                 size += len(chunk)
                 if size > self.max_bytes:
                     raise _Fatal(f"response is over the {self.max_bytes}-byte cap (aborted)")
-                if self.clock() - started > self.deadline:
-                    raise _Fatal(f"response still arriving after {self.deadline:g}s (aborted)")
                 chunks.append(chunk)
-        except httpx.DecodingError as exc:
-            raise _Fatal(f"response body could not be decoded ({type(exc).__name__})") from None
+        except zlib.error as exc:
+            raise _Fatal(f"response body could not be decompressed ({exc})") from None
         return b"".join(chunks)
+
+    def _until_deadline(self, raw: Iterable[bytes], started: float) -> Iterator[bytes]:
+        for chunk in raw:
+            if self.clock() - started > self.deadline:
+                raise _Fatal(f"response still arriving after {self.deadline:g}s (aborted)")
+            yield chunk
 
     def _wait_to_retry(self, resp: Response | None, where: str, why: str, attempt: int) -> None:
         told = self._reset_wait(resp.headers) if resp is not None else None
@@ -303,6 +320,51 @@ class HttpClient:
         # and a request that fails for good is reported once by the run's summary line.
         log.info("%s: %s; waiting %.0fs%s", where, why, seconds, tries)
         self.sleep(seconds)
+
+
+def _decoded(raw: Iterator[bytes], headers: httpx.Headers) -> Iterator[bytes]:
+    """The body undone of its Content-Encoding(s), last applied first.
+
+    :raises _Fatal: for an encoding we cannot decode (we never asked for it).
+    """
+    body = raw
+    codings = [c.strip().lower() for c in headers.get("content-encoding", "").split(",")]
+    for coding in reversed([c for c in codings if c not in ("", "identity")]):
+        if coding not in WBITS:
+            raise _Fatal(
+                f"response is compressed as {coding!r}, which was not asked for "
+                f"(only {ACCEPT_ENCODING} can be read)"
+            )
+        body = _inflate(body, coding)
+    return body
+
+
+def _inflate(compressed: Iterator[bytes], coding: str) -> Iterator[bytes]:
+    """Decompress in steps of at most DECODE_STEP bytes, so a small chunk that expands to a
+    gigabyte is read a step at a time and the size cap stops it (httpx inflates a chunk whole).
+    Like browsers, "deflate" is taken as zlib-wrapped, or raw when its first bytes are not.
+
+    :raises zlib.error: when the body is not what its Content-Encoding says.
+    """
+    inflater = zlib.decompressobj(WBITS[coding])
+    first = True
+    for chunk in compressed:
+        data = chunk
+        while data:
+            try:
+                out = inflater.decompress(data, DECODE_STEP)
+            except zlib.error:
+                if not (first and coding == "deflate"):
+                    raise
+                inflater, first = zlib.decompressobj(-zlib.MAX_WBITS), False
+                continue
+            first, data = False, inflater.unconsumed_tail
+            yield out
+    yield inflater.flush()  # the few bytes a last full step may hold back
+
+
+def _attempts(n: int) -> str:
+    return f"{n} attempt" if n == 1 else f"{n} attempts"
 
 
 def _seconds_until(value: str, now: float, *, delta_ok: bool) -> float | None:
