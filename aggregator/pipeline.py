@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from sqlalchemy.engine import Engine
 from aggregator.config import Config, SourceConfig
 from aggregator.curation import load_curation
 from aggregator.health import gap_warnings
-from aggregator.logs import redact
+from aggregator.lock import StopFlag, StopRequested
+from aggregator.logs import IN_SUMMARY, redact
 from aggregator.privacy import Redactor, drop_opted_out
 from aggregator.tagstage import (
     EvaluationReport,
@@ -69,7 +71,7 @@ StopCheck = Callable[[], bool]
 @dataclass
 class SourceSummary:
     name: str
-    status: str = "ok"  # ok | failed | interrupted (a stop was requested after one of its pages)
+    status: str = "ok"  # ok | failed | interrupted (a stop was requested during it)
     new_posts: int = 0
     updated_posts: int = 0
     pages: int = 0
@@ -86,7 +88,7 @@ class SourceSummary:
 class CollectSummary:
     run_id: int
     sources: list[SourceSummary]
-    stopped: bool = False  # a stop was requested: the run ended after the current page
+    stopped: bool = False  # a stop was requested: the run ended after a page, or in a wait
 
     @property
     def failed(self) -> list[SourceSummary]:
@@ -96,7 +98,7 @@ class CollectSummary:
         """The run's status and message for the run log."""
         failed = f"{', '.join(s.name for s in self.failed)} failed" if self.failed else None
         if self.stopped:
-            stop = "stopped on request after a page; the next run resumes from the saved cursors"
+            stop = "stopped on request; the next run resumes from the saved cursors"
             return "interrupted", "; ".join(m for m in (stop, failed) if m)
         return ("failed", failed) if failed else ("ok", None)
 
@@ -141,7 +143,8 @@ def collect_source(
     should_stop: StopCheck | None = None,
     **context: Any,
 ) -> SourceSummary:
-    """Run one source from its saved cursor; any failure is caught and recorded, never raised."""
+    """Run one source from its saved cursor; any failure is caught and recorded (and logged as
+    one error line), never raised. A stop during one of its waits ends it as interrupted."""
     summary = SourceSummary(source.name)
     try:
         connector = build_connector(source, config, **context)
@@ -154,8 +157,13 @@ def collect_source(
             engine, source.name, connector.fetch(cursor), summary, on_page,
             Redactor(config.privacy.opt_out), should_stop,
         )  # fmt: skip
+    except StopRequested as exc:
+        summary.stopped, summary.status = True, "interrupted"
+        log.warning("%s: %s", source.name, exc)
     except (ConnectorError, StorageError) as exc:
         summary.status, summary.error = "failed", redact(str(exc))
+        # the file keeps it with its time; on stderr the command's summary says it (✗ name: error)
+        log.error("%s: %s", source.name, summary.error, extra=IN_SUMMARY)
     except Exception as exc:  # a connector bug must not stop the other sources
         log.exception("source %s crashed", source.name)
         summary.status, summary.error = "failed", redact(f"unexpected {type(exc).__name__}: {exc}")
@@ -177,8 +185,12 @@ def collect(
     """Collect every enabled source (or just `only`), recording the run and each source's outcome.
 
     `should_stop` is asked between pages; when it says yes the run ends there, as interrupted.
-    With `run_id` the outcomes join that run, and finishing it is the caller's job.
+    A `StopFlag` also ends the connectors' retry and rate-limit waits (it becomes their `sleep`,
+    unless `context` brings one). With `run_id` the outcomes join that run, and finishing it is
+    the caller's job.
     """
+    if isinstance(should_stop, StopFlag):
+        context.setdefault("sleep", should_stop.sleep)
     sources = [s for s in config.sources if (s.name == only if only else s.enabled)]
     own = run_id is None
     summary = CollectSummary(start_run(engine, command, pid=os.getpid()) if own else run_id, [])
@@ -218,15 +230,20 @@ def _outcome(s: SourceSummary, started: Any) -> dict[str, Any]:
     }
 
 
-def _abandon(engine: Engine, run_id: int, exc: BaseException) -> None:
-    """Finish a run an exception ended: failed for an error, interrupted for Ctrl-C or an exit."""
-    error = isinstance(exc, Exception)
+def _ended_by(exc: BaseException) -> tuple[str, str]:
+    """Status and message for what an exception ended: failed for an error, interrupted for
+    Ctrl-C or an exit."""
+    if not isinstance(exc, Exception):
+        return "interrupted", "stopped before the run finished"
     # our messages say it all; others need their type
     ours = isinstance(exc, StorageError | ConnectorError)
-    message = str(exc) if ours else f"{type(exc).__name__}: {exc}".rstrip(": ")
-    message = redact(message) if error else "stopped before the run finished"
+    return "failed", redact(str(exc) if ours else f"{type(exc).__name__}: {exc}".rstrip(": "))
+
+
+def _abandon(engine: Engine, run_id: int, exc: BaseException) -> None:
+    """Finish a run an exception ended, as `_ended_by` says."""
     try:
-        finish_run(engine, run_id, "failed" if error else "interrupted", message)
+        finish_run(engine, run_id, *_ended_by(exc))
     except StorageError as problem:  # the database itself failed; the next start marks the run
         log.error("%s", problem)
 
@@ -289,13 +306,16 @@ def nightly(
 ) -> NightlySummary:
     """The nightly job (`run` and `schedule`) as one run in the run log: collect, tag, report.
 
-    A stop request ends it after the current page (tag and report wait for the next run); an
-    error is recorded against the run, then raised.
+    A stop request ends it after the current page or wait; tag and report then wait for the next
+    run, also when the stop came after the last source. An error is recorded against the run,
+    then raised.
     """
     run_id = start_run(engine, command, pid=os.getpid())
     try:
         done = NightlySummary(collect(engine, config, on_page=on_page, should_stop=should_stop,
                                       run_id=run_id, **context))  # fmt: skip
+        if should_stop is not None and should_stop():
+            done.collected.stopped = True
         if not done.collected.stopped:
             done.tagged = tag(engine, config)
             done.files = report(engine, config)
@@ -310,29 +330,71 @@ def nightly(
 @dataclass
 class ImportSummary:
     path: Path
+    run_id: int  # its `import` run in the run log
     read: int = 0  # posts read from the file, stored or not
+    pages: int = 0
     new_posts: int = 0
     updated_posts: int = 0
     rejected: list[str] = field(default_factory=list)
     opted_out: int = 0
     warnings: list[str] = field(default_factory=list)  # e.g. a TAGS file read as Windows-1252
 
+    @property
+    def source(self) -> str:
+        """The source name its posts are stored under, and its outcome's in the run log."""
+        return f"import:{self.path.name}"
+
+    @property
+    def failed(self) -> bool:
+        """Nothing could be read: every line of the file was skipped."""
+        return bool(self.rejected) and not self.read
+
+    def outcome(self, status: str, error: str | None) -> SourceSummary:
+        """As one source of its run, for the run log."""
+        return SourceSummary(
+            self.source, status, self.new_posts, self.updated_posts, self.pages,
+            rejected=self.rejected, warnings=list(dict.fromkeys(self.warnings)), error=error,
+        )  # fmt: skip
+
 
 def import_pages(
     engine: Engine, path: Path, pages: Iterator[Page], opt_out: tuple[str, ...] = ()
 ) -> ImportSummary:
     """Store an archive's pages under the source name 'import:<file name>', leaving out posts by
-    `opt_out` accounts and removing their handles from the rest. Idempotent."""
-    summary = ImportSummary(path)
-    redactor = Redactor(opt_out)
+    `opt_out` accounts and removing their handles from the rest. Idempotent.
+
+    Recorded in the run log as an `import` run with that one source: failed when every line was
+    skipped, and, when an exception ends it, failed (an error) or interrupted (Ctrl-C) before the
+    exception goes on; a killed import stays `running` until the next writer marks it interrupted.
+    """
+    run_id = start_run(engine, "import", pid=os.getpid())
+    summary, started = ImportSummary(path, run_id), utcnow()
+    try:
+        _store(engine, summary, pages, Redactor(opt_out))
+    except BaseException as exc:
+        with suppress(StorageError):  # a failing database: _abandon logs it, the next run marks it
+            record_outcome(engine, run_id, _outcome(summary.outcome(*_ended_by(exc)), started))
+        _abandon(engine, run_id, exc)
+        raise
+    status, error = "ok", None
+    if summary.failed:
+        status, error = "failed", f"no post could be read from {path.name}: every line was skipped"
+    record_outcome(engine, run_id, _outcome(summary.outcome(status, error), started))
+    finish_run(engine, run_id, status, error)
+    return summary
+
+
+def _store(
+    engine: Engine, summary: ImportSummary, pages: Iterator[Page], redactor: Redactor
+) -> None:
     for page in pages:
         page.cursor = None  # a one-off import has no cursor to keep
         summary.read += len(page.posts)
         page.posts, dropped = drop_opted_out(page.posts, redactor)
         summary.opted_out += dropped
-        saved = save_page(engine, f"import:{path.name}", page)
+        saved = save_page(engine, summary.source, page)
+        summary.pages += 1
         summary.new_posts += saved.new
         summary.updated_posts += saved.updated
         summary.rejected += page.rejected
         summary.warnings += page.warnings
-    return summary

@@ -104,7 +104,7 @@ def import_cmd(ctx: click.Context, path: Path, fmt: str) -> None:
         )
     for warning in dict.fromkeys(summary.warnings):  # a warning repeated on every page is said once
         click.echo(f"! {path.name}: {warning}", err=True)
-    if summary.rejected and not summary.read:
+    if summary.failed:
         fail(
             f"no post could be read from {path.name}: every line was skipped (is it --format {fmt}?)"
         )
