@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 if TYPE_CHECKING:
     from aggregator.alerts import AlertSettings
+    from aggregator.media import MediaSettings
 
 __all__ = [
     "SOURCE_TYPES",
@@ -32,6 +33,7 @@ __all__ = [
 SOURCE_TYPES = ("jsonl", "mastodon", "bluesky", "x", "feed", "twarc", "tags")
 ARCHIVE_TYPES = ("jsonl", "twarc", "tags")
 DEFAULT_CONFIG = "config.toml"
+AUDIENCES = ("organisers", "public")  # [report] audience: who the story is written for
 
 
 # How hard a live source retries (connectors/http.py maps them onto its HTTP client).
@@ -123,6 +125,8 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     misfire_grace_minutes: int = 60  # [schedule]: a run missed by less than this is caught up
     alerts: AlertSettings | None = None  # [alerts]: who to tell when the nightly job goes wrong
+    media: MediaSettings | None = None  # [media]: archiving posts' images (aggregator/media.py)
+    report_audience: str = "organisers"  # [report] audience: "public" drops the organisers' boxes
 
     @property
     def base_dir(self) -> Path:
@@ -206,6 +210,13 @@ class _Validator:
             self.string(storage, "storage", "database", "data/aggregator.db")
         )
         output = self.string(report, "report", "output", "site")
+        audience = report.get("audience", "organisers")
+        if audience not in AUDIENCES:
+            self.bad("report.audience", f'must be "organisers" or "public" (got {audience!r})')
+        from aggregator.media import read_media_settings
+
+        media, media_problems = read_media_settings(self.data.get("media"))
+        self.problems += media_problems
         cron = self.string(schedule, "schedule", "cron", "0 2 * * *")
         if cron:
             from aggregator.scheduler import cron_problem
@@ -242,6 +253,8 @@ class _Validator:
             curation=curation,
             misfire_grace_minutes=grace,
             alerts=alerts,
+            media=media,
+            report_audience=audience,
         )
 
     def curation(self) -> Path | None:
