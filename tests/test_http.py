@@ -62,7 +62,7 @@ RESET_FORMATS = {
 
 @pytest.mark.parametrize("headers", RESET_FORMATS.values(), ids=RESET_FORMATS.keys())
 @respx.mock
-def test_429_waits_until_each_reset_format_then_retries(fake, headers, caplog):
+def test_case_01_429_waits_until_each_reset_format_then_retries(fake, headers, caplog):
     route = respx.get(URL).mock(
         side_effect=[httpx.Response(429, headers=headers), httpx.Response(200, json=[])]
     )
@@ -87,7 +87,7 @@ def test_429_waits_until_each_reset_format_then_retries(fake, headers, caplog):
     ids=["no-headers", "past", "decades", "garbage", "zero"],
 )
 @respx.mock
-def test_429_without_a_usable_reset_backs_off_capped_never_tight(fake, headers):
+def test_case_02_429_without_a_usable_reset_backs_off_capped_never_tight(fake, headers):
     respx.get(URL).mock(
         side_effect=[httpx.Response(429, headers=headers)] * 3 + [httpx.Response(200, json={})]
     )
@@ -101,7 +101,7 @@ def test_429_without_a_usable_reset_backs_off_capped_never_tight(fake, headers):
 
 
 @respx.mock
-def test_rate_limit_wait_is_capped_at_max_wait(fake):
+def test_case_01_rate_limit_wait_is_capped_at_max_wait(fake):
     respx.get(URL).mock(
         side_effect=[
             httpx.Response(429, headers={"X-RateLimit-Reset": iso(NOW + 3 * 3600)}),
@@ -113,7 +113,7 @@ def test_rate_limit_wait_is_capped_at_max_wait(fake):
 
 
 @respx.mock
-def test_endless_429_gives_up_after_max_attempts(fake):
+def test_case_01_endless_429_gives_up_after_max_attempts(fake):
     route = respx.get(URL).mock(return_value=httpx.Response(429, headers={"Retry-After": "60"}))
     with pytest.raises(HttpError) as info:
         make_client(fake, max_attempts=4).get(URL)
@@ -153,7 +153,7 @@ def test_redirects_are_followed_even_on_a_plain_client(fake):
 
 
 @respx.mock
-def test_5xx_then_200_succeeds(fake):
+def test_case_03_5xx_then_200_succeeds(fake):
     respx.get(URL).mock(
         side_effect=[httpx.Response(503), httpx.Response(502), httpx.Response(200, json=[1])]
     )
@@ -163,7 +163,7 @@ def test_5xx_then_200_succeeds(fake):
 
 
 @respx.mock
-def test_5xx_past_the_cap_is_one_clear_error(fake):
+def test_case_03_5xx_past_the_cap_is_one_clear_error(fake):
     route = respx.get(URL).mock(return_value=httpx.Response(503))
     with pytest.raises(HttpError) as info:
         make_client(fake, max_attempts=5).get(URL, params={"limit": 40})
@@ -193,14 +193,14 @@ def test_503_retry_after_is_honoured(fake):
     ids=["reset", "dns", "read-timeout", "connect-timeout", "disconnect"],
 )
 @respx.mock
-def test_network_errors_are_retried(fake, error):
+def test_case_04_network_errors_are_retried(fake, error):
     route = respx.get(URL).mock(side_effect=[error, error, httpx.Response(200, json=[])])
     assert make_client(fake).get(URL).status == 200
     assert route.call_count == 3 and len(fake.sleeps) == 2
 
 
 @respx.mock
-def test_network_errors_past_the_cap_raise(fake):
+def test_case_04_network_errors_past_the_cap_raise(fake):
     respx.get(URL).mock(side_effect=httpx.ReadTimeout("timed out"))
     with pytest.raises(HttpError) as info:
         make_client(fake, max_attempts=3).get(URL)
@@ -210,7 +210,7 @@ def test_network_errors_past_the_cap_raise(fake):
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 422])
 @respx.mock
-def test_client_errors_are_not_retried(fake, status):
+def test_case_05_client_errors_are_not_retried(fake, status):
     route = respx.get(URL).mock(return_value=httpx.Response(status, json={"error": "no"}))
     with pytest.raises(HttpError) as info:
         make_client(fake).get(URL)
@@ -237,7 +237,7 @@ def test_sends_user_agent_and_caller_headers(fake):
 
 
 @respx.mock
-def test_tokens_never_reach_logs_or_errors(fake, caplog):
+def test_case_36_tokens_never_reach_logs_or_errors(fake, caplog):
     respx.get(URL).mock(return_value=httpx.Response(503))
     http = make_client(fake, max_attempts=3)
     with caplog.at_level(logging.DEBUG), pytest.raises(HttpError) as info:
@@ -265,7 +265,7 @@ def chunks(size: int, count: int | None) -> Iterator[bytes]:
 
 
 @respx.mock
-def test_declared_length_over_the_cap_is_refused_before_reading(fake):
+def test_case_14_declared_length_over_the_cap_is_refused_before_reading(fake):
     route = respx.get(URL).mock(
         return_value=httpx.Response(200, headers={"Content-Length": str(50 * 1024 * 1024)})
     )
@@ -275,14 +275,14 @@ def test_declared_length_over_the_cap_is_refused_before_reading(fake):
 
 
 @respx.mock
-def test_endless_chunked_body_is_aborted_at_the_cap(fake):
+def test_case_14_endless_chunked_body_is_aborted_at_the_cap(fake):
     respx.get(URL).mock(return_value=httpx.Response(200, content=chunks(64 * 1024, None)))
     with pytest.raises(HttpError, match="over the 1048576-byte cap"):
         make_client(fake, max_bytes=1024 * 1024).get(URL)
 
 
 @respx.mock
-def test_gzip_bomb_is_aborted_on_decompressed_size(fake):
+def test_case_14_gzip_bomb_is_aborted_on_decompressed_size(fake):
     squeeze = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
     bomb = b"".join(squeeze.compress(b"\0" * 1024 * 1024) for _ in range(64)) + squeeze.flush()
     assert len(bomb) < 100 * 1024  # 64 MiB of zeros in under 100 KiB on the wire
@@ -304,7 +304,7 @@ def test_body_under_the_cap_is_decompressed_whole(fake):
 
 
 @respx.mock
-def test_slow_drip_is_aborted_at_the_deadline(fake):
+def test_case_14_slow_drip_is_aborted_at_the_deadline(fake):
     def drip() -> Iterator[bytes]:
         while True:  # one byte every 10 s: each read is quick enough, the whole never ends
             fake.now += 10
@@ -371,7 +371,7 @@ def silent_server() -> Iterator[str]:
     listener.close()
 
 
-def test_a_server_that_never_answers_times_out_and_is_retried(silent_server, fake):
+def test_case_04_a_server_that_never_answers_times_out_and_is_retried(silent_server, fake):
     timeout = httpx.Timeout(0.2, connect=0.2)
     with httpx.Client(timeout=timeout) as client:
         http = HttpClient(client, sleep=fake.sleep, clock=fake.clock, max_attempts=2)

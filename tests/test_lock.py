@@ -64,7 +64,7 @@ def test_a_database_url_puts_the_lock_in_the_config_folder(project):
 
 
 @pytest.mark.parametrize("command", [["collect"], ["run"], ["tag"], ["report"], ["import", "X"]])
-def test_every_writing_command_refuses_while_another_process_writes(project, holder, command):
+def test_case_24_every_writer_refuses_while_another_process_writes(project, holder, command):
     command = [
         str(project / "examples" / "transformathon-2016.jsonl") if a == "X" else a for a in command
     ]
@@ -74,14 +74,14 @@ def test_every_writing_command_refuses_while_another_process_writes(project, hol
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_reading_commands_run_while_another_process_writes(project, holder):
+def test_case_17_reading_commands_run_while_another_process_writes(project, holder):
     assert invoke(project, "export", "-o", "-").exit_code == 0
     status = invoke(project, "status")
     assert status.exit_code == 0
     assert f"A collection is running now (pid {holder.pid})" in status.output
 
 
-def test_a_holder_killed_with_sigkill_frees_the_lock(project, config, holder):
+def test_case_24_a_holder_killed_with_sigkill_frees_the_lock(project, config, holder):
     assert invoke(project, "collect").exit_code == 1
     holder.send_signal(signal.SIGKILL)
     holder.wait()
@@ -110,7 +110,7 @@ def test_a_lock_that_cannot_be_created_says_where(tmp_path):
         RunLock(blocker / "x.lock").acquire()
 
 
-def test_the_stop_flag_turns_sigterm_into_a_request_and_restores_the_handler():
+def test_case_38_the_stop_flag_turns_sigterm_into_a_request_and_restores_the_handler():
     stop = StopFlag()
     heard: list[bool] = []
     stop.on_stop(lambda: heard.append(True))

@@ -191,7 +191,7 @@ def held(proc: subprocess.Popen, timeline: Timeline) -> None:
     assert timeline.holding.wait(WAIT), proc.communicate(timeout=5)
 
 
-def test_sigkill_mid_collection_then_rerun_equals_an_uninterrupted_run(
+def test_case_06_sigkill_mid_collection_then_rerun_equals_an_uninterrupted_run(
     tmp_path, timeline, reference
 ):
     project = live_project(tmp_path, "killed", timeline.base)
@@ -214,7 +214,7 @@ def test_sigkill_mid_collection_then_rerun_equals_an_uninterrupted_run(
     assert first[1] == "interrupted" and "pid" in first[2] and second[1] == "ok"
 
 
-def test_ctrl_c_stops_after_the_current_page_and_the_rerun_completes(tmp_path, timeline, reference):
+def test_case_38_ctrl_c_stops_after_this_page_and_a_rerun_completes(tmp_path, timeline, reference):
     project = live_project(tmp_path, "stopped", timeline.base)
     timeline.hold_after = 1
     proc = spawn(project, "collect")
@@ -235,7 +235,7 @@ def test_ctrl_c_stops_after_the_current_page_and_the_rerun_completes(tmp_path, t
     assert snapshot(project) == reference
 
 
-def test_sigterm_stops_the_scheduler_after_the_current_page(tmp_path, timeline, reference):
+def test_case_38_sigterm_stops_the_scheduler_after_the_current_page(tmp_path, timeline, reference):
     now = datetime.now(UTC)
     due = now - timedelta(minutes=2)  # fired two minutes ago: within the grace, so caught up
     project = live_project(tmp_path, "scheduled", timeline.base, f"{due.minute} {due.hour} * * *")
@@ -256,7 +256,7 @@ def test_sigterm_stops_the_scheduler_after_the_current_page(tmp_path, timeline, 
     assert runs(project)[0][:2] == ("schedule", "interrupted")
 
 
-def test_readers_see_a_snapshot_while_a_write_is_open(project):
+def test_case_17_readers_see_a_snapshot_while_a_write_is_open(project):
     assert invoke(project, "collect").exit_code == 0
     db = project / "data" / "aggregator.db"
     writer = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
@@ -292,7 +292,7 @@ def _cursor(project: Path) -> list[Any]:
     return snapshot(project)["cursor"]
 
 
-def test_a_read_only_database_is_a_clear_error_and_moves_no_cursor(project, monkeypatch):
+def test_case_20_a_read_only_database_is_a_clear_error_and_moves_no_cursor(project, monkeypatch):
     assert invoke(project, "collect").exit_code == 0
     before = snapshot(project)
     example = project / "examples" / "transformathon-2016.jsonl"
@@ -307,7 +307,7 @@ def test_a_read_only_database_is_a_clear_error_and_moves_no_cursor(project, monk
     assert snapshot(project) == before
 
 
-def test_a_full_disk_is_a_clear_error_and_moves_no_cursor(project, monkeypatch):
+def test_case_20_a_full_disk_is_a_clear_error_and_moves_no_cursor(project, monkeypatch):
     assert invoke(project, "status").exit_code == 0  # creates the empty database
     with sqlite3.connect(project / "data" / "aggregator.db") as conn:
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
