@@ -293,6 +293,7 @@ def test_case_12_every_healthy_post_is_stored_once_with_each_sighting(reference,
         }  # fmt: skip
 
 
+@pytest.mark.slow  # kills a real process
 def test_case_18_sigkill_at_many_points_then_a_rerun_equals_an_uninterrupted_run(
     servers, reference, tmp_path
 ):

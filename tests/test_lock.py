@@ -81,6 +81,7 @@ def test_case_17_reading_commands_run_while_another_process_writes(project, hold
     assert f"A collection is running now (pid {holder.pid})" in status.output
 
 
+@pytest.mark.slow  # kills a real process
 def test_case_24_a_holder_killed_with_sigkill_frees_the_lock(project, config, holder):
     assert invoke(project, "collect").exit_code == 1
     holder.send_signal(signal.SIGKILL)

@@ -191,6 +191,7 @@ def held(proc: subprocess.Popen, timeline: Timeline) -> None:
     assert timeline.holding.wait(WAIT), proc.communicate(timeout=5)
 
 
+@pytest.mark.slow  # kills a real process
 def test_case_06_sigkill_mid_collection_then_rerun_equals_an_uninterrupted_run(
     tmp_path, timeline, reference
 ):
@@ -214,6 +215,7 @@ def test_case_06_sigkill_mid_collection_then_rerun_equals_an_uninterrupted_run(
     assert first[1] == "interrupted" and "pid" in first[2] and second[1] == "ok"
 
 
+@pytest.mark.slow  # signals a real process
 def test_case_38_ctrl_c_stops_after_this_page_and_a_rerun_completes(tmp_path, timeline, reference):
     project = live_project(tmp_path, "stopped", timeline.base)
     timeline.hold_after = 1
@@ -235,6 +237,7 @@ def test_case_38_ctrl_c_stops_after_this_page_and_a_rerun_completes(tmp_path, ti
     assert snapshot(project) == reference
 
 
+@pytest.mark.slow  # signals a real process
 def test_case_38_sigterm_stops_the_scheduler_after_the_current_page(tmp_path, timeline, reference):
     now = datetime.now(UTC)
     due = now - timedelta(minutes=2)  # fired two minutes ago: within the grace, so caught up
