@@ -14,15 +14,21 @@ from sqlalchemy.engine import Engine
 
 from aggregator.config import Config, SourceConfig
 from storage.db import writer
-from storage.models import CollectionRun, QuarantineRow, Sighting, SourceOutcome
-from storage.queries import as_utc, post_count, recent_runs, storage_errors, utcnow
+from storage.models import CollectionRun, Sighting, SourceOutcome
+from storage.queries import (
+    as_utc,
+    post_count,
+    quarantine_count,
+    recent_runs,
+    storage_errors,
+    utcnow,
+)
 
 __all__ = [
     "REACH_BACK_DAYS",
     "SourceHealth",
     "format_status",
     "gap_warnings",
-    "quarantined",
     "recover_interrupted",
     "source_health",
     "status_report",
@@ -32,7 +38,6 @@ log = logging.getLogger(__name__)
 RUNS = CollectionRun.__table__  # type: ignore[attr-defined]
 OUTCOMES = SourceOutcome.__table__  # type: ignore[attr-defined]
 SIGHTINGS = Sighting.__table__  # type: ignore[attr-defined]
-QUARANTINE = QuarantineRow.__table__  # type: ignore[attr-defined]
 # How far back a source can still fetch; a longer pause than this loses posts (X recent search: 7 days).
 REACH_BACK_DAYS = {"x": 7}
 NOT_OK = ("failed", "interrupted", "missed")
@@ -175,12 +180,6 @@ def recover_interrupted(engine: Engine) -> list[int]:
     return [r.id for r in stale]
 
 
-def quarantined(engine: Engine) -> int:
-    """How many records were kept aside because they could not become posts."""
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(QUARANTINE)).scalar_one())
-
-
 def _iso(value: datetime | None) -> str | None:
     return as_utc(value).isoformat() if value else None  # type: ignore[union-attr]
 
@@ -232,7 +231,7 @@ def status_report(
         "event": config.event.name,
         "database": engine.url.render_as_string(hide_password=True),
         "posts": post_count(engine),
-        "quarantined": quarantined(engine),
+        "quarantined": quarantine_count(engine),
         "running_pid": running_pid,
         "ok": not runs_out or runs_out[0]["status"] not in NOT_OK,
         "runs": runs_out,

@@ -215,6 +215,8 @@ def test_the_log_file_keeps_warnings_and_failures_with_their_times(flaky, tmp_pa
     text = log.read_text(encoding="utf-8")
     assert re.search(stamp + r"WARNING aggregator: the database .* holds the posts", text, re.M)
     assert re.search(stamp + r"ERROR aggregator: 1 source\(s\) failed: news$", text, re.M)
+    failed = r"ERROR aggregator.pipeline: news: https://feed.example/rss answered HTTP 503 after 5"
+    assert re.search(stamp + failed, text, re.M)  # pipeline.collect_source logs it IN_SUMMARY
     # the terminal says each failure once, in the CLI's words
     assert result.stderr.count("1 source(s) failed: news") == 1
     assert result.stderr.count("HTTP 503 after 5 attempts") == 1
