@@ -236,6 +236,20 @@ def _about_values(exc: Exception) -> bool:
     return isinstance(exc, StatementError) or not isinstance(exc, SQLAlchemyError)
 
 
+@contextmanager
+def _attempt(conn: Connection) -> Iterator[None]:
+    """A savepoint, undone when the database refused the values written (the page goes on). Any
+    other error is left to the whole transaction: SQLite ends it itself on a full disk."""
+    savepoint = conn.begin_nested()
+    try:
+        yield
+    except Exception as exc:
+        if _about_values(exc):
+            savepoint.rollback()
+        raise
+    savepoint.commit()
+
+
 def _write(
     conn: Connection, rows: Mapping[Key, dict[str, Any]], vias: Mapping[Key, dict[str, str | None]],
     existing: Mapping[Key, Any], source: str, now: datetime,
@@ -269,7 +283,7 @@ def _write_each(
     refused: list[Quarantined] = []
     for key, row in rows.items():
         try:
-            with conn.begin_nested():
+            with _attempt(conn):
                 n, u = _write(conn, {key: row}, vias, existing, source, now)
         except Exception as exc:
             if not _about_values(exc):
@@ -303,7 +317,7 @@ def upsert_posts(conn: Connection, posts: Iterable[Post], source: str, now: date
     existing = _existing(conn, list(values))
     rows = {k: _merge(existing[k]._mapping, v) if k in existing else v for k, v in values.items()}
     try:
-        with conn.begin_nested():  # a value the database refuses undoes this attempt only
+        with _attempt(conn):
             new, updated = _write(conn, rows, vias, existing, source, now)
     except Exception as exc:
         if not _about_values(exc):

@@ -269,13 +269,23 @@ def test_a_post_the_database_refuses_is_found_one_by_one(engine, monkeypatch, va
     assert row.reason.startswith("the database refused it: ") and error in row.reason
 
 
-def test_a_failing_database_fails_the_page_instead_of_quarantining_it(config, engine):
+@pytest.mark.parametrize(
+    ("pragma", "says"),
+    [("query_only = ON", "read-only"), ("max_page_count = {pages}", "disk is full")],
+    ids=["read-only", "disk-full"],
+)
+def test_a_failing_database_fails_the_page_instead_of_quarantining_it(config, engine, pragma, says):
     save_page(engine, "s", Page([make_post(1)], cursor={"page": 1}))
-    read_only = make_engine(config.database_url)
-    event.listen(read_only, "connect", lambda conn, _: conn.execute("PRAGMA query_only=ON"))
-    with pytest.raises(StorageError, match="could not save posts from 's'"):
-        save_page(read_only, "s", Page([make_post(2), make_post(3, likes=10**30)], {"page": 2}))
-    read_only.dispose()
+    with engine.connect() as conn:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+    failing = make_engine(config.database_url)  # SQLite ends the transaction itself on a full disk
+    event.listen(
+        failing, "connect", lambda conn, _: conn.execute(f"PRAGMA {pragma.format(pages=pages)}")
+    )
+    page = Page([make_post(2, text="x" * 100_000), make_post(3, likes=10**30)], {"page": 2})
+    with pytest.raises(StorageError, match=f"could not save posts from 's': .*{says}"):
+        save_page(failing, "s", page)
+    failing.dispose()
     assert stored_ids(engine) == [make_post(1).id]
     assert quarantine_count(engine) == 0 and get_cursor(engine, "s") == {"page": 1}
 
