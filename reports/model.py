@@ -27,6 +27,10 @@ class MediaView:
     alt: str | None  # the author's description; None when they gave none
     post_url: str | None = None
     author: str = ""
+    # the archived thumbnail (aggregator/media.py) as a data: URI; None when it is not archived
+    thumbnail: str | None = None
+    width: int | None = None  # the thumbnail's size in pixels
+    height: int | None = None
 
 
 @dataclass
@@ -46,6 +50,8 @@ class PostView:
     quotes: int = 0
     pinned: bool = False
     media: list[MediaView] = field(default_factory=list)
+    lang: str = "en"  # BCP 47, from the source or detected (reports/lang.py); else the page's
+    dir: str = "auto"  # rtl | ltr | auto (the language is the page's by default, not known)
 
 
 @dataclass
@@ -131,6 +137,7 @@ class Story:
     generated_at: datetime
     overview: Overview
     parts: list[Part]  # before, every session in programme order, after
+    audience: str = "organisers"  # [report] audience: "public" leaves out the organisers' boxes
 
     @property
     def sessions(self) -> list[Part]:

@@ -15,15 +15,17 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from reports import charts
-from reports.story import Story
+from reports.story import PostView, Story
 from reports.text import clean_text, sanitise_html
 
 __all__ = [
     "JSON_SCHEMA",
+    "ORGANISER_ONLY",
     "html_environment",
     "markdown_environment",
     "md_escape",
     "md_link",
+    "post_label",
     "safe_url",
     "story_dict",
     "write_report",
@@ -35,6 +37,10 @@ MD_INLINE = re.compile(r"([\\`*_{}\[\]|~])")
 # ... and only where a line starts (headings, lists, quotes, setext underlines, ordered lists).
 MD_LINE_START = re.compile(r"^([#+\-=>])|^(\d+)([.)])")
 ENTITY = re.compile(r"&(?=#?\w+;)")
+DATA_IMAGE = re.compile(r"data:image/jpeg;base64,[A-Za-z0-9+/]+={0,2}")
+# Fields only organisers see, by where they sit in story.json (a list: in each of its items): left
+# out of every file when [report] audience = "public". The templates test story.audience the same way.
+ORGANISER_ONLY = {"overview": ("quality",)}
 PLATFORMS = {
     "mastodon": "Mastodon",
     "bluesky": "Bluesky",
@@ -73,6 +79,22 @@ def md_link(value: object, label: str | None = None) -> Markup:
     return Markup(f"[{md_escape(label)}]({url})" if label else f"<{url}>")  # noqa: S704
 
 
+def data_image(value: object) -> str:
+    """An archived thumbnail's data: URI, or "" for anything else: the only image source the page
+    uses, and the only one its Content-Security-Policy allows."""
+    text = value if isinstance(value, str) else ""
+    return text if DATA_IMAGE.fullmatch(text) else ""
+
+
+def post_label(post: PostView) -> str:
+    """'post by @alice at 13:25' ('… on Fri 25 Nov at 13:25' away from the event's first day):
+    link text that says whose post it is and when, also read aloud out of context."""
+    who = post.author.lstrip("@＠")
+    who = (post.author_name or who) if post.platform == "feed" else f"@{who}"
+    day, _, time = post.when.rpartition(", ")
+    return f"post by {who or 'an unnamed account'} {f'on {day} ' if day else ''}at {time}"
+
+
 def sanitised(html: object) -> Markup:
     """Post HTML through the allowlist sanitiser: the only post content ever marked safe."""
     return Markup(sanitise_html(str(html or "")))  # noqa: S704 - nh3 output, allowlisted tags only
@@ -100,8 +122,9 @@ def _environment(**options: Any) -> Environment:
         **options,
     )
     env.filters.update(safe_url=safe_url, md_link=md_link, short_url=short_url, sanitised=sanitised,
+                       data_image=data_image, post_label=post_label,
                        platform=lambda p: PLATFORMS.get(str(p).lower(), str(p)))  # fmt: skip
-    env.globals.update(day_chart=charts.day_chart, sparkline=charts.sparkline, blocks=charts.blocks,
+    env.globals.update(day_chart=charts.day_chart, sparkline=charts.sparkline,
                        sentiment_bar=charts.sentiment_bar)  # fmt: skip
     return env
 
@@ -128,8 +151,14 @@ def _plain(value: Any) -> Any:
 
 
 def story_dict(story: Story) -> dict[str, Any]:
-    """The story as plain JSON data, the same structure the templates read (docs/report.md)."""
+    """The story as plain JSON data, the same structure the templates read (docs/report.md); for
+    a public audience without what only the organisers see (ORGANISER_ONLY)."""
     data = _plain(dataclasses.asdict(story))
+    if story.audience == "public":
+        for where, keys in ORGANISER_ONLY.items():
+            for item in data[where] if isinstance(data[where], list) else [data[where]]:
+                for key in keys:
+                    item.pop(key, None)
     return {"schema": JSON_SCHEMA, **data}
 
 

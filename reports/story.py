@@ -15,9 +15,11 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from aggregator.config import Config, SessionConfig
+from aggregator.media import Archive, media_folder
 from aggregator.privacy import Redactor, opt_out_redactor
 from reports.charts import spread, window
 from reports.digest import ReportData, posts_by_id, report_data
+from reports.lang import post_language
 from reports.model import (
     Contributor,
     MediaView,
@@ -75,26 +77,35 @@ def _when(at: datetime, day: Any) -> str:
     return f"{at:%H:%M}" if at.date() == day else f"{at:%a} {at.day} {at:%b}, {at:%H:%M}"
 
 
-def _post(row: Any, tz: tzinfo, day: Any, redactor: Redactor) -> PostView:
+def _post(row: Any, tz: tzinfo, day: Any, redactor: Redactor, archive: Archive) -> PostView:
     """A post as shown, with any opted-out account or name it mentions removed (posts stored
-    before that person opted out still carry them)."""
+    before that person opted out still carry them), its language, and its archived images."""
     fields = {**row._mapping, **(redactor.fields(row._mapping) if redactor else {})}
     at = row.created_at.astimezone(tz)
     url = fields["url"] if isinstance(fields["url"], str) else None
+    text = clean_text(fields["text"])
+    language = post_language(text, row.lang)
     return PostView(
         platform=row.platform, post_id=row.post_id, url=url, author=clean_text(row.author),
         author_name=clean_text(row.author_name) if row.author_name else None, created_at=at,
-        when=_when(at, day), text=clean_text(fields["text"]), html=sanitise_html(fields["html"]),
+        when=_when(at, day), text=text, html=sanitise_html(fields["html"]),
         likes=row.likes or 0, reposts=row.reposts or 0, replies=row.replies or 0,
         quotes=row.quotes or 0, pinned=bool(row.pinned),
-        media=[_media(m, url, row.author) for m in fields["media"] or [] if isinstance(m, dict)],
+        media=[_media(m, url, row.author, archive) for m in fields["media"] or []
+               if isinstance(m, dict)],
+        lang=language.lang, dir=language.dir,
     )  # fmt: skip
 
 
-def _media(item: Mapping[str, Any], post_url: str | None, author: str) -> MediaView:
+def _media(
+    item: Mapping[str, Any], post_url: str | None, author: str, archive: Archive
+) -> MediaView:
     alt = clean_text(item.get("alt") or "").strip() or None
     url = item.get("url") if isinstance(item.get("url"), str) else None
-    return MediaView(url, str(item.get("type") or "image"), alt, post_url, clean_text(author))
+    kind = str(item.get("type") or "image")
+    shown = archive.thumbnail(url)  # only ever an image: the archive keeps nothing else
+    return MediaView(url, "image" if shown else kind, alt, post_url, clean_text(author),
+                     *((shown.data_uri, shown.width, shown.height) if shown else ()))  # fmt: skip
 
 
 def _parts(config: Config, notes: Mapping[str, str]) -> list[Part]:
@@ -196,7 +207,9 @@ def build_story(engine: Engine, config: Config, notes: Mapping[str, str] | None 
     with engine.connect() as conn:
         data = report_data(engine, conn, config, SHOW)
         redactor = opt_out_redactor(conn, config.privacy.opt_out)
-        posts = {r.id: _post(r, tz, day, redactor) for r in posts_by_id(conn, data.scan.wanted())}
+        archive = Archive(media_folder(config))
+        posts = {r.id: _post(r, tz, day, redactor, archive)
+                 for r in posts_by_id(conn, data.scan.wanted())}  # fmt: skip
     for part in parts:
         _fill(part, data, posts)
     _themes(parts, data, config, posts.values(), redactor)
@@ -207,7 +220,7 @@ def build_story(engine: Engine, config: Config, notes: Mapping[str, str] | None 
         event=config.event.name, date_label=_date_label(config.sessions, tz), timezone=str(tz),
         hashtags=list(config.event.hashtags),
         generated_at=datetime.now(UTC).astimezone(tz).replace(microsecond=0),
-        overview=_overview(config, data, sessions), parts=parts,
+        overview=_overview(config, data, sessions), parts=parts, audience=config.report_audience,
     )  # fmt: skip
 
 
