@@ -152,11 +152,11 @@ def _read_line(raw_line: bytes, parse: ParseLine, where: str, page: Page) -> lis
         page.reject(where, "not UTF-8", raw_line.decode("utf-8", "replace").rstrip("\r\n"))
         return []
     try:
-        obj = json.loads(text, parse_constant=_no_constant)
+        obj = json.loads(text)  # NaN is read: only the record holding it is refused (storable)
     except json.JSONDecodeError as exc:
         page.reject(where, f"invalid JSON ({exc.msg})", text)
         return []
-    except (ValueError, RecursionError) as exc:  # NaN, a 5000-digit number, [[[[…]]]]
+    except (ValueError, RecursionError) as exc:  # a 5000-digit number, [[[[…]]]]
         why = "nested too deep" if isinstance(exc, RecursionError) else reason(exc)
         page.reject(where, f"invalid JSON ({why})", text)
         return []
@@ -169,10 +169,6 @@ def _read_line(raw_line: bytes, parse: ParseLine, where: str, page: Page) -> lis
         page.reject(f"{where} {item.where}".rstrip(), item.reason, item.raw)
     page.warnings += found.warnings
     return found.posts
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _filled(page: Page, posts: dict[tuple[str, str], Post], offset: int, line: int) -> Page:

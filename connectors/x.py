@@ -151,17 +151,20 @@ def posts_from_v2_page(page: Mapping[str, Any]) -> Page:
     data = page.get("data") or []
     if not isinstance(data, list | Mapping):
         raise ValueError(f"data is not a list of posts: {brief(data)}")
+
+    def parse(tweet: Any) -> Post:
+        post = post_from_v2(_object(tweet), users, tweets, media)
+        if "__twarc" in page:  # provenance: where and when twarc fetched it
+            post.raw["__twarc"] = page["__twarc"]
+        return post
+
     out = Page([])
-    found = isolate(
+    out.posts = isolate(
         [data] if isinstance(data, Mapping) else data,
-        lambda tweet: post_from_v2(_object(tweet), users, tweets, media),
+        parse,
         lambda n, tweet: f"tweet {_label(_mapping(tweet).get('id')) or f'#{n + 1}'}",
         out,
     )
-    if "__twarc" in page:  # provenance: where and when twarc fetched it
-        for post in found:
-            post.raw["__twarc"] = page["__twarc"]
-    out.posts = found
     return out
 
 
