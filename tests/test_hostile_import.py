@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from aggregator.cli import cli
 from storage.db import open_database
 from storage.models import PostRow
+from storage.queries import iter_quarantine
 from tests.conftest import EXAMPLE
 
 LONG_TEXT = "Long read #CoPro16 " + "a" * 1_000_000
@@ -77,6 +78,23 @@ def test_hostile_jsonl_keeps_every_good_post(project, config):
     assert posts["long"] == LONG_TEXT  # long is not hostile: stored whole
     assert posts["sneaky"] == SNEAKY_TEXT  # stored as written; the report cleans it for display
     assert f"{len(good_ids)} new" in result.stdout and f"{len(expect)} skipped" in result.stdout
+    assert quarantine(config) == {f"line {n}": as_received(lines[n - 1]) for n in expect}
+
+
+def as_received(line: str) -> object:
+    """A quarantined line's record: its JSON value, or its text when it is not JSON."""
+    try:
+        return json.loads(line)
+    except ValueError:
+        return line
+
+
+def quarantine(config) -> dict[str, object]:
+    engine = open_database(config.database_url)
+    try:
+        return {row.location: row.raw for row in iter_quarantine(engine, "import:hostile.jsonl")}
+    finally:
+        engine.dispose()
 
 
 def test_hostile_import_run_again_adds_nothing(project, config):
@@ -93,3 +111,4 @@ def test_hostile_import_run_again_adds_nothing(project, config):
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(PostRow)).scalar() == len(good_ids)
     engine.dispose()
+    assert sorted(quarantine(config)) == sorted(f"line {n}" for n in expect)  # once each
