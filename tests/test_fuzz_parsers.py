@@ -110,7 +110,7 @@ JSON_SOURCES = ["jsonl", "twarc-v1", "twarc-v2-flat", "twarc-v2-page", "mastodon
 @pytest.mark.parametrize("name", JSON_SOURCES)
 @FUZZ
 @given(data=st.data())
-def test_a_fuzzed_field_never_costs_the_page(name: str, data: st.DataObject) -> None:
+def test_case_10_a_fuzzed_field_never_costs_the_page(name: str, data: st.DataObject) -> None:
     good = HARNESSES[name].good(99)
     path, value = data.draw(mutations(good, JSON), label="mutation")
     check_page_kept_the_good(name, replaced(good, path, value))
@@ -119,7 +119,9 @@ def test_a_fuzzed_field_never_costs_the_page(name: str, data: st.DataObject) -> 
 @pytest.mark.parametrize("name", ["jsonl", "mastodon", "bluesky", "x", "twarc-v2-page"])
 @FUZZ
 @given(record=JSON)
-def test_a_fuzzed_record_in_place_of_a_post_never_costs_the_page(name: str, record: Any) -> None:
+def test_case_10_a_fuzzed_record_in_place_of_a_post_never_costs_the_page(
+    name: str, record: Any
+) -> None:
     check_page_kept_the_good(name, record)
 
 
@@ -134,7 +136,9 @@ DATE_FIELDS = {
 @pytest.mark.parametrize("name", sorted(DATE_FIELDS))
 @FUZZ
 @given(data=st.data())
-def test_any_date_is_a_post_in_range_or_a_quarantined_one(name: str, data: st.DataObject) -> None:
+def test_case_40_any_date_is_a_post_in_range_or_a_quarantined_one(
+    name: str, data: st.DataObject
+) -> None:
     field, dates = DATE_FIELDS[name]
     when = data.draw(dates, label=field)
     harness = HARNESSES[name]
@@ -149,7 +153,7 @@ def test_any_date_is_a_post_in_range_or_a_quarantined_one(name: str, data: st.Da
 
 @FUZZ
 @given(data=st.data())
-def test_tags_rows_with_any_cells_never_cost_the_sheet(data: st.DataObject) -> None:
+def test_case_10_tags_rows_with_any_cells_never_cost_the_sheet(data: st.DataObject) -> None:
     good = HARNESSES["tags"].good(99)
     column = data.draw(st.sampled_from(sorted(good)), label="column")
     check_page_kept_the_good("tags", {**good, column: data.draw(TEXT | ISO_DATES, label="cell")})
@@ -161,7 +165,7 @@ RFC822 = MOMENTS.map(lambda m: format_datetime(m).replace(f"{m.year:04d}", str(m
 
 @FUZZ
 @given(data=st.data())
-def test_feed_entries_with_any_values_never_cost_the_feed(data: st.DataObject) -> None:
+def test_case_10_feed_entries_with_any_values_never_cost_the_feed(data: st.DataObject) -> None:
     field = data.draw(st.sampled_from(FEED_FIELDS), label="element")
     value = data.draw(TEXT | RFC822 | ISO_DATES, label="value")
     check_page_kept_the_good("feed", {**HARNESSES["feed"].good(99), field: value})

@@ -61,7 +61,7 @@ def stored(config) -> dict[str, str]:
         engine.dispose()
 
 
-def test_hostile_jsonl_keeps_every_good_post(project, config):
+def test_case_10_hostile_jsonl_keeps_every_good_post(project, config):
     lines, expect, good_ids = hostile_lines()
     path = project / "hostile.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -78,7 +78,8 @@ def test_hostile_jsonl_keeps_every_good_post(project, config):
     assert posts["long"] == LONG_TEXT  # long is not hostile: stored whole
     assert posts["sneaky"] == SNEAKY_TEXT  # stored as written; the report cleans it for display
     assert f"{len(good_ids)} new" in result.stdout and f"{len(expect)} skipped" in result.stdout
-    assert quarantine(config) == {f"line {n}": as_received(lines[n - 1]) for n in expect}
+    kept = {where: raw for where, (_, raw) in quarantine(config).items()}
+    assert kept == {f"line {n}": as_received(lines[n - 1]) for n in expect}
 
 
 def as_received(line: str) -> object:
@@ -89,15 +90,17 @@ def as_received(line: str) -> object:
         return line
 
 
-def quarantine(config) -> dict[str, object]:
+def quarantine(config) -> dict[str, tuple[str, object]]:
+    """The import's quarantine table: location -> (reason, record as received)."""
     engine = open_database(config.database_url)
     try:
-        return {row.location: row.raw for row in iter_quarantine(engine, "import:hostile.jsonl")}
+        rows = iter_quarantine(engine, "import:hostile.jsonl")
+        return {row.location: (row.reason, row.raw) for row in rows}
     finally:
         engine.dispose()
 
 
-def test_hostile_import_run_again_adds_nothing(project, config):
+def test_case_40_out_of_range_lines_keep_their_reasons_and_a_rerun_adds_nothing(project, config):
     lines, expect, good_ids = hostile_lines()
     path = project / "hostile.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -111,4 +114,7 @@ def test_hostile_import_run_again_adds_nothing(project, config):
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(PostRow)).scalar() == len(good_ids)
     engine.dispose()
-    assert sorted(quarantine(config)) == sorted(f"line {n}" for n in expect)  # once each
+    held = quarantine(config)
+    assert sorted(held) == sorted(f"line {n}" for n in expect)  # each line once, not twice
+    for number, reason in expect.items():
+        assert reason in held[f"line {number}"][0]

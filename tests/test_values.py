@@ -15,7 +15,7 @@ from tests.harness import jsonl_good
 WHEN = datetime(2016, 11, 28, 12, tzinfo=UTC)
 
 
-def test_case_40_parse_time_turns_overflow_into_a_clear_reason() -> None:
+def test_parse_time_turns_overflow_into_a_clear_reason() -> None:
     with pytest.raises(ValueError) as caught:
         parse_time("9999-12-31T23:59:59-05:00", "created_at")
     assert str(caught.value) == (
@@ -80,7 +80,7 @@ def test_ids_are_strings_or_whole_numbers(value: object, expected: str) -> None:
         ("9" * 1001, "id is longer than 1000 bytes"),
     ],
 )
-def test_case_40_ids_of_another_type_blank_or_huge_are_refused(value: object, why: str) -> None:
+def test_ids_of_another_type_blank_or_huge_are_refused(value: object, why: str) -> None:
     with pytest.raises(ValueError) as caught:
         post_id(value)
     assert why in str(caught.value)
@@ -100,7 +100,7 @@ def test_an_author_is_a_string_that_is_not_blank() -> None:
             account(bad)
 
 
-def test_case_40_counts_must_fit_in_64_bits() -> None:
+def test_counts_must_fit_in_64_bits() -> None:
     assert count(MAX_COUNT, "likes") == MAX_COUNT
     assert count(MAX_COUNT, "likes", strict=True) == MAX_COUNT
     for strict in (False, True):
@@ -120,7 +120,7 @@ def test_a_platform_count_of_the_wrong_type_is_none_and_ours_an_error() -> None:
             count(bad, "likes", strict=True)
 
 
-def test_case_40_the_interchange_rejects_loose_values_it_once_stored_as_text() -> None:
+def test_the_interchange_rejects_loose_values_it_once_stored_as_text() -> None:
     """Before: true, {"nested": 1} and 1.5e3 were stored as "True", "{'nested': 1}", "1500.0"."""
     good = jsonl_good(1)
     for key, value in [("id", True), ("id", {"nested": 1}), ("id", 1.5e3), ("reply_to", True),
