@@ -84,9 +84,58 @@ class NightlyTrigger(CronTrigger):
         return fire > previous and _wall(fire, self.timezone) > _wall(previous, self.timezone)
 
 
+DAY_NAMES = (
+    "sun",
+    "mon",
+    "tue",
+    "wed",
+    "thu",
+    "fri",
+    "sat",
+)  # cron's numbering: 0 (and 7) = Sunday
+
+
+def _cron_weekdays(field: str) -> str:
+    """A crontab weekday field as day names. APScheduler 3 counts weekdays from Monday = 0 where
+    cron counts from Sunday = 0 (its issue #286), so '1' must reach it as 'mon', never as a number.
+    Ranges and steps ('1-5', '*/2', 'sun-tue') are spelled out day by day."""
+    if field in ("*", "?"):
+        return "*"
+
+    def day(token: str) -> int:
+        token = token.strip().lower()
+        if token in DAY_NAMES:
+            return DAY_NAMES.index(token)
+        if not token.isdigit() or int(token) > 7:
+            raise ValueError(f"weekday {token!r} is not 0-7 or a day name")
+        return int(token) % 7 if token != "7" else 7
+
+    days: list[str] = []
+    for part in field.split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
+        if step_text and step is None:
+            raise ValueError(f"weekday step {step_text!r} is not a positive number")
+        if span == "*":
+            first, last = 0, 6
+        elif "-" in span:
+            first, last = (day(t) for t in span.split("-", 1))
+        else:
+            first = last = day(span)
+            if step:
+                last = 6
+        if first > last:
+            raise ValueError(f"weekday range {span!r} runs backwards")
+        days += [DAY_NAMES[d % 7] for d in range(first, last + 1, step or 1)]
+    return ",".join(dict.fromkeys(days))
+
+
 def cron_trigger(expr: str, timezone: ZoneInfo) -> NightlyTrigger:
-    """A five-field crontab expression in the event's time zone."""
-    return NightlyTrigger.from_crontab(expr, timezone=timezone)  # type: ignore[no-any-return]
+    """A five-field crontab expression in the event's time zone, weekdays counted as cron does."""
+    fields = expr.split()
+    if len(fields) == 5:
+        fields[4] = _cron_weekdays(fields[4])
+    return NightlyTrigger.from_crontab(" ".join(fields), timezone=timezone)  # type: ignore[no-any-return]
 
 
 def cron_problem(expr: str, timezone: ZoneInfo, now: datetime | None = None) -> str | None:
