@@ -102,13 +102,13 @@ def _cron_weekdays(field: str) -> str:
     if field in ("*", "?"):
         return "*"
 
-    def day(token: str) -> int:
-        token = token.strip().lower()
-        if token in DAY_NAMES:
-            return DAY_NAMES.index(token)
-        if not token.isdigit() or int(token) > 7:
-            raise ValueError(f"weekday {token!r} is not 0-7 or a day name")
-        return int(token) % 7 if token != "7" else 7
+    def day(written: str) -> int:  # 7 stays 7 so that '5-7' runs Friday to Sunday
+        written = written.strip().lower()
+        if written in DAY_NAMES:
+            return DAY_NAMES.index(written)
+        if not written.isdigit() or int(written) > 7:
+            raise ValueError(f"weekday {written!r} is not 0-7 or a day name")
+        return int(written)
 
     days: list[str] = []
     for part in field.split(","):
