@@ -8,7 +8,7 @@ metadata is left behind. Thumbnails live in a folder beside the database as `<sh
 `index.json` mapping each image URL to its file. Caps: bytes per image downloaded, images per run, total
 size of the archive. Reruns fetch only what is missing; a failing image is a warning, never a failed
 run, and is tried again on the next runs up to MAX_TRIES times. Thumbnails of posts since deleted,
-forgotten or opted out are removed on the next run.
+forgotten or opted out are removed on the next run, archiving or not (`prune_media`).
 """
 
 from __future__ import annotations
@@ -47,8 +47,10 @@ __all__ = [
     "MediaSettings",
     "MediaSummary",
     "Thumbnail",
+    "archive_counts",
     "archive_media",
     "media_folder",
+    "prune_media",
     "read_media_settings",
     "thumbnail",
 ]
@@ -115,6 +117,17 @@ def media_folder(config: Config) -> Path:
         db = Path(database)
         return db.with_name(db.name + ".media")
     return config.base_dir / "aggregator.media"
+
+
+def archive_counts(config: Config) -> dict[str, Any] | None:
+    """What `status` says of the archive: thumbnails, their bytes, images given up on, the folder;
+    None when nothing was ever archived."""
+    archive = Archive(media_folder(config))
+    if not archive.images and not archive.failed:
+        return None
+    given_up = sum(1 for url in archive.failed if not _due(archive, url))
+    return {"images": len(archive.images), "bytes": archive.total_bytes, "failed": given_up,
+            "folder": str(archive.folder)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -237,9 +250,9 @@ def archive_media(
     from connectors.http import as_http_client
 
     settings = config.media or MediaSettings()
+    if not settings.archive:  # what was archived before still follows deletions and opt-outs
+        return MediaSummary(removed=prune_media(engine, config))
     summary = MediaSummary()
-    if not settings.archive:
-        return summary
     archive = Archive(media_folder(config))
     wanted = dict(_image_urls(engine, config))
     summary.removed = _prune(archive, wanted)
@@ -370,6 +383,17 @@ def _image_url(item: Any) -> str | None:
         return None
     ok = parts.scheme.lower() in ("http", "https") and parts.hostname and len(url) <= 2000
     return url if ok and not any(c.isspace() for c in url) else None
+
+
+def prune_media(engine: Engine, config: Config) -> int:
+    """Remove the thumbnails no visible post shows any more (its post deleted, forgotten or opted
+    out), whether or not archiving is on; how many. `archive_media` does it on every run."""
+    archive = Archive(media_folder(config))
+    if not archive.folder.is_dir():
+        return 0
+    removed = _prune(archive, dict(_image_urls(engine, config)))
+    archive.save()
+    return removed
 
 
 def _prune(archive: Archive, wanted: Mapping[str, str]) -> int:

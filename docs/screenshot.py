@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # name: (width, height, device scale); the phone is drawn at 2x, as phones do
-SHOTS = {"desktop": (1280, 3000, 1), "phone": (390, 1500, 2)}
+SHOTS = {"desktop": (1280, 4400, 1), "phone": (390, 1500, 2)}
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",

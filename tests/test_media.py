@@ -25,6 +25,7 @@ from aggregator.config import ConfigError, load_config
 from aggregator.media import (
     Archive,
     MediaSettings,
+    archive_counts,
     archive_media,
     media_folder,
     read_media_settings,
@@ -161,6 +162,7 @@ def test_archiving_is_off_unless_the_config_turns_it_on(engine, config, files, s
     store(engine, config, [{"url": f"{base}/a.png", "type": "image"}])
     assert run(engine, config).archived == 0
     assert not server.hits and not media_folder(config).exists()
+    assert archive_counts(config) is None
 
 
 def test_caps_per_image_per_run_and_in_total_leave_the_rest_for_later(engine, config, files, site):
@@ -211,6 +213,9 @@ def test_a_failing_image_is_a_warning_tried_again_up_to_three_runs(engine, confi
     assert any("notes.png" in w and "not an image" in w for w in warnings)
     assert all("\n" not in w for w in warnings)
     assert "not tried again" in " ".join(summaries[2].warnings)
+    counts = archive_counts(config)
+    assert counts is not None and (counts["images"], counts["failed"]) == (1, 2)
+    assert counts["bytes"] == summaries[-1].bytes > 0
 
 
 def test_a_decompression_bomb_is_refused_before_it_is_decoded(engine, config, files, site):
@@ -242,7 +247,9 @@ def test_the_default_client_refuses_local_addresses(engine, config, files, site)
     assert not server.hits
 
 
-def test_thumbnails_of_deleted_posts_are_removed_on_the_next_run(engine, config, files, site):
+def test_thumbnails_of_deleted_posts_are_removed_on_the_next_run_archiving_or_not(
+    engine, config, files, site
+):
     _, base = site
     files["/a.png"], files["/b.png"] = image_bytes("PNG", (50, 50)), image_bytes("PNG", (60, 50))
     store(engine, config, [{"url": f"{base}/a.png", "type": "image"}],
@@ -260,6 +267,13 @@ def test_thumbnails_of_deleted_posts_are_removed_on_the_next_run(engine, config,
     assert (summary.removed, summary.images) == (1, 1)
     assert len(list(media_folder(config).glob("*.jpg"))) == 1
     assert Archive(media_folder(config)).thumbnail(f"{base}/a.png") is None
+
+    with engine.begin() as conn:  # archiving turned off since: a deletion still removes its image
+        conn.execute(
+            update(posts).where(posts.c.post_id == "m1").values(deleted_at=datetime.now(UTC))
+        )
+    assert archive_media(engine, dataclasses.replace(config, media=None)).removed == 1
+    assert not list(media_folder(config).glob("*.jpg"))
 
 
 def test_media_settings_are_validated_with_the_key_named(project):
