@@ -32,12 +32,13 @@ from aggregator.media import (
 )
 from aggregator.pipeline import analyse, tag
 from connectors.base import Page, Post
-from reports.render import write_report
+from reports.render import data_image, write_report
 from reports.story import build_story
 from storage.models import Assignment, PostRow
 from storage.queries import save_page
 
 GPS_IFD = 0x8825
+HOSTILE_ALT = '"><script>alert(1)</script><img src=x onerror="alert(2)">'
 TEXTS = [
     "Helen Bevan opening the day with a call to action",
     "Standing room only for the equality session",
@@ -308,7 +309,8 @@ def test_cards_show_archived_photos_with_their_alt_text_or_say_there_is_none(
         image_bytes("PNG", (480, 640)),
     )
     store(engine, config, [{"url": f"{base}/stage.png", "type": "image", "alt": "Helen Bevan on stage"}],
-          [{"url": f"{base}/room.png", "type": "image", "alt": ""}],
+          [{"url": f"{base}/room.png", "type": "image", "alt": ""},
+           {"url": f"{base}/stage.png", "type": "image", "alt": HOSTILE_ALT}],
           [{"url": f"{base}/never-archived.png", "type": "image", "alt": "A flip chart of ideas"}])  # fmt: skip
     config = archiving(config)
     assert run(engine, config).archived == 2
@@ -321,6 +323,8 @@ def test_cards_show_archived_photos_with_their_alt_text_or_say_there_is_none(
     alts = [re.search(r'alt="([^"]*)"', i)[1] for i in imgs]
     assert "Helen Bevan on stage" in alts and "Image without a description" in alts
     assert 'alt=""' not in page
+    assert "<script" not in page and 'onerror="' not in page  # alt text stays text
+    assert HOSTILE_ALT.replace('"', "&#34;").replace("<", "&lt;").replace(">", "&gt;") in page
     assert re.search(
         r'<figcaption aria-hidden="true"[^>]*>Image without a description</figcaption>', page
     )
@@ -331,7 +335,11 @@ def test_cards_show_archived_photos_with_their_alt_text_or_say_there_is_none(
     assert "img-src data:;" in csp and "default-src 'none'" in csp
     story = json.loads(out["json"])
     shown = [m for p in story["parts"] for h in p["highlights"] for m in h["media"]]
-    assert {m["alt"] for m in shown if m["thumbnail"]} == {"Helen Bevan on stage", None}
+    assert {m["alt"] for m in shown if m["thumbnail"]} == {
+        "Helen Bevan on stage",
+        None,
+        HOSTILE_ALT,
+    }
     assert [m["thumbnail"] for m in shown if m["alt"] == "A flip chart of ideas"] == [None]
     assert "data:image" not in out["markdown"] and "A flip chart of ideas" in out["markdown"]
 
@@ -346,3 +354,16 @@ def test_without_an_archive_cards_give_the_alt_text_and_a_link_to_the_post(
     assert "<img" not in page
     assert "Two nurses" in page
     assert re.search(r'<a href="https://example.org/@u/0"[^>]*>see it in the post', page)
+
+
+def test_only_jpeg_data_uris_become_image_sources():
+    jpeg = "data:image/jpeg;base64,/9j/4AAQSkZJRg=="
+    assert data_image(jpeg) == jpeg
+    for other in (
+        "data:image/svg+xml;base64,PHN2Zz4=",
+        "https://evil.example/pixel.png",
+        "javascript:alert(1)",
+        'data:image/jpeg;base64,AA" onerror="x',
+        None,
+    ):
+        assert data_image(other) == ""
