@@ -168,7 +168,7 @@ def test_the_guard_checks_every_field_of_post_but_deleted():
     assert set(CHECKS) | {"deleted"} == {f.name for f in fields(Post)}
 
 
-def test_connector_quarantine_is_kept_and_a_rerun_refreshes_it(engine):
+def test_case_10_a_connectors_quarantined_records_are_kept_and_a_rerun_refreshes_them(engine):
     first, later = T0, T0 + timedelta(days=1)
     page = Page([make_post(1)], cursor={"line": 3})
     page.reject("line 2", "created_at 'yesterday' is not ISO 8601", {"created_at": "yesterday"})
