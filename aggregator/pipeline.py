@@ -21,7 +21,7 @@ from aggregator.curation import load_curation
 from aggregator.health import gap_warnings
 from aggregator.lock import StopFlag, StopRequested
 from aggregator.logs import IN_SUMMARY, redact
-from aggregator.privacy import Redactor, drop_opted_out
+from aggregator.privacy import Redactor, drop_opted_out, redact_quarantined
 from aggregator.tagstage import (
     EvaluationReport,
     PostExplanation,
@@ -114,8 +114,10 @@ def _drain(
     for page in pages:
         if opt_out:
             page.posts, dropped = drop_opted_out(page.posts, opt_out)
+            page.quarantined = redact_quarantined(page.quarantined, opt_out)
             summary.opted_out += dropped
         saved = save_page(engine, name, page)
+        page.rejected += [str(q) for q in saved.refused]  # posts the database could not hold
         summary.pages += 1
         summary.new_posts += saved.new
         summary.updated_posts += saved.updated
@@ -391,10 +393,11 @@ def _store(
         page.cursor = None  # a one-off import has no cursor to keep
         summary.read += len(page.posts)
         page.posts, dropped = drop_opted_out(page.posts, redactor)
+        page.quarantined = redact_quarantined(page.quarantined, redactor)
         summary.opted_out += dropped
         saved = save_page(engine, summary.source, page)
         summary.pages += 1
         summary.new_posts += saved.new
         summary.updated_posts += saved.updated
-        summary.rejected += page.rejected
+        summary.rejected += page.rejected + [str(q) for q in saved.refused]
         summary.warnings += page.warnings

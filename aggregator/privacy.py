@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Text, cast, delete, func, insert, or_, select, update
@@ -14,7 +14,7 @@ from sqlmodel import SQLModel
 
 from aggregator.pseudonym import PrivacyError, Pseudonymiser
 from aggregator.scrubber import Scrubber, account_key, split_account
-from connectors.base import Post
+from connectors.base import Post, Quarantined
 from storage.db import StorageError, writer
 from storage.models import Assignment, Erasure, PostRow, Sighting
 from storage.queries import utcnow
@@ -28,6 +28,7 @@ __all__ = [
     "drop_opted_out",
     "forget",
     "opt_out_redactor",
+    "redact_quarantined",
 ]
 
 
@@ -119,6 +120,19 @@ def drop_opted_out(posts: list[Post], redactor: Redactor) -> tuple[list[Post], i
         for key, value in redactor.fields(vars(post)).items():
             setattr(post, key, value)
     return kept, len(posts) - len(kept)
+
+
+def redact_quarantined(items: list[Quarantined], redactor: Redactor) -> list[Quarantined]:
+    """Records kept aside for inspection, minus the redactor's accounts: a record that could not
+    be read as a post may still be an opted-out person's, so one that names such an account
+    anywhere is kept without its content (its place and reason only)."""
+    if not redactor:
+        return items
+    return [
+        q if redactor.json(q.raw) == q.raw
+        else replace(q, reason=redactor.text(q.reason), raw=None)
+        for q in items
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
