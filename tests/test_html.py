@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.html import links_in_text
+from connectors.html import html_to_text, links_in_html, links_in_text, sanitize_html
 
 
 @pytest.mark.parametrize(
@@ -44,3 +44,17 @@ def test_every_link_found_is_a_url_without_trailing_sentence_punctuation(text: s
         assert link.startswith(("http://", "https://")) and link in text
         assert not link.endswith((".", ",", ";", ":", "!", "?", "'", '"'))
         assert not any(c.isspace() for c in link)
+
+
+def test_markup_read_through_nh3_first_keeps_what_the_text_and_links_need() -> None:
+    """html.parser reads only what nh3 rewrote (it is quadratic on "<a <a <a …"): breaks,
+    paragraphs, entities, bare "&", skipped script/title, and the rel and class that mark tags."""
+    body = (
+        '<p>AT&T &copy; 2016<br>next <a href="https://x.org/tags/t" rel="tag">#t</a> '
+        '<a href="https://x.org/@b" class="u-url mention">@b</a> '
+        '<a href=" https://x.org/l ">l</a><script>bad()</script><title>t</title></p><div>end</div>'
+    )
+    assert html_to_text(body) == "AT&T © 2016\nnext #t @b l\n\nend"
+    assert links_in_html(body) == ["https://x.org/l"]
+    assert html_to_text("<a " * 1000 + "x") == ""  # one unfinished tag: no text, and no hang
+    assert sanitize_html("a & b &amp; c") == "a &amp; b &amp; c"
