@@ -100,6 +100,11 @@ class SourceConfig:
 @dataclass(frozen=True)
 class PrivacyConfig:
     opt_out: tuple[str, ...] = ()  # accounts as in `author`: lower case, without a leading @
+    # Safeguarding (docs/privacy.md): personal identifiers redacted in the story and exports;
+    # an organisation's own e-mail domains and postcodes are published contacts, never redacted.
+    redact_identifiers: bool = True
+    organisation_domains: tuple[str, ...] = ()
+    organisation_postcodes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -429,7 +434,8 @@ class _Validator:
         return path
 
     def privacy(self) -> PrivacyConfig:
-        accounts = self.strings(self.table("privacy"), "privacy", "opt_out")
+        table = self.table("privacy")
+        accounts = self.strings(table, "privacy", "opt_out")
         for i, account in enumerate(accounts):
             if any(c.isspace() for c in account) or not account.lstrip("@＠"):
                 self.bad(
@@ -437,7 +443,20 @@ class _Validator:
                     f"{account!r} is not an account (e.g. user@example.org)",
                 )
         keys = (a.lstrip("@＠").lower() for a in accounts)
-        return PrivacyConfig(opt_out=tuple(dict.fromkeys(k for k in keys if k)))
+        redact = table.get("redact_identifiers", True)
+        if not isinstance(redact, bool):
+            self.bad("privacy.redact_identifiers", f"must be true or false (got {redact!r})")
+        domains = self.strings(table, "privacy", "organisation_domains")
+        for i, domain in enumerate(domains):
+            if "." not in domain or any(c.isspace() or c in "/:" for c in domain):
+                self.bad(f"privacy.organisation_domains[{i}]",
+                         f"{domain!r} is not a domain (e.g. nhs.net)")  # fmt: skip
+        return PrivacyConfig(
+            opt_out=tuple(dict.fromkeys(k for k in keys if k)),
+            redact_identifiers=redact is not False,
+            organisation_domains=tuple(d.lower().lstrip("@.") for d in domains),
+            organisation_postcodes=self.strings(table, "privacy", "organisation_postcodes"),
+        )
 
     def source_urls(self, tbl: Mapping[str, Any], where: str, stype: str) -> None:
         keys = {"mastodon": "instance", "feed": "url"}

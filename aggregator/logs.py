@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from aggregator import safeguarding
+
 __all__ = [
     "IN_SUMMARY",
     "SecretFilter",
@@ -98,13 +100,16 @@ def _url_parts(value: str) -> set[str]:
 
 
 def redact(text: str, env: Mapping[str, str] | None = None) -> str:
-    """`text` with every known secret and Authorization/Bearer credential replaced by ***."""
+    """`text` with every known secret and Authorization/Bearer credential replaced by ***, and
+    any personal identifier a post carried (an NHS number, phone, e-mail, home address) removed:
+    log lines and run-log messages quote rejected records, and they must not keep those."""
     if not text:
         return text
     for secret in _secrets(os.environ if env is None else env):
         text = text.replace(secret, MASK)
     text = AUTH_HEADER.sub(lambda m: m.group(1) + MASK, text)
-    return BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    text = BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    return safeguarding.redact(text)[0]
 
 
 class SecretFilter(logging.Filter):

@@ -118,6 +118,9 @@ def _drain(
             summary.opted_out += dropped
         saved = save_page(engine, name, page)
         page.rejected += [str(q) for q in saved.refused]  # posts the database could not hold
+        # what is said of a skipped record may quote it: no secret, no personal identifier
+        page.rejected = [redact(r) for r in page.rejected]
+        page.warnings = [redact(w) for w in page.warnings]
         summary.pages += 1
         summary.new_posts += saved.new
         summary.updated_posts += saved.updated
@@ -399,5 +402,8 @@ def _store(
         summary.pages += 1
         summary.new_posts += saved.new
         summary.updated_posts += saved.updated
-        summary.rejected += page.rejected + [str(q) for q in saved.refused]
-        summary.warnings += page.warnings
+        skipped = [redact(r) for r in (*page.rejected, *(str(q) for q in saved.refused))]
+        for reason in skipped:  # the command lists them; the log file keeps them too
+            log.warning("%s: skipped %s", summary.source, reason, extra=IN_SUMMARY)
+        summary.rejected += skipped
+        summary.warnings += [redact(w) for w in page.warnings]

@@ -27,6 +27,7 @@ __all__ = [
     "Allowlist",
     "Disclosure",
     "Found",
+    "IdentifierScrubber",
     "LabelledSetError",
     "Role",
     "SafeguardingEvaluation",
@@ -38,6 +39,7 @@ __all__ = [
     "is_valid_nhs_number",
     "redact",
     "role_from_profile",
+    "scrubber_for",
 ]
 
 KINDS = ("nhs_number", "phone", "email", "address")
@@ -264,6 +266,51 @@ def redact(
             counts[f.kind] += 1
             last = f.end
     return "".join([*out, text[last:]]), counts
+
+
+# Keys of a platform's payload that hold accounts, ids and addresses, not what someone wrote.
+NOT_WRITTEN = frozenset(
+    {"acct", "username", "handle", "screen_name", "did", "author", "mentions", "id", "uri", "url",
+     "platform", "in_reply_to_id", "in_reply_to_account_id", "reply_to", "repost_of", "quote_of"}
+)  # fmt: skip
+
+
+class IdentifierScrubber:
+    """Redacts personal identifiers wherever post content travels (a post's text, its HTML, alt
+    text, a raw payload), counting what it removed by kind for the manifest and "About this data"."""
+
+    def __init__(self, allowlist: Allowlist = DEFAULT_ALLOWLIST) -> None:
+        self.allowlist = allowlist
+        self.counts: Counter[str] = Counter()
+
+    def text(self, value: str) -> str:
+        clean, found = redact(value, self.allowlist)
+        self.counts.update(found)
+        return clean
+
+    def json(self, value: object) -> object:
+        """Every string in a JSON-like value redacted, except under the keys that name accounts
+        and posts (`NOT_WRITTEN`): a fediverse handle (alice@mastodon.social) is written like an
+        e-mail address but is the account itself, kept (or pseudonymised) as such."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.json(v) for v in value]
+        if isinstance(value, dict):
+            return {k: v if k in NOT_WRITTEN else self.json(v) for k, v in value.items()}
+        return value
+
+
+def scrubber_for(privacy: object) -> IdentifierScrubber | None:
+    """The scrubber a `[privacy]` config asks for (its organisation's domains and postcodes
+    allowed), or None when `redact_identifiers = false`."""
+    if not getattr(privacy, "redact_identifiers", True):
+        return None
+    allowlist = DEFAULT_ALLOWLIST.with_organisation(
+        domains=getattr(privacy, "organisation_domains", ()),
+        postcodes=getattr(privacy, "organisation_postcodes", ()),
+    )
+    return IdentifierScrubber(allowlist)
 
 
 # ---- evaluation ----------------------------------------------------------------------------------

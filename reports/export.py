@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 from aggregator.config import Config
 from aggregator.privacy import opt_out_redactor
 from aggregator.pseudonym import Pseudonymiser
+from aggregator.safeguarding import IdentifierScrubber, scrubber_for
 from connectors.base import parse_time
 from reports.columns import COLUMNS, EXTRAS, INTERCHANGE, iso_utc
 from reports.export_options import ExportOptions
@@ -115,6 +116,9 @@ def iter_records(
     opt_out = config.privacy.opt_out
     filters = replace(options.filters, exclude_authors=opted_out_filter(opt_out).exclude_authors)
     titles = {s.id: s.title for s in config.sessions}
+    identifiers = scrubber_for(config.privacy)
+    if stats is not None and identifiers is not None:
+        stats.identifiers = identifiers.counts  # filled as the rows stream
     with engine.connect() as conn:
         redactor = opt_out_redactor(conn, opt_out)
         if options.key and pseudo is None:
@@ -124,11 +128,27 @@ def iter_records(
             if redactor:
                 rec.update(redactor.fields(rec))
                 rec["tag_reason"] = rec["tag_reason"] and redactor.text(rec["tag_reason"])
+            if identifiers is not None:
+                _redact_identifiers(rec, identifiers)
             if pseudo:
                 _pseudonymise(rec, pseudo)
             if stats is not None:
                 stats.add(rec)
             yield rec
+
+
+IDENTIFIER_FIELDS = ("text", "html", "author_name", "tag_reason")  # free text people write
+IDENTIFIER_JSON = ("links", "media", "raw")  # mailto: links, alt text, the payload's own copy
+
+
+def _redact_identifiers(rec: dict[str, Any], identifiers: IdentifierScrubber) -> None:
+    """Personal identifiers (NHS numbers, phones, e-mails, home addresses) out of every field
+    that carries what someone wrote ([privacy] redact_identifiers; docs/privacy.md)."""
+    for key in IDENTIFIER_FIELDS:
+        if isinstance(rec[key], str):
+            rec[key] = identifiers.text(rec[key])
+    for key in IDENTIFIER_JSON:
+        rec[key] = identifiers.json(rec[key])
 
 
 def _resolved(conn: Connection, rows: Iterable[Any], size: int = 100) -> Iterator[Any]:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from aggregator import __version__
 from aggregator.config import Config
 from aggregator.pseudonym import Pseudonymiser
+from aggregator.safeguarding import KINDS
 from reports.columns import COLUMNS, EXTRAS, INTERCHANGE, iso_utc
 from reports.export_options import GENERAL, ExportOptions
 from storage.models import SourceOutcome
@@ -32,6 +33,7 @@ class ExportStats:
     sessions: Counter[str] = field(default_factory=Counter)
     sources: Counter[str] = field(default_factory=Counter)
     windows: dict[str, list[datetime]] = field(default_factory=dict)  # column -> [first, last]
+    identifiers: Counter[str] | None = None  # redacted, by kind; None when redaction is off
 
     def add(self, rec: Mapping[str, Any]) -> None:
         self.rows += 1
@@ -93,6 +95,10 @@ def manifest(
                     "since": iso_utc(f.since), "until": iso_utc(f.until), "hashtag": list(f.hashtags),
                     "opted_out_accounts_left_out": len(config.privacy.opt_out)},
         "pseudonymised": options.key is not None,
+        "identifiers_redacted": (
+            None if stats.identifiers is None
+            else {kind: stats.identifiers.get(kind, 0) for kind in KINDS}
+        ),
         "spreadsheet_safe": options.fmt != "jsonl",
         "known_gaps": _gaps(engine, pseudo),
         "columns": columns.get(options.fmt, {k: COLUMNS.get(k, "see docs/jsonl.md") for k in (*INTERCHANGE, *EXTRAS)}),
