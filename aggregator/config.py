@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 if TYPE_CHECKING:
     from aggregator.alerts import AlertSettings
-    from aggregator.media import MediaSettings
 
 __all__ = [
     "SOURCE_TYPES",
@@ -95,6 +94,43 @@ class SourceConfig:
 
     def option(self, key: str, default: Any = None) -> Any:
         return self.options.get(key, default)
+
+
+MiB = 1024 * 1024
+MEDIA_KEYS = {"archive", "max_image_bytes", "max_images_per_run", "max_total_bytes"}
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    archive: bool = False
+    max_image_bytes: int = 8 * MiB  # an image larger than this is not downloaded
+    max_images_per_run: int = 100  # images fetched (or tried) in one run; the rest wait
+    max_total_bytes: int = 100 * MiB  # the archive's thumbnails together
+
+
+def read_media_settings(tbl: Any) -> tuple[MediaSettings | None, list[str]]:
+    """[media] -> settings (None when the table is absent) and every problem as 'media.key: ...'."""
+    if tbl is None:
+        return None, []
+    if not isinstance(tbl, Mapping):
+        return None, ["media: must be a table, e.g. [media]"]
+    problems = [
+        f"media.{k}: unknown key (use one of {', '.join(sorted(MEDIA_KEYS))})"
+        for k in tbl
+        if k not in MEDIA_KEYS
+    ]
+    archive = tbl.get("archive", False)
+    if not isinstance(archive, bool):
+        problems.append("media.archive: must be true or false")
+        archive = False
+    numbers = {}
+    for key in sorted(MEDIA_KEYS - {"archive"}):
+        value = tbl.get(key, getattr(MediaSettings, key))
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            problems.append(f"media.{key}: must be a whole number, 1 or more (got {value!r})")
+            value = getattr(MediaSettings, key)
+        numbers[key] = value
+    return MediaSettings(archive=archive, **numbers), problems
 
 
 @dataclass(frozen=True)
@@ -218,8 +254,6 @@ class _Validator:
         audience = report.get("audience", "organisers")
         if audience not in AUDIENCES:
             self.bad("report.audience", f'must be "organisers" or "public" (got {audience!r})')
-        from aggregator.media import read_media_settings
-
         media, media_problems = read_media_settings(self.data.get("media"))
         self.problems += media_problems
         cron = self.string(schedule, "schedule", "cron", "0 2 * * *")

@@ -13,6 +13,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 
 from aggregator.config import Config, SourceConfig
+from aggregator.media import archive_counts
 from storage.db import writer
 from storage.models import CollectionRun, Sighting, SourceOutcome
 from storage.queries import (
@@ -232,6 +233,7 @@ def status_report(
         "database": engine.url.render_as_string(hide_password=True),
         "posts": post_count(engine),
         "quarantined": quarantine_count(engine),
+        "media": archive_counts(config),
         "running_pid": running_pid,
         "ok": not runs_out or runs_out[0]["status"] not in NOT_OK,
         "runs": runs_out,
@@ -283,6 +285,10 @@ def format_status(report: dict[str, Any], config: Config) -> list[str]:
             "kept as received in the database's `quarantine` table (columns source, location, "
             "reason, raw)"
         )
+    if media := report.get("media"):
+        given_up = f"; {media['failed']} image(s) given up on" if media["failed"] else ""
+        lines.append(f"Media archive: {media['images']} thumbnail(s), "
+                     f"{media['bytes'] / 1e6:.1f} MB, in {media['folder']}{given_up}")  # fmt: skip
     if report["running_pid"]:
         lines.append(f"A collection is running now (pid {report['running_pid']}).")
     if not report["runs"]:

@@ -34,6 +34,7 @@ from PIL import Image, ImageOps
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine, make_url
 
+from aggregator.config import MediaSettings, read_media_settings
 from aggregator.lock import StopFlag
 from storage.models import PostRow
 
@@ -68,44 +69,10 @@ INDEX = "index.json"
 FILE_NAME = re.compile(r"[0-9a-f]{64}\.jpg")
 # Media types that are still images: Mastodon/Bluesky "image", X "photo", feeds' MIME types.
 IMAGE_TYPES = re.compile(r"image|photo|image/(jpeg|png|gif|webp)", re.IGNORECASE)
-MEDIA_KEYS = {"archive", "max_image_bytes", "max_images_per_run", "max_total_bytes"}
 
 
 class MediaError(Exception):
     """One image could not be archived; the message says why in a few words."""
-
-
-@dataclass(frozen=True)
-class MediaSettings:
-    archive: bool = False
-    max_image_bytes: int = 8 * MiB  # an image larger than this is not downloaded
-    max_images_per_run: int = 100  # images fetched (or tried) in one run; the rest wait
-    max_total_bytes: int = 100 * MiB  # the archive's thumbnails together
-
-
-def read_media_settings(tbl: Any) -> tuple[MediaSettings | None, list[str]]:
-    """[media] -> settings (None when the table is absent) and every problem as 'media.key: ...'."""
-    if tbl is None:
-        return None, []
-    if not isinstance(tbl, Mapping):
-        return None, ["media: must be a table, e.g. [media]"]
-    problems = [
-        f"media.{k}: unknown key (use one of {', '.join(sorted(MEDIA_KEYS))})"
-        for k in tbl
-        if k not in MEDIA_KEYS
-    ]
-    archive = tbl.get("archive", False)
-    if not isinstance(archive, bool):
-        problems.append("media.archive: must be true or false")
-        archive = False
-    numbers = {}
-    for key in sorted(MEDIA_KEYS - {"archive"}):
-        value = tbl.get(key, getattr(MediaSettings, key))
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            problems.append(f"media.{key}: must be a whole number, 1 or more (got {value!r})")
-            value = getattr(MediaSettings, key)
-        numbers[key] = value
-    return MediaSettings(archive=archive, **numbers), problems
 
 
 def media_folder(config: Config) -> Path:

@@ -21,6 +21,7 @@ from aggregator.curation import load_curation
 from aggregator.health import gap_warnings
 from aggregator.lock import StopFlag, StopRequested
 from aggregator.logs import IN_SUMMARY, redact
+from aggregator.media import MediaSummary, archive_media
 from aggregator.privacy import Redactor, drop_opted_out, redact_quarantined
 from aggregator.tagstage import (
     EvaluationReport,
@@ -89,6 +90,7 @@ class CollectSummary:
     run_id: int
     sources: list[SourceSummary]
     stopped: bool = False  # a stop was requested: the run ended after a page, or in a wait
+    media: MediaSummary | None = None  # images archived after collecting ([media] archive)
 
     @property
     def failed(self) -> list[SourceSummary]:
@@ -209,6 +211,8 @@ def collect(
             summary.sources.append(done)
             record_outcome(engine, summary.run_id, _outcome(done, started))
             summary.stopped = summary.stopped or done.stopped
+        if not summary.stopped and only is None:
+            summary.media, summary.stopped = _archive_media(engine, config, should_stop)
     except BaseException as exc:
         if own:
             _abandon(engine, summary.run_id, exc)
@@ -216,6 +220,18 @@ def collect(
     if own:
         finish_run(engine, summary.run_id, *summary.verdict())
     return summary
+
+
+def _archive_media(
+    engine: Engine, config: Config, should_stop: StopCheck | None
+) -> tuple[MediaSummary | None, bool]:
+    """The posts' images as [media] asks (nothing when archiving is off; thumbnails of posts no
+    longer shown are removed either way), and whether a stop ended it. A failing image is a
+    warning, never a failed run."""
+    try:
+        return archive_media(engine, config, should_stop=should_stop), False
+    except StopRequested:
+        return None, True
 
 
 def _outcome(s: SourceSummary, started: Any) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def test_status_json_has_the_documented_shape(project):
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert set(data) == {
-        "event", "database", "posts", "quarantined", "running_pid", "ok", "runs", "sources"
+        "event", "database", "posts", "quarantined", "media", "running_pid", "ok", "runs", "sources"
     }  # fmt: skip
     assert data["ok"] is True and data["posts"] == EXAMPLE_POSTS and data["running_pid"] is None
     assert data["quarantined"] == 0
