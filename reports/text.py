@@ -6,7 +6,7 @@ Themes across posts are reports/themes.py; the paragraphs written from them, rep
 Post text is hostile input: every function here runs in time linear in its length (no regex that
 backtracks over what it already read; tests/test_linear_time.py). The analysis (terms, tokens,
 sentiment, questions, pledges, near-duplicates) reads only the first `MAX_ANALYSED` characters of a
-post; `clean_text` and `sanitise_html` keep the whole of it for display.
+post; `clean_text` keeps the whole of it for display, `sanitise_html` the first `MAX_SHOWN`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from html.entities import html5
 from itertools import pairwise
 from typing import TypeVar
 
@@ -25,6 +24,7 @@ from textblob.en import sentiment as pattern_sentiment  # what TextBlob's Patter
 __all__ = [
     "ANALYSER",
     "MAX_ANALYSED",
+    "MAX_SHOWN",
     "STOPWORDS",
     "Analysis",
     "analyse_text",
@@ -43,6 +43,9 @@ __all__ = [
 
 ANALYSER = "text-2"  # bump when terms/flags change: `analyse` then redoes every post
 MAX_ANALYSED = 10_000  # characters of a post the analysis reads: a megabyte post costs no more
+# Characters of a post's HTML shown: nh3 takes time quadratic in a text node or attribute full of "&",
+# "©" or no-break spaces, so a megabyte of them would take minutes. Far above any real post.
+MAX_SHOWN = 20_000
 T = TypeVar("T")
 
 # Invisible characters that reorder or hide text (bidi controls, zero-width, BOM) and C0/C1 controls.
@@ -62,9 +65,6 @@ SENTENCE_START = frozenset(".!?:-")  # a word after one of these (or first) is c
 # cut to this length first (its lexicon's longest word has 19 letters), so a run of "!!!…" stays linear.
 LONGEST_WORD = 64
 LONG_WORD = re.compile(rf"\S{{{LONGEST_WORD}}}(?=\S)")
-# An "&" and what may follow it in a character reference ("&amp;", "&#38;", "&copy").
-REFERENCE = re.compile(r"&(?:#[xX]?)?[0-9A-Za-z]{0,32};?")
-HEX = frozenset("0123456789abcdefABCDEF")
 # A "?" closing a run of words, spaces, quotes and closing brackets that holds a word ("why?",
 # "really?'", "(is it)?"), or a leading "Q:". Tried only where such a run starts, each run read once.
 QUESTION = re.compile(
@@ -110,30 +110,20 @@ def clean_text(value: object) -> str:
     return CONTROL.sub("", STRAY_ZWJ.sub("", text))
 
 
-def _bare_ampersand(match: re.Match[str]) -> str:
-    """An "&" that starts no character reference, written "&amp;": what it means, and nh3 reads a
-    run of bare ones in quadratic time."""
-    ref = match.group()
-    if ref.startswith("&#"):
-        digits = ref[2:]
-        starts = digits[:1].isdigit() or (digits[:1] in ("x", "X") and digits[1:2] in HEX)
-    else:  # a named reference is the longest entity name its letters start with
-        starts = any(ref[1:end] in html5 for end in range(2, len(ref) + 1))
-    return ref if starts else "&amp;" + ref[1:]
-
-
 def sanitise_html(html: str | None) -> str:
-    """Post HTML through nh3's allowlist: basic formatting and http(s) links, nothing that runs."""
+    """Post HTML through nh3's allowlist: basic formatting and http(s) links, nothing that runs;
+    past MAX_SHOWN characters, cut and ended with "…"."""
     if not html:
         return ""
-    return nh3.clean(
-        REFERENCE.sub(_bare_ampersand, clean_text(html)),
+    clean = nh3.clean(
+        clean_text(html[:MAX_SHOWN]),
         tags=HTML_TAGS,
         attributes={"a": {"href"}},
         allowed_classes={"span": {"invisible", "ellipsis"}},  # Mastodon's shortened links
         url_schemes={"http", "https"},
         link_rel="noopener noreferrer nofollow ugc",
     )
+    return clean + "…" if len(html) > MAX_SHOWN else clean
 
 
 def _plain(text: str) -> str:

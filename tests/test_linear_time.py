@@ -1,0 +1,250 @@
+"""Reliability case 39: a post of megabytes costs time in proportion to its length, never its square.
+
+No wall-clock budget: each text function is timed on adversarial text of N characters and on the same
+text GROWTH times longer, and its growth is compared with a linear baseline timed on the same two
+texts (one regex pass over every character). A linear function grows like the baseline, a quadratic
+one GROWTH times more. Each time is the best of REPS runs with the garbage collector off, as timeit
+does, so a busy machine slows a run without failing the test.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+from click.testing import CliRunner
+
+from aggregator import logs, tagging
+from aggregator.cli import cli
+from aggregator.config import load_config
+from aggregator.privacy import Redactor
+from aggregator.scrubber import Scrubber
+from connectors import archives, html
+from reports import text
+from reports.render import md_escape
+from tests.conftest import ROOT
+
+N = 100_000
+GROWTH = 4
+REPS = 2
+LIMIT = 2.5  # times the baseline's growth: linear stays near 1, quadratic near GROWTH
+BASELINE = re.compile(r"\w+")
+
+# (before, repeated, after): runs that make a backtracking regex or a slicing loop read the text
+# again and again. The first ones are the shapes of the bugs this file was written for.
+PATTERNS = [
+    ("", "a", ""),  # a long word and no "?": the old question regex restarted at every letter
+    ("", "a ", ""),  # many words: the sentence-start check sliced the text before each one
+    ("a", "s", "a"),  # a run of s inside a word: the old plural regex
+    ("", "!", ""),  # punctuation TextBlob splits off one character at a time
+    ("", "&", ""),  # ampersands, no-break spaces: nh3 slows with a text node's square
+    ("", "\u00a0", ""),
+    ("", "(", ""),  # an unclosed bracket, again and again (display-name decorations)
+    ("", " -", ""),  # " - tail" decorations of a display name
+    ("", " ", ""),
+    ("", "a?", ""),
+    ("", "'", ""),
+    ("", "@", ""),
+    ("", "#", ""),
+    ("http://", "a", ""),
+    ("", "@a.", ""),
+    ("", "<a ", ""),
+    ("", "Aa", ""),
+]
+
+
+def adversarial(size: int) -> str:
+    """`size` characters: a block of each pattern, one after the other."""
+    block = size // len(PATTERNS)
+    parts = []
+    for before, unit, after in PATTERNS:
+        repeat = (block - len(before) - len(after)) // len(unit)
+        parts.append(before + unit * repeat + after)
+    return "\n".join(parts)
+
+
+def best(f: Callable[[str], object], value: str) -> float:
+    times = []
+    for _ in range(REPS):
+        start = time.perf_counter()
+        f(value)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def growth(f: Callable[[str], object], small: str, big: str) -> float:
+    """How many times longer `f` takes on `big` than on `small`, relative to the baseline's growth."""
+    gc.disable()
+    try:
+        mine = best(f, big) / best(f, small)
+        baseline = best(BASELINE.findall, big) / best(BASELINE.findall, small)
+    finally:
+        gc.enable()
+    return mine / baseline
+
+
+@pytest.fixture(scope="module")
+def texts() -> tuple[str, str]:
+    return adversarial(N), adversarial(N * GROWTH)
+
+
+def _uncached_sentiment(value: str) -> object:
+    text.sentiment.cache_clear()  # the cache would time a dictionary lookup
+    return text.sentiment(value)
+
+
+def _analysed(value: str) -> object:
+    text.sentiment.cache_clear()
+    return text.analyse_text(value)
+
+
+PROGRAMME = tagging.Programme.from_config(load_config(ROOT / "config.toml"))
+WHEN = datetime(2016, 11, 28, 15, tzinfo=UTC)
+REDACTOR = Redactor(["alice@example.org", "bob"], ["Alice Smith (she/her)", "Carol"])
+ENV = {"AGGREGATOR_X_TOKEN": "s3cr3t-t0ken", "AGGREGATOR_WEBHOOK": "https://hooks.example/abc123"}
+
+
+def _name(value: str) -> object:
+    """A display name learnt by the scrubber: its decorations ("(she/her)", "| NHS") cut off."""
+    return Scrubber(lambda *_: None).add(value, "x")
+
+
+def _interchange(value: str) -> object:
+    """An archive line's text: hashtags, mentions and links found in it."""
+    record = {"platform": "x", "id": "1", "created_at": "2016-11-28T12:00:00Z", "author": "a"}
+    return archives.post_from_interchange({**record, "text": value, "url": ""})
+
+
+# Every function that reads post text (or a name or a log line that may quote it), as shipped:
+# the analysis reads text.MAX_ANALYSED characters, the others the whole text.
+FUNCTIONS: dict[str, Callable[[str], object]] = {
+    "text.clean_text": text.clean_text,
+    "text.sanitise_html": text.sanitise_html,
+    "text.tokens": text.tokens,
+    "text.terms": text.terms,
+    "text.surface_forms": lambda v: text.surface_forms([v], names=[v[:200]]),
+    "text.sentiment": _uncached_sentiment,
+    "text.is_question": text.is_question,
+    "text.is_action": text.is_action,
+    "text.analyse_text": _analysed,
+    "text.shingles": text.shingles,
+    "text.distinct": lambda v: text.distinct([v, v + " again"], str, 2),
+    "text.question_sentence": text.question_sentence,
+    "tagging.normalise": tagging.normalise,
+    "tagging.decide": lambda v: tagging.decide(
+        tagging.TagInput("1", WHEN, v, hashtags=(v,)), PROGRAMME
+    ),
+    "privacy.Redactor.text": REDACTOR.text,
+    "scrubber.Scrubber.add (a display name)": _name,
+    "archives.post_from_interchange": _interchange,
+    "logs.redact": lambda v: logs.redact(v, ENV),
+    "render.md_escape": md_escape,
+}
+# Not ours to fix here (connectors/html.py): CPython 3.11.7's html.parser reads "<a <a <a …" and
+# "<!--<!--…" in quadratic time (gh-135462, fixed in later releases), and nh3 a long text node of "&"
+# or no-break spaces likewise; the fix is proposed in issue 10. Strict xfail, not run: it takes minutes.
+OTHERS = {
+    "html.html_to_text": html.html_to_text,
+    "html.links_in_html": html.links_in_html,
+    "html.sanitize_html": html.sanitize_html,
+}
+QUADRATIC_ELSEWHERE = pytest.mark.xfail(
+    reason="connectors/html.py: quadratic html.parser and nh3 (issue 10)", strict=True, run=False
+)
+CASES = [pytest.param(f, id=name) for name, f in FUNCTIONS.items()] + [
+    pytest.param(f, id=name, marks=QUADRATIC_ELSEWHERE) for name, f in OTHERS.items()
+]
+
+
+@pytest.mark.parametrize("f", CASES)
+def test_case_39_every_text_function_is_linear(f, texts):
+    assert growth(f, *texts) < LIMIT
+
+
+# The analysis with no prefix to hide behind: its own algorithms must be linear too (sentiment, the
+# slowest by far, has its known shape below).
+UNCAPPED = {
+    "is_question": text.is_question,
+    "is_action": text.is_action,
+    "surface_forms": lambda v: text.surface_forms([v]),
+    "question_sentence": text.question_sentence,
+}
+
+
+@pytest.mark.parametrize("f", UNCAPPED.values(), ids=UNCAPPED.keys())
+def test_case_39_the_analysis_is_linear_beyond_its_prefix_too(f, texts, monkeypatch):
+    monkeypatch.setattr(text, "MAX_ANALYSED", len(texts[1]))
+    assert growth(f, *texts) < LIMIT
+
+
+# The exact shapes of the bugs fixed, each alone at full length, where a mixed text would dilute them.
+KNOWN: list[tuple[str, Callable[[str], object], Callable[[int], str]]] = [
+    ("question: a word and no '?'", text.is_question, lambda size: "a" * size),
+    # words late in the text: the old check copied all the text before each word, twice
+    (
+        "sentence starts",
+        lambda v: text.surface_forms([v]),
+        lambda size: " " * (size * 3 // 4) + "a " * (size // 8),
+    ),
+    # a word ending in a run of '!': TextBlob copied the word for each '!' it split off
+    ("sentiment: 'aaa…!!!'", _uncached_sentiment, lambda size: "a" * size + "!" * (size // 10)),
+    ("sanitiser: no-break spaces", text.sanitise_html, lambda size: "\u00a0" * size),
+    ("plural: a run of s", tagging.normalise, lambda size: "a" + "s" * size + "a"),
+    ("display name: '((('", _name, lambda size: "(" * size),
+    ("display name: ' - - -'", _name, lambda size: " -" * (size // 2) + "\nz"),
+]
+
+
+@pytest.mark.parametrize(("f", "make"), [k[1:] for k in KNOWN], ids=[k[0] for k in KNOWN])
+def test_case_39_the_inputs_that_were_quadratic_are_linear(f, make, monkeypatch):
+    monkeypatch.setattr(text, "MAX_ANALYSED", N * GROWTH * 2)
+    assert growth(f, make(N), make(N * GROWTH)) < LIMIT
+
+
+def test_case_39_the_analysis_reads_only_its_documented_prefix():
+    head = "We will fund it, wonderful. " * (text.MAX_ANALYSED // 28 + 1)
+    tail = " Is it awful? Terrible, horrible #NewTag"
+    assert len(head) >= text.MAX_ANALYSED
+    assert text.analyse_text(head + tail) == text.analyse_text(head)
+    assert text.is_question(tail) and not text.is_question(head + tail)
+    assert "#newtag" in text.terms(tail) and "#newtag" not in text.terms(head + tail)
+    assert text.sentiment(tail)[0] < 0 < text.sentiment(head + tail)[0]
+    assert text.question_sentence(head + tail) is None
+    assert text.clean_text(head + tail) == head + tail  # shown whole: only the analysis stops
+
+
+def test_case_39_post_html_is_shown_up_to_its_documented_length():
+    short = '<p>Hello <a href="https://example.org/">there</a></p>'
+    assert text.sanitise_html(short) == short.replace(
+        '">', '" rel="noopener noreferrer nofollow ugc">'
+    )
+    shown = text.sanitise_html("<p>" + "y" * text.MAX_SHOWN + "</p>")
+    assert shown == "<p>" + "y" * (text.MAX_SHOWN - 3) + "</p>…"
+
+
+def test_case_39_report_on_a_megabyte_post_completes_and_counts_it(project):
+    huge = "a" * 400_000 + " we will " + "#KidsRead @" * 30_000 + "'" * 300_000  # no "?"
+    lines = [
+        {"platform": "mastodon", "id": str(i), "created_at": "2016-11-28T15:10:00Z",
+         "author": f"user{i}@example.org", "text": body, "url": f"https://example.org/{i}"}
+        for i, body in enumerate([huge, "Brilliant session on the Leg Club", "Is it recorded?"])
+    ]  # fmt: skip
+    path = project / "huge.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    assert len(huge) >= 1_000_000
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["--config", str(project / "config.toml"), *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "3 new" in run("import", str(path))
+    run("tag")
+    run("report")
+    story = json.loads((project / "site" / "story.json").read_text(encoding="utf-8"))
+    assert story["overview"]["posts"] == 3
