@@ -1,4 +1,5 @@
-"""Organisers' corrections (curation.toml): assign, exclude or highlight posts; a note per session.
+"""Organisers' corrections (curation.toml): assign, exclude or highlight posts; mute an account or
+give it a role for the whole story; a note per session.
 
 The file format is documented in docs/curation.md. Applying a correction is pure; only loading reads a file.
 """
@@ -13,13 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.config import Config, ConfigError
+from aggregator.scrubber import account_key
 from aggregator.tagging import Decision
 
-__all__ = ["ACTIONS", "GENERAL", "Curated", "Curation", "CurationError", "Entry", "load_curation"]
+__all__ = [
+    "ACTIONS",
+    "GENERAL",
+    "ROLES",
+    "Curated",
+    "Curation",
+    "CurationError",
+    "Entry",
+    "load_curation",
+]
 
 ACTIONS = ("assign", "exclude", "highlight")
 GENERAL = "general"  # `session = "general"` puts a post outside every session
 KEYS = {"id", "platform", "url", "note", "session"}
+ROLES = ("organiser", "speaker", "bot")  # [[role]]: how the story treats an account's posts
+ACCOUNT_TABLES = {"mute": {"account", "note"}, "role": {"account", "role", "note"}}
 
 
 class CurationError(ConfigError):
@@ -67,6 +80,11 @@ class Curation:
     path: Path | None = None
     entries: tuple[Entry, ...] = ()
     notes: dict[str, str] = field(default_factory=dict)
+    # Accounts, as `account_key` writes them: left out of the whole story (the note says why) ...
+    mutes: dict[str, str] = field(default_factory=dict)
+    # ... and each one's role: organiser and speaker posts are quoted, not counted as the
+    # audience; a bot's posts are never shown (docs/curation.md).
+    roles: dict[str, str] = field(default_factory=dict)
 
     def for_post(self, platform: str, post_id: str, url: str | None) -> tuple[Entry, ...]:
         return tuple(e for e in self.entries if e.matches(platform, post_id, url))
@@ -87,9 +105,16 @@ class Curation:
         return Curated(decision, method, "exclude" in actions, "highlight" in actions, found)
 
     def fingerprint(self) -> str:
-        """Changes when any correction changes (session notes excluded: they do not move posts)."""
+        """Changes when any correction changes (session notes, mutes and roles excluded: they
+        change what the story shows, not where posts belong)."""
         data = [[e.where, e.post_id, e.platform, e.url, e.session, e.note] for e in self.entries]
         return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
+
+    def muted(self, author: str) -> bool:
+        return account_key(author) in self.mutes
+
+    def role(self, author: str) -> str | None:
+        return self.roles.get(account_key(author))
 
     def wanted_ids(self) -> tuple[set[str], set[str]]:
         """The post ids and urls the corrections name, to find which match no stored post."""
@@ -128,8 +153,9 @@ class _Reader:
 
     def read(self, data: dict[str, Any]) -> Curation:
         for key in data:
-            if key not in (*ACTIONS, "notes"):
-                self.bad(key, "unknown table (use [[assign]], [[exclude]], [[highlight]], [notes])")
+            if key not in (*ACTIONS, *ACCOUNT_TABLES, "notes"):
+                self.bad(key, "unknown table (use [[assign]], [[exclude]], [[highlight]], "
+                              "[[mute]], [[role]], [notes])")  # fmt: skip
         entries: list[Entry] = []
         for action in ACTIONS:
             tables = data.get(action, [])
@@ -141,9 +167,47 @@ class _Reader:
                 if entry is not None:
                     entries.append(entry)
         notes = self.notes(data.get("notes", {}))
+        mutes = {a: t.get("note", "") for a, t in self.accounts(data, "mute")}
+        roles = {a: t.get("role", "") for a, t in self.accounts(data, "role")}
         if self.problems:
             raise CurationError(self.path, self.problems)
-        return Curation(self.path, tuple(entries), notes)
+        return Curation(self.path, tuple(entries), notes, mutes, roles)
+
+    def accounts(self, data: dict[str, Any], table: str) -> list[tuple[str, dict[str, Any]]]:
+        """`[[mute]]` or `[[role]]` tables: (account key, table) for each good one."""
+        tables = data.get(table, [])
+        if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+            self.bad(table, f"must be [[{table}]] tables")
+            return []
+        out: list[tuple[str, dict[str, Any]]] = []
+        seen: dict[str, str] = {}
+        for i, tbl in enumerate(tables):
+            where = f"{table}[{i}]"
+            for key in tbl:
+                if key not in ACCOUNT_TABLES[table]:
+                    allowed = ", ".join(sorted(ACCOUNT_TABLES[table]))
+                    self.bad(f"{where}.{key}", f"unknown key (use {allowed})")
+            account = self.text(tbl, where, "account")
+            key = account_key(account) if account else ""
+            if not key or any(c.isspace() for c in key):
+                self.bad(
+                    f"{where}.account", 'name the account as in exports, e.g. "user@example.org"'
+                )
+                continue
+            if table == "role" and tbl.get("role") not in ROLES:
+                self.bad(
+                    f"{where}.role", f"must be one of {', '.join(ROLES)} (got {tbl.get('role')!r})"
+                )
+                continue
+            if key in seen:
+                self.bad(where, f"the same account is already in {seen[key]}")
+                continue
+            if isinstance(tbl.get("note", ""), str):
+                seen[key] = where
+                out.append((key, tbl))
+            else:
+                self.bad(f"{where}.note", "must be a string")
+        return out
 
     def text(self, tbl: dict[str, Any], where: str, key: str) -> str | None:
         value = tbl.get(key)

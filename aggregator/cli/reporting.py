@@ -17,10 +17,10 @@ from aggregator.config import Config
 from aggregator.pipeline import report
 
 
-def _report(config: Config, engine: Engine) -> dict[str, Path]:
+def _report(config: Config, engine: Engine, review: bool = False) -> dict[str, Path]:
     with failures():
         try:
-            return report(engine, config)
+            return report(engine, config, review=True) if review else report(engine, config)
         except OSError as exc:
             # not the system's error (jinja2's TemplateNotFound is an OSError)
             if exc.errno is None:
@@ -28,15 +28,57 @@ def _report(config: Config, engine: Engine) -> dict[str, Path]:
             fail(f"cannot write the report into {config.report_output}: {exc.strerror}")
 
 
+LABELLED = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
 @cli.command("report")
+@click.option("--review", is_flag=True,
+              help="Also write review.html for the organisers: every candidate the story chose from, each with the line to paste into the curation file.")  # fmt: skip
+@click.option("--evaluate", "editorial", metavar="FILE", type=LABELLED,
+              help="Score the editorial rules (questions, pledges, technical problems, spam, copies…) against a labelled JSONL file; writes no report.")  # fmt: skip
+@click.option("--evaluate-safeguarding", "safeguarding", metavar="FILE", type=LABELLED,
+              help="Score identifier and health-disclosure detection against a labelled JSONL file; writes no report.")  # fmt: skip
 @click.pass_context
-def report_cmd(ctx: click.Context) -> None:
-    """Write the story (HTML, Markdown and JSON) into [report] output."""
+def report_cmd(
+    ctx: click.Context, review: bool, editorial: Path | None, safeguarding: Path | None
+) -> None:
+    """Write the story (HTML, Markdown and JSON) into [report] output. With --evaluate or
+    --evaluate-safeguarding, print precision and recall per class instead (exit 1 when a target is
+    missed)."""
     config = get_config(ctx)
+    if editorial or safeguarding:
+        _evaluate(config, editorial, safeguarding)
+        return
     with failures(), writing(config) as engine:
-        files = _report(config, engine)
+        files = _report(config, engine, review)
     for fmt, path in files.items():
         click.echo(f"{fmt}: {path}")
+
+
+def _evaluate(config: Config, editorial: Path | None, safeguarding: Path | None) -> None:
+    """Each evaluation's table on stdout; the targets it misses fail the command."""
+    from aggregator.safeguarding import LabelledSetError, scrubber_for
+    from aggregator.safeguarding import evaluate as evaluate_safeguarding
+    from reports.editorial_eval import LabelledFileError
+    from reports.editorial_eval import evaluate as evaluate_editorial
+
+    missed: list[str] = []
+    try:
+        if editorial:
+            result = evaluate_editorial(editorial)
+            click.echo("\n".join([f"{editorial}: editorial rules", *result.format_lines()]))
+            missed += result.failures()
+        if safeguarding:
+            scrubber = scrubber_for(config.privacy)
+            allowlist = scrubber.allowlist if scrubber else None
+            found = (evaluate_safeguarding(safeguarding, allowlist) if allowlist
+                     else evaluate_safeguarding(safeguarding))  # fmt: skip
+            click.echo("\n".join(found.format_lines()))
+            missed += found.failures()
+    except (LabelledFileError, LabelledSetError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--evaluate") from None
+    if missed:
+        fail(f"{len(missed)} target(s) missed: " + "; ".join(missed))
 
 
 @cli.command("export")
