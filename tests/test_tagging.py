@@ -56,7 +56,7 @@ def post(text: str, when: datetime, post_id: str = "1", **kw) -> TagInput:
         ("Zoë", "ZOE"),
     ],
 )
-def test_normalise_makes_forms_meet(left, right):
+def test_case_26_normalise_makes_forms_meet(left, right):
     assert normalise(left).replace(" ", "") == normalise(right).replace(" ", "")
 
 
@@ -79,7 +79,7 @@ def test_normalise_is_idempotent(text):
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(), st.data())
-def test_zero_width_characters_change_nothing(text, data):
+def test_case_26_zero_width_characters_change_nothing(text, data):
     at_ = data.draw(st.integers(0, len(text)))
     mark = data.draw(st.sampled_from(["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"]))
     assert normalise(text[:at_] + mark + text[at_:]) == normalise(text)
@@ -87,13 +87,13 @@ def test_zero_width_characters_change_nothing(text, data):
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E)))
-def test_fullwidth_forms_change_nothing(text):
+def test_case_26_fullwidth_forms_change_nothing(text):
     assert normalise("".join(FULLWIDTH.get(c, c) for c in text)) == normalise(text)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(WORD, min_size=1, max_size=6), st.data())
-def test_case_of_whole_words_changes_nothing(words, data):
+def test_case_26_case_of_whole_words_changes_nothing(words, data):
     styles = data.draw(st.lists(st.sampled_from([str.upper, str.title, str.lower]), min_size=len(words), max_size=len(words)))  # fmt: skip
     cased = " ".join(style(w) for style, w in zip(styles, words, strict=True))
     assert normalise(cased) == normalise(" ".join(words))
@@ -140,7 +140,7 @@ def test_cues_for_two_sessions_are_counted_then_settled_by_time(programme):
     assert tie.session_id == "session-6" and tie.score < 1.0 and "settled by time" in tie.reason
 
 
-def test_uncued_post_goes_to_the_live_session_and_boundaries_are_start_inclusive(programme):
+def test_case_27_uncued_post_goes_to_the_live_session_and_boundaries_are_start_inclusive(programme):
     assert decide(post("Great stuff", at(13, 0)), programme).session_id == "session-1"
     just_before = at(13, 0) - timedelta(microseconds=1)
     assert decide(post("Great stuff", just_before), programme).session_id == "panel-opening"

@@ -108,7 +108,7 @@ def test_surface_forms_keep_names_and_ignore_sentence_capitals():
     assert forms["monday"] == "Monday"
 
 
-def test_clean_text_removes_bidi_zero_width_and_nul_but_keeps_emoji_sequences():
+def test_case_31_clean_text_removes_bidi_zero_width_and_nul_but_keeps_emoji_sequences():
     hostile = "pay\u202eusb.exe\u200b\x00 ok\ufeff\u2066x\u2069"
     assert clean_text(hostile) == "payusb.exe okx"
     nurse = "\U0001f469\u200d\u2695\ufe0f"
