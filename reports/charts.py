@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 
 __all__ = [
     "Activity",
@@ -64,8 +64,27 @@ def window(
     )
 
 
+MAX_DAYS = 120  # daily bins at most: posts beyond the busiest such stretch are counted as outside
+
+
+def _busiest_days(days: Mapping[date, int], width: int) -> date:
+    """The first day of the `width`-day stretch holding the most posts (the earliest such)."""
+    ordered = sorted(days)
+    best, best_start, total, j = -1, ordered[0], 0, 0
+    for i, start in enumerate(ordered):
+        while j < len(ordered) and (ordered[j] - start).days < width:
+            total += days[ordered[j]]
+            j += 1
+        if total > best:
+            best, best_start = total, start
+        total -= days[ordered[i]]
+    return best_start
+
+
 def spread(minutes: Mapping[datetime, int], tz: tzinfo) -> Activity | None:
-    """Posts outside the sessions: hourly bins within two days, daily beyond; the peak is a bin."""
+    """Posts outside the sessions: hourly bins within two days, daily beyond; the peak is a bin.
+    Daily bins cover at most MAX_DAYS (the busiest stretch): a post dated decades away must not
+    draw thousands of empty days; what falls outside is counted in `outside`."""
     if not minutes:
         return None
     local = {m.astimezone(tz): n for m, n in minutes.items()}
@@ -73,15 +92,26 @@ def spread(minutes: Mapping[datetime, int], tz: tzinfo) -> Activity | None:
     daily = last - first > timedelta(days=2)
     unit = timedelta(days=1) if daily else timedelta(hours=1)
     floor = first.replace(minute=0, second=0, microsecond=0)
-    floor = floor.replace(hour=0) if daily else floor
+    if daily:
+        days: dict[date, int] = {}
+        for when, n in local.items():
+            days[when.date()] = days.get(when.date(), 0) + n
+        start = _busiest_days(days, MAX_DAYS)
+        floor = floor.replace(year=start.year, month=start.month, day=start.day, hour=0)
+        last = min(last, floor + timedelta(days=MAX_DAYS) - timedelta(minutes=1))
     counts = [0] * (int((last - floor) / unit) + 1)
+    outside = 0
     for when, n in local.items():
-        counts[int((when - floor) / unit)] += n
+        i = int((when - floor) / unit) if when >= floor else -1
+        if 0 <= i < len(counts):
+            counts[i] += n
+        else:
+            outside += n
     i = counts.index(max(counts))
     at = floor + unit * i
     label = f"{at:%A} {at.day} {at:%B}" if daily else f"{at:%H:%M}"
     return Activity(floor, int(unit.total_seconds() // 60), counts, label,
-                    "day" if daily else "hour", counts[i])  # fmt: skip
+                    "day" if daily else "hour", counts[i], outside)  # fmt: skip
 
 
 @dataclass

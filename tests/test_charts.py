@@ -85,3 +85,18 @@ def test_blocks_is_a_text_sparkline_for_markdown():
     assert len(line) == 4 and line[0] == "▁" and line[-1] == "█"
     assert list(line) == sorted(line) and line[1] != "▁"  # one post still shows
     assert blocks([0, 0]) == "▁▁"
+
+
+def test_a_post_dated_decades_away_does_not_draw_thousands_of_days():
+    from reports.charts import MAX_DAYS
+
+    tz = ZoneInfo("Asia/Tokyo")
+    event = datetime(2016, 11, 20, 3, tzinfo=UTC)
+    minutes = {event + timedelta(days=d): 3 for d in range(10)}
+    minutes[datetime(2099, 12, 31, 12, tzinfo=UTC)] = 1  # a far-future date a source let through
+    minutes[datetime(1970, 1, 2, tzinfo=UTC)] = 2
+    activity = spread(minutes, tz)
+    assert activity is not None and activity.peak_unit == "day"
+    assert len(activity.counts) <= MAX_DAYS
+    assert sum(activity.counts) == 30 and activity.outside == 3
+    assert activity.start.date() == event.astimezone(tz).date()
