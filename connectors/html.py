@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
+from html import unescape
+from html.entities import html5
 
 import nh3
 
 __all__ = [
     "HASHTAG_RE",
     "LINK_RE",
+    "MAX_HTML",
     "html_to_text",
     "links_in_html",
     "links_in_text",
@@ -28,6 +30,30 @@ BARE_AMP_RE = re.compile(r"&(?![#A-Za-z0-9]{1,32};)")  # a bounded look ahead: l
 CLOSING = {")": "(", "]": "[", "}": "{", "）": "（", "」": "「", "』": "『", "】": "【", "》": "《"}
 BLOCK_TAGS = {"p", "div", "blockquote", "li", "ul", "ol", "pre", "h1", "h2", "h3", "h4", "h5", "h6"}
 SKIP_TAGS = {"script", "style", "template", "head", "title"}
+# Skipped to their end tag whatever they hold, as a browser reads them ("<" in a script is no tag).
+RAW_TEXT = {
+    name: re.compile(rf"</{name}(?![^\s/>])", re.I) for name in ("script", "style", "title")
+}
+# One token of markup, read whole: a comment (to "-->" or the end), a tag (quoted values may hold
+# ">"; to its ">" or the end), a bogus comment ("<!DOCTYPE …>", "<?xml …>", "</ …>"), or text: a
+# run without "<", or a "<" that starts nothing. Once an alternative's first characters match, it
+# matches whatever follows, so nothing is scanned twice: linear, also in "<<<<" or "<a <a <a". The
+# attributes' repeat is possessive (*+): it keeps no way back through each "=", which costs memory
+# and, past some 100 kB of "= = =", time out of proportion to the length.
+TOKEN = re.compile(
+    r"<!--(?:-?>|.*?(?:--!?>|\Z))"
+    r"|<(?P<end>/?)(?P<name>[A-Za-z][^\s/>]*)"
+    r"""(?P<attrs>(?:[^>=]+|=\s*(?:"[^"]*"?|'[^']*'?)?)*+)>?"""
+    r"|<[!?/][^>]*>?"
+    r"|(?P<text><|[^<]+)",
+    re.S,
+)
+ATTR_RE = re.compile(r"""([^\s"'=<>/]+)(?:\s*=\s*(?:"([^"]*)"?|'([^']*)'?|([^\s>]+)))?""")
+ATTR_AMP_RE = re.compile(r"&([A-Za-z][A-Za-z0-9]*)(?=(.?))", re.S)  # a named reference and after
+# Characters of a post's HTML kept (sanitised) for the report, which shows at most
+# reports.text.MAX_SHOWN of them: nh3 takes time quadratic in a long text node or attribute of "&",
+# "©" or no-break spaces, so a megabyte of them would take minutes. The text keeps every character.
+MAX_HTML = 20_000
 SAFE_TAGS = BLOCK_TAGS | {
     "br",
     "a",
@@ -46,66 +72,71 @@ SAFE_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}}
 SAFE_CLASSES = {"a": {"mention", "hashtag", "u-url"}, "span": {"invisible", "ellipsis", "h-card"}}
 
 
-class _TextParser(HTMLParser):
-    """Collects text, turning <br> and block ends into line breaks; skips script and style."""
+class _Parsed:
+    """The text of `html` (<br> a line break, a block start or end a blank line, script, style and
+    the like skipped) and its links' (href, class + rel), for html_to_text and links_in_html.
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
+    Linear in the length of `html`, however hostile: each token (a comment, a tag, a text run) is
+    read once, to its end, by a regex that never fails after scanning, so never scans again;
+    html.parser is quadratic on "<a <a <a …" and nh3 on a long run of "&", "©" or no-break spaces."""
+
+    def __init__(self, html: str) -> None:
         self.parts: list[str] = []
+        self.hrefs: list[tuple[str, str]] = []
         self.skipping = 0
-        self.hrefs: list[tuple[str, str]] = []  # (href, class + rel), for links_in_html
+        pos = 0
+        while pos < len(html):
+            token = TOKEN.match(html, pos)
+            assert token  # its last alternatives match any character
+            pos = self._read(token, html)
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in SKIP_TAGS:
-            self.skipping += 1
-        elif tag == "br":
+    def _read(self, token: re.Match[str], html: str) -> int:
+        """Takes in one token; returns where the next one starts."""
+        closing, name = token.group("end") == "/", (token.group("name") or "").lower()
+        if not name:
+            if token.group("text") and not self.skipping:
+                self.parts.append(unescape(token.group("text")))
+        elif name in RAW_TEXT:  # skipped to its end tag, "<" and all; that end tag skips nothing
+            if not closing:
+                end = RAW_TEXT[name].search(html, token.end())
+                return end.start() if end else len(html)
+        elif name in SKIP_TAGS:
+            self.skipping = max(0, self.skipping - 1) if closing else self.skipping + 1
+        elif self.skipping:
+            pass
+        elif name == "br":  # "</br>" too, as browsers read it
             self.parts.append("\n")
-        elif tag in BLOCK_TAGS:
+        elif name in BLOCK_TAGS:
             self.parts.append("\n\n")
-        elif tag == "a":
-            found = dict(attrs)
-            kind = f"{found.get('class') or ''} {found.get('rel') or ''}"
-            self.hrefs.append(((found.get("href") or "").strip(), kind))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in SKIP_TAGS:
-            self.skipping = max(0, self.skipping - 1)
-        elif tag in BLOCK_TAGS:
-            self.parts.append("\n\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.skipping:
-            self.parts.append(data)
+        elif name == "a" and not closing:
+            found = _attributes(token.group("attrs"))
+            kind = f"{found.get('class', '')} {found.get('rel', '')}"
+            self.hrefs.append((found.get("href", "").strip(), kind))
+        return token.end()
 
 
-def _parse(html: str) -> _TextParser:
-    parser = _TextParser()
-    parser.feed(_well_formed(html or ""))
-    parser.close()
-    return parser
+def _attributes(markup: str) -> dict[str, str]:
+    """A tag's attributes, names lowercase, values decoded; the first of a repeated name wins."""
+    found: dict[str, str] = {}
+    for attr in ATTR_RE.finditer(markup):
+        value = next((v for v in attr.group(2, 3, 4) if v is not None), "")
+        found.setdefault(attr.group(1).lower(), unescape(ATTR_AMP_RE.sub(_attribute_amp, value)))
+    return found
 
 
-def _well_formed(html: str) -> str:
-    """`html` as nh3 (html5ever, linear) re-writes it, keeping what `_TextParser` reads: html.parser
-    reads hostile markup such as "<a <a <a …" in quadratic time (60 kB took 80 s), well-formed
-    markup in linear time."""
-    return nh3.clean(
-        _bare_amps(html),
-        tags=BLOCK_TAGS | {"br", "a"},
-        clean_content_tags=SKIP_TAGS,
-        attributes={"a": {"href", "class", "rel"}},
-        link_rel=None,
-    )
-
-
-def _bare_amps(html: str) -> str:
-    """ "&" that starts no character reference written "&amp;": nh3 is slow on long runs of them."""
-    return BARE_AMP_RE.sub("&amp;", html)
+def _attribute_amp(ref: re.Match[str]) -> str:
+    """A named reference as an attribute reads it: "&region=eu" in a link stays as written (text
+    would read "®ion=eu"), so a legacy name without ";" counts only when no letter, digit or "="
+    follows it."""
+    name, after = ref.group(1), ref.group(2)
+    if after == ";" or (name in html5 and after != "="):
+        return ref.group()
+    return "&amp;" + name
 
 
 def html_to_text(html: str | None) -> str:
     """Plain text: entities decoded, <br> a line break, a paragraph a blank line."""
-    text = "".join(_parse(html or "").parts)
+    text = "".join(_Parsed(html or "").parts)
     lines = [re.sub(r"[ \t\r\f\v\u00a0]+", " ", line).strip() for line in text.split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
@@ -113,7 +144,7 @@ def html_to_text(html: str | None) -> str:
 def links_in_html(html: str | None) -> list[str]:
     """http(s) hrefs that are not mentions or hashtags (marked by class or rel=tag)."""
     out: list[str] = []
-    for href, kind in _parse(html or "").hrefs:
+    for href, kind in _Parsed(html or "").hrefs:
         words = set(kind.lower().split())
         if words & {"mention", "hashtag", "tag", "u-url"} or not href.lower().startswith("http"):
             continue
@@ -148,12 +179,18 @@ def _trim(url: str) -> str:
     return url[:end]
 
 
+def _bare_amps(html: str) -> str:
+    """ "&" that starts no character reference written "&amp;": nh3 is slow on long runs of them."""
+    return BARE_AMP_RE.sub("&amp;", html)
+
+
 def sanitize_html(html: str | None) -> str | None:
-    """Allowlisted HTML: no scripts, styles, handlers or non-http links; links get rel=noopener."""
+    """Allowlisted HTML: no scripts, styles, handlers or non-http links; links get rel=noopener.
+    Past MAX_HTML characters, cut (an unfinished tag dropped) and ended with "…"."""
     if not html:
         return None
-    return nh3.clean(
-        _bare_amps(html),
+    clean = nh3.clean(
+        _bare_amps(html[:MAX_HTML]),
         tags=SAFE_TAGS,
         clean_content_tags={"script", "style"},
         attributes=SAFE_ATTRIBUTES,
@@ -161,3 +198,4 @@ def sanitize_html(html: str | None) -> str | None:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
+    return clean + "…" if len(html) > MAX_HTML else clean
