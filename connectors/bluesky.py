@@ -29,19 +29,26 @@ FUTURE_SLACK = timedelta(hours=1)  # createdAt this far past indexedAt is a brok
 MAX_REQUESTS = 1000  # per hashtag per run: 100k posts, far beyond an event's hashtag
 
 
-def byte_slice(text: str, start: int, end: int) -> str | None:
-    """text[start:end] counted in UTF-8 bytes, as facets are; None if it cuts a character."""
+def byte_slice(text: str | bytes, start: int, end: int) -> str | None:
+    """text[start:end] counted in UTF-8 bytes, as facets are; None if it cuts a character. `text`
+    may come encoded already: one encoding for all of a post's facets."""
     if not 0 <= start <= end:
         return None
+    data = text.encode("utf-8") if isinstance(text, str) else text
     try:
-        return text.encode("utf-8")[start:end].decode("utf-8")
+        return data[start:end].decode("utf-8")
     except UnicodeDecodeError:
         return None
 
 
+# A mention facet's span at most: "@" and a handle (253 characters). A longer one is shown as its DID:
+# slicing a span over all the text for each of thousands of facets would copy the text each time.
+MENTION_BYTES = 254
+
+
 def _facets(record: Mapping[str, Any]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {"hashtags": [], "mentions": [], "links": []}
-    text = str(record.get("text", ""))
+    data = str(record.get("text", "")).encode("utf-8")  # once: slicing it per facet is linear
     for facet in record.get("facets") or []:
         index = facet.get("index") or {}
         for feature in facet.get("features") or []:
@@ -51,7 +58,8 @@ def _facets(record: Mapping[str, Any]) -> dict[str, list[str]]:
             elif kind == "link" and feature.get("uri"):
                 out["links"].append(str(feature["uri"]))
             elif kind == "mention" and feature.get("did"):
-                shown = byte_slice(text, index.get("byteStart", -1), index.get("byteEnd", -1))
+                start, end = index.get("byteStart", -1), index.get("byteEnd", -1)
+                shown = byte_slice(data, start, end) if end - start <= MENTION_BYTES else None
                 out["mentions"].append(shown.lstrip("@") if shown else str(feature["did"]))
     out["hashtags"] += [str(t).lstrip("#") for t in record.get("tags") or []]
     return {k: list(dict.fromkeys(v)) for k, v in out.items()}

@@ -24,7 +24,7 @@ from aggregator.cli import cli
 from aggregator.config import load_config
 from aggregator.privacy import Redactor
 from aggregator.scrubber import Scrubber
-from connectors import archives, html
+from connectors import archives, bluesky, html
 from reports import text
 from reports.render import md_escape
 from tests.conftest import ROOT
@@ -120,6 +120,23 @@ def _interchange(value: str) -> object:
     return archives.post_from_interchange({**record, "text": value, "url": ""})
 
 
+def _bluesky(value: str) -> object:
+    """A Bluesky post with a mention facet every 20 bytes of its text, each spanning all of it
+    and each a short one: the text was encoded again for every facet."""
+    size = len(value.encode("utf-8"))
+    spans = [(0, size), *((start, start + 10) for start in range(0, size, 20))]
+    facets = [
+        {"index": {"byteStart": start, "byteEnd": end},
+         "features": [{"$type": "app.bsky.richtext.facet#mention", "did": f"did:plc:{start}"}]}
+        for start, end in spans * 2
+    ]  # fmt: skip
+    record = {"text": value, "createdAt": "2016-11-28T12:00:00Z", "facets": facets}
+    author = {"handle": "a.bsky.social", "did": "did:plc:a"}
+    view = {"uri": "at://did:plc:a/app.bsky.feed.post/1", "author": author, "record": record,
+            "indexedAt": "2016-11-28T12:00:00Z"}  # fmt: skip
+    return bluesky.post_from_view(view)
+
+
 # Every function that reads post text (or a name or a log line that may quote it), as shipped:
 # the analysis reads text.MAX_ANALYSED characters, the others the whole text.
 FUNCTIONS: dict[str, Callable[[str], object]] = {
@@ -197,6 +214,7 @@ KNOWN: list[tuple[str, Callable[[str], object], Callable[[int], str]]] = [
     ("html: no-break spaces", html.html_to_text, lambda size: "\u00a0" * size),
     ("sanitize_html: '&'", html.sanitize_html, lambda size: "&" * size),
     ("sanitize_html: '©'", html.sanitize_html, lambda size: "<p>" + "©" * size),
+    ("bluesky: thousands of facets", _bluesky, lambda size: "a" * size),
 ]
 
 
