@@ -65,7 +65,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504}) | frozenset(range(505, 600
 RESET_HEADERS = ("retry-after", "x-ratelimit-reset", "x-rate-limit-reset", "ratelimit-reset")
 REMAINING_HEADERS = ("x-ratelimit-remaining", "x-rate-limit-remaining", "ratelimit-remaining")
 SECRET_KEY = re.compile(r"token|key|secret|pass|auth|sig|session|jwt|code|cred", re.I)
-LINK_RE = re.compile(r'<([^>]*)>\s*((?:;\s*[\w*-]+\s*=\s*(?:"[^"]*"|[^;,\s]+)\s*)*)')
+LINK_RE = re.compile(r'<([^<>]*)>\s*((?:;\s*[\w*-]+\s*=\s*(?:"[^"]*"|[^;,\s]+)\s*)*)')
 REL_RE = re.compile(r'rel\s*=\s*(?:"([^"]*)"|([^;,\s]+))', re.I)
 MAX_SANE_RESET = 86_400.0  # a reset further away than a day is a broken header, not a plan
 # Only what zlib decodes in bounded steps: httpx would also ask for br/zstd when those are installed.

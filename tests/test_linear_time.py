@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -24,7 +25,7 @@ from aggregator.cli import cli
 from aggregator.config import load_config
 from aggregator.privacy import Redactor
 from aggregator.scrubber import Scrubber
-from connectors import archives, bluesky, html
+from connectors import archives, bluesky, html, http
 from reports import text
 from reports.render import md_escape
 from tests.conftest import ROOT
@@ -137,6 +138,11 @@ def _bluesky(value: str) -> object:
     return bluesky.post_from_view(view)
 
 
+def _link_header(value: str) -> object:
+    """A response's Link header read as {rel: url} (headers are capped, but a server is hostile)."""
+    return http.Response(200, httpx.Headers({"link": value}), b"", "https://m.example/").links
+
+
 # Every function that reads post text (or a name or a log line that may quote it), as shipped:
 # the analysis reads text.MAX_ANALYSED characters, the others the whole text.
 FUNCTIONS: dict[str, Callable[[str], object]] = {
@@ -215,6 +221,7 @@ KNOWN: list[tuple[str, Callable[[str], object], Callable[[int], str]]] = [
     ("sanitize_html: '&'", html.sanitize_html, lambda size: "&" * size),
     ("sanitize_html: '©'", html.sanitize_html, lambda size: "<p>" + "©" * size),
     ("bluesky: thousands of facets", _bluesky, lambda size: "a" * size),
+    ("http: a Link header of '<<<<'", _link_header, lambda size: "<" * size),
 ]
 
 
