@@ -73,6 +73,8 @@ class SessionConfig:
     hashtags: tuple[str, ...] = ()
     handles: tuple[str, ...] = ()
     label: str = ""  # how the programme names it ("Session 1", "Opening panel"); default by order
+    # The speakers' own accounts, as `account_key` writes them: quoted first, never the audience.
+    speaker_accounts: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -149,6 +151,8 @@ class EventConfig:
     timezone: ZoneInfo
     hashtags: tuple[str, ...]
     grace_minutes: int = 0
+    # The organisers' accounts, as `account_key` writes them: their posts are not the audience's.
+    organiser_accounts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,7 @@ class Config:
     alerts: AlertSettings | None = None  # [alerts]: who to tell when the nightly job goes wrong
     media: MediaSettings | None = None  # [media]: archiving posts' images (aggregator/media.py)
     report_audience: str = "organisers"  # [report] audience: "public" drops the organisers' boxes
+    report_technical: bool = True  # [report] technical: the organisers' list of technical problems
 
     @property
     def base_dir(self) -> Path:
@@ -254,6 +259,9 @@ class _Validator:
         audience = report.get("audience", "organisers")
         if audience not in AUDIENCES:
             self.bad("report.audience", f'must be "organisers" or "public" (got {audience!r})')
+        technical = report.get("technical", True)
+        if not isinstance(technical, bool):
+            self.bad("report.technical", f"must be true or false (got {technical!r})")
         media, media_problems = read_media_settings(self.data.get("media"))
         self.problems += media_problems
         cron = self.string(schedule, "schedule", "cron", "0 2 * * *")
@@ -294,6 +302,7 @@ class _Validator:
             alerts=alerts,
             media=media,
             report_audience=audience,
+            report_technical=technical is not False,
         )
 
     def curation(self) -> Path | None:
@@ -340,9 +349,11 @@ class _Validator:
         if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
             self.bad("event.grace_minutes", "must be a whole number of minutes, 0 or more")
             grace = 0
+        organisers = self.accounts(tbl, "event", "organiser_accounts")
         if tz is None:
             return None
-        return EventConfig(name=name, timezone=tz, hashtags=hashtags, grace_minutes=grace)
+        return EventConfig(name=name, timezone=tz, hashtags=hashtags, grace_minutes=grace,
+                           organiser_accounts=organisers)  # fmt: skip
 
     def when(self, value: Any, where: str, tz: ZoneInfo) -> datetime | None:
         if isinstance(value, datetime):
@@ -395,6 +406,7 @@ class _Validator:
                         ),
                         handles=tuple(h.lstrip("@") for h in self.strings(tbl, where, "handles")),
                         label=self.optional_string(tbl, where, "label"),
+                        speaker_accounts=self.accounts(tbl, where, "speaker_accounts"),
                     )
                 )
         ordered = sorted(out, key=lambda s: s.start)
@@ -467,16 +479,20 @@ class _Validator:
             self.bad(f"{where}.path", f"file not found: {path}")
         return path
 
-    def privacy(self) -> PrivacyConfig:
-        table = self.table("privacy")
-        accounts = self.strings(table, "privacy", "opt_out")
+    def accounts(self, tbl: Mapping[str, Any], where: str, key: str) -> tuple[str, ...]:
+        """A list of accounts, each as `account_key` compares them (lower case, no leading @)."""
+        accounts = self.strings(tbl, where, key)
         for i, account in enumerate(accounts):
             if any(c.isspace() for c in account) or not account.lstrip("@＠"):
                 self.bad(
-                    f"privacy.opt_out[{i}]",
+                    f"{where}.{key}[{i}]",
                     f"{account!r} is not an account (e.g. user@example.org)",
                 )
-        keys = (a.lstrip("@＠").lower() for a in accounts)
+        return tuple(dict.fromkeys(a.lstrip("@＠").lower() for a in accounts if a.lstrip("@＠")))
+
+    def privacy(self) -> PrivacyConfig:
+        table = self.table("privacy")
+        keys = self.accounts(table, "privacy", "opt_out")
         redact = table.get("redact_identifiers", True)
         if not isinstance(redact, bool):
             self.bad("privacy.redact_identifiers", f"must be true or false (got {redact!r})")
@@ -486,7 +502,7 @@ class _Validator:
                 self.bad(f"privacy.organisation_domains[{i}]",
                          f"{domain!r} is not a domain (e.g. nhs.net)")  # fmt: skip
         return PrivacyConfig(
-            opt_out=tuple(dict.fromkeys(k for k in keys if k)),
+            opt_out=keys,
             redact_identifiers=redact is not False,
             organisation_domains=tuple(d.lower().lstrip("@.") for d in domains),
             organisation_postcodes=self.strings(table, "privacy", "organisation_postcodes"),

@@ -144,15 +144,39 @@ class ScheduleState(SQLModel, table=True):
     updated_at: datetime
 
 
+def _flag() -> Any:
+    """A boolean column an older database gains with every row false (storage.db)."""
+    return Field(default=False, sa_column_kwargs={"server_default": "0"})
+
+
 class PostAnalysis(SQLModel, table=True):
     """Text features computed once per post by `pipeline.analyse` (its own table, so an existing
-    database gains it through create_all); redone when the post changes or the analyser does."""
+    database gains it through create_all, and its newer columns through storage.db); redone when
+    the post changes or the analyser does. The classes are reports.editorial's rules on the post
+    alone (docs/report.md, "Editorial rules"); what needs the posts around it (copies, repeated
+    spam) is decided by the story from `copy_key`, `repost` and `spam`."""
 
     post_pk: int = Field(primary_key=True, foreign_key="post.id", ondelete="CASCADE")
     terms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    question: bool = False
-    action: bool = False
-    analyser: str = ""  # version of reports.text's analysis; a new one redoes every post
+    question: bool = False  # asks for information or an opinion in the author's own words
+    action: bool = False  # a pledge: a first-person commitment to act
+    technical: bool = _flag()  # a problem with the broadcast (the organisers' list only)
+    low_content: bool = _flag()  # a reaction with nothing to read: emoji, hashtags, "+1"
+    spam: bool = _flag()  # spam on its own: hashtag stuffing, three links, a sales pitch
+    quote: bool = _flag()  # a quoted line attributed to a speaker ...
+    speaker: str | None = None  # ... whose name or handle this is
+    repost: bool = _flag()  # written out as a repost ("RT @name: …")
+    # the links its text holds, compared as written (one link again and again is spam)
+    links: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    copy_key: str | None = (
+        None  # a digest of its words: the same key, the same text (None: no words)
+    )
+    disclosure: str | None = (
+        None  # the kind of personal health disclosure (aggregator.safeguarding)
+    )
+    disclosure_reason: str | None = Field(default=None, sa_column=Column(Text))
+    role: str | None = None  # the author's profile read as patient_carer, clinician, organisation
+    analyser: str = ""  # version of the analysis; a new one redoes every post
     analysed_at: datetime
 
 

@@ -1,0 +1,97 @@
+"""What the story needs to know of one post, found once by `pipeline.analyse` and stored in its
+`postanalysis` row: the editorial classes of the post on its own (reports/editorial.py), a digest of
+its words for finding copies, a personal health disclosure and the author's role from their profile
+(aggregator/safeguarding.py), theme terms and sentiment (reports/text.py).
+
+Pure. Reads the first `MAX_ANALYSED` characters of a post and `PROFILE_READ` of a profile, so a
+megabyte post costs no more than a long one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+from dataclasses import asdict, dataclass
+
+import nh3
+
+from aggregator.safeguarding import disclosure, find_identifiers, role_from_profile
+from reports.editorial import Context, Item, classify, copy_key, is_repost, is_speaker_quote
+from reports.speech import URL
+from reports.text import MAX_ANALYSED, clean_text, sentiment, terms
+
+__all__ = ["ALONE", "PROFILE_READ", "Features", "features", "links", "profile_text"]
+
+PROFILE_READ = 2_000  # characters of an author's profile read for their role
+# The rules that need no other post: nothing is a copy and no account a spammer yet (the story
+# decides those over the whole event, from `copy_key`, `repost` and `spam`).
+ALONE = Context(copies=frozenset(), copies_of={}, spam_posts=frozenset(), spam_accounts=frozenset())
+
+
+@dataclass(frozen=True)
+class Features:
+    terms: list[str]
+    polarity: float
+    subjectivity: float
+    question: bool
+    action: bool  # a pledge
+    technical: bool
+    low_content: bool
+    spam: bool
+    quote: bool
+    speaker: str | None
+    repost: bool
+    links: list[str] | None  # None: none
+    copy_key: str | None
+    disclosure: str | None
+    disclosure_reason: str | None
+    role: str | None
+
+    def values(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def profile_text(profile: str | None) -> str | None:
+    """A profile as plain text: Mastodon's note is HTML; other sources give text."""
+    if not profile:
+        return None
+    plain = html.unescape(nh3.clean(clean_text(profile[:PROFILE_READ]), tags=set()))
+    return " ".join(plain.split()) or None
+
+
+def _digest(key: str) -> str | None:
+    return hashlib.blake2b(key.encode(), digest_size=10).hexdigest() if key else None
+
+
+def links(text: str) -> list[str]:
+    """The links a text holds, without trailing punctuation or slash, lower case: one link posted
+    again and again by an account is spam, however it was written (reports/editorial.py)."""
+    found = (m.group().rstrip(".,;:!?)]'\"”’").rstrip("/").casefold() for m in URL.finditer(text))
+    return sorted(set(found))
+
+
+def _without_identifiers(text: str) -> str:
+    """The text with every personal identifier blanked: never a theme, whatever the settings."""
+    for found in reversed(find_identifiers(text)):
+        text = f"{text[: found.start]} {text[found.end :]}"
+    return text
+
+
+def features(text: str, profile: str | None = None) -> Features:
+    """Everything the story needs from one post's text (and its author's profile, where the source
+    gives one: it only ever makes the disclosure rules more careful)."""
+    text = clean_text(text[:MAX_ANALYSED])
+    classes = classify(Item("", "", text), ALONE)
+    quoted = is_speaker_quote(text)
+    role = role_from_profile(profile_text(profile))
+    found = disclosure(text, role)
+    polarity, subjectivity = sentiment(text)
+    return Features(
+        terms=terms(_without_identifiers(text)), polarity=polarity, subjectivity=subjectivity,
+        question="question" in classes, action="pledge" in classes,
+        technical="technical" in classes, low_content="low_content" in classes,
+        spam="spam" in classes, quote=quoted is not None, speaker=quoted[1] if quoted else None,
+        repost=is_repost(text), links=links(text) or None, copy_key=_digest(copy_key(text)),
+        disclosure=found.kind if found else None, disclosure_reason=found.reason if found else None,
+        role=role,
+    )  # fmt: skip
