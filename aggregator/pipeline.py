@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 
 from aggregator.config import Config, SourceConfig
@@ -32,13 +32,13 @@ from aggregator.tagstage import (
     tag,
 )
 from connectors import ConnectorError, Page, build_connector
+from storage.analysis import store_analysis
 from storage.db import StorageError
 from storage.models import PostAnalysis, PostRow
 from storage.queries import (
     finish_run,
     get_cursor,
     record_outcome,
-    save_analysis,
     save_page,
     start_run,
     utcnow,
@@ -276,10 +276,20 @@ class NightlySummary:
     files: dict[str, Path] = field(default_factory=dict)
 
 
+def _profile(limit: int) -> Any:
+    """The author's profile text where the source keeps one in the payload: Mastodon's
+    account.note, X's and twarc's author (or v1 user) description, Bluesky's author description."""
+    paths = (("account", "note"), ("author", "description"), ("user", "description"))
+    return func.substr(func.coalesce(*(POSTS.c.raw[p].as_string() for p in paths)), 1, limit)
+
+
 def analyse(engine: Engine, batch: int = 500) -> int:
-    """Sentiment, theme terms and question/pledge flags, computed once per post and stored: for
-    posts never analysed, changed since, or analysed by an older analyser. Returns how many."""
-    from reports.text import ANALYSER, analyse_text  # TextBlob loads NLTK: only when needed
+    """What the story needs of each post (reports/features.py: editorial classes, copy key,
+    disclosure, role, terms, sentiment), computed once and stored: for posts never analysed,
+    changed since, or analysed by an older analyser. Reads a bounded prefix of each post and
+    profile. Returns how many posts it analysed."""
+    from reports.features import PROFILE_READ, features  # TextBlob loads NLTK: only when needed
+    from reports.text import ANALYSER, MAX_ANALYSED
 
     stale = or_(
         ANALYSIS.c.post_pk.is_(None),
@@ -290,31 +300,38 @@ def analyse(engine: Engine, batch: int = 500) -> int:
     pending = select(POSTS.c.id).outerjoin(ANALYSIS, ANALYSIS.c.post_pk == POSTS.c.id).where(stale)
     with engine.connect() as conn:
         ids = list(conn.execute(pending.order_by(POSTS.c.id)).scalars())
+    text = func.substr(POSTS.c.text, 1, MAX_ANALYSED).label("text")
     for i in range(0, len(ids), batch):  # one transaction per batch: a stop loses one batch at most
         with engine.connect() as conn:
             rows = conn.execute(
-                select(POSTS.c.id, POSTS.c.text).where(POSTS.c.id.in_(ids[i : i + batch]))
-            ).all()
+                select(POSTS.c.id, text, _profile(PROFILE_READ).label("profile"))
+                .where(POSTS.c.id.in_(ids[i : i + batch]))
+            ).all()  # fmt: skip
         now = utcnow()
-        values = []
-        for row in rows:
-            a = analyse_text(row.text)
-            values.append({"post_pk": row.id, "terms": a.terms, "question": a.question,
-                           "action": a.action, "analyser": ANALYSER, "analysed_at": now,
-                           "polarity": a.polarity, "subjectivity": a.subjectivity})  # fmt: skip
-        save_analysis(engine, values)
+        values = [{"post_pk": row.id, "analyser": ANALYSER, "analysed_at": now,
+                   **features(row.text, row.profile).values()} for row in rows]  # fmt: skip
+        store_analysis(engine, values)
     return len(ids)
 
 
-def report(engine: Engine, config: Config) -> dict[str, Path]:
+REVIEW_PAGE = "review.html"  # beside config.toml: the organisers' page, never in the report folder
+
+
+def report(engine: Engine, config: Config, review: bool = False) -> dict[str, Path]:
     """Analyse what is new, then write the story (HTML, Markdown, JSON) into [report] output,
-    with the organisers' notes from the curation file; the files written, by format."""
-    from reports.render import write_report
-    from reports.story import build_story
+    with the curation file's notes, mutes and roles; the files written, by format. With `review`,
+    also the organisers' review page ("review"), beside config.toml: it lists what the story
+    leaves out (flagged disclosures among it), so it never goes where the report is published."""
+    from reports.render import write_report, write_review
+    from reports.review import build_review
+    from reports.story import tell
 
     analyse(engine)
-    notes = load_curation(config).notes
-    return write_report(build_story(engine, config, notes), config.report_output)
+    told = tell(engine, config, load_curation(config))
+    files = write_report(told.story, config.report_output)
+    if review:
+        files["review"] = write_review(build_review(told, config), config.base_dir / REVIEW_PAGE)
+    return files
 
 
 def nightly(

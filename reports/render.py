@@ -14,7 +14,8 @@ from urllib.parse import quote, urlsplit
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from reports import charts
+from reports import charts, narrative
+from reports.model import Review
 from reports.story import PostView, Story
 from reports.text import clean_text, sanitise_html
 
@@ -29,9 +30,10 @@ __all__ = [
     "safe_url",
     "story_dict",
     "write_report",
+    "write_review",
 ]
 
-JSON_SCHEMA = 1  # bump when story.json changes shape (docs/report.md)
+JSON_SCHEMA = 2  # bump when story.json changes shape (docs/report.md)
 # Markdown syntax anywhere in a line (emphasis, code, links, tables, strikethrough, escapes) ...
 MD_INLINE = re.compile(r"([\\`*_{}\[\]|~])")
 # ... and only where a line starts (headings, lists, quotes, setext underlines, ordered lists).
@@ -40,7 +42,7 @@ ENTITY = re.compile(r"&(?=#?\w+;)")
 DATA_IMAGE = re.compile(r"data:image/jpeg;base64,[A-Za-z0-9+/]+={0,2}")
 # Fields only organisers see, by where they sit in story.json (a list: in each of its items): left
 # out of every file when [report] audience = "public". The templates test story.audience the same way.
-ORGANISER_ONLY = {"overview": ("quality",)}
+ORGANISER_ONLY = {"overview": ("quality", "redacted"), "parts": ("technical", "technical_total")}
 PLATFORMS = {
     "mastodon": "Mastodon",
     "bluesky": "Bluesky",
@@ -89,10 +91,7 @@ def data_image(value: object) -> str:
 def post_label(post: PostView) -> str:
     """'post by @alice at 13:25' ('… on Fri 25 Nov at 13:25' away from the event's first day):
     link text that says whose post it is and when, also read aloud out of context."""
-    who = post.author.lstrip("@＠")
-    who = (post.author_name or who) if post.platform == "feed" else f"@{who}"
-    day, _, time = post.when.rpartition(", ")
-    return f"post by {who or 'an unnamed account'} {f'on {day} ' if day else ''}at {time}"
+    return narrative.post_label(post.platform, post.author, post.author_name, post.when)
 
 
 def sanitised(html: object) -> Markup:
@@ -188,3 +187,11 @@ def write_report(story: Story, output: Path) -> dict[str, Path]:
     )
     written["json"] = output / "story.json"
     return written
+
+
+def write_review(review: Review, path: Path) -> Path:
+    """Write the organisers' review page (`aggregator report --review`) to `path`: autoescaped
+    like the story, under the same Content-Security-Policy."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write(path, html_environment().get_template("review.html.j2").render(review=review))
+    return path

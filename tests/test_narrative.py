@@ -24,11 +24,11 @@ GRAMMAR = re.compile(r"\b1 (posts|people|questions|pledges)\b|\bNone\b|  |\.\.|\
         {},
         {"posts": 1, "people": 1, "top_author": "ana@example.org"},
         {"posts": 2, "people": 2, "top_author": "ana@example.org", "questions": 1, "question": "Why?"},
-        {"posts": 3, "people": 1, "top_author": "ana@example.org", "positive": 1.0},
+        {"posts": 3, "people": 1, "top_author": "ana@example.org", "positive": 100},
         {"posts": 7, "people": 5, "peak": "13:25", "peak_count": 2, "themes": ["housing"], "actions": 1},
         {"posts": 312, "people": 120, "peak": "13:25", "peak_count": 9, "busiest": True, "later": 14,
          "themes": ["Becky Malby", "social prescribing", "registered", "link workers"], "questions": 12,
-         "question": "How do we scale this?", "actions": 3, "positive": 0.7, "negative": 0.05,
+         "question": "How do we scale this?", "actions": 3, "positive": 70, "negative": 5,
          "top_author": "Ana", "top_posts": 60},
     ],
 )  # fmt: skip
@@ -48,7 +48,7 @@ def test_narrative_of_a_busy_session_says_volume_peak_topics_tone_and_questions(
     paragraph = narrative(
         facts(posts=312, people=120, peak="13:25", peak_count=9, busiest=True,
               themes=["Becky Malby", "registered", "social prescribing"], questions=12,
-              question="How do we scale this?", positive=0.7, negative=0.05)
+              question="How do we scale this?", positive=70, negative=5)
     )  # fmt: skip
     assert "312 posts from 120 people" in paragraph
     assert "13:25" in paragraph and "busiest session" in paragraph
