@@ -1,8 +1,10 @@
 """Screenshot the bundled example's report with headless Chromium, at desktop and phone widths.
 
     python docs/screenshot.py        # writes docs/report-desktop.png and docs/report-phone.png
+    python docs/screenshot.py --review   # and docs/review-desktop.png, the organisers' review page
 
-The report is built from config.toml and the bundled example (with examples/curation.toml, for the
+The desktop shot is the top of the page down through the first session; the phone shot is the top
+of the page. The report is built from config.toml and the bundled example (with examples/curation.toml, for the
 organisers' notes and pins) in a temporary folder: your data/ and site/ are left alone. Needs Debian's `chromium` (apt-get install chromium) or CHROMIUM=/path/to/it.
 """
 
@@ -26,8 +28,9 @@ FLAGS = [
 ]  # fmt: skip
 
 
-def build(folder: Path) -> Path:
-    """The bundled example, collected, tagged and reported in `folder`; the HTML file."""
+def build(folder: Path, review: bool = False) -> Path:
+    """The bundled example, collected, tagged and reported in `folder`; the HTML file (with
+    `review`, the organisers' review page is written too, as `folder`/review.html)."""
     from aggregator.config import load_config
     from aggregator.pipeline import collect, report, tag
     from storage.db import open_database
@@ -45,7 +48,7 @@ def build(folder: Path) -> Path:
     try:
         collect(engine, config)
         tag(engine, config)
-        return report(engine, config)["html"]
+        return report(engine, config, review=review)["html"]
     finally:
         engine.dispose()
 
@@ -70,11 +73,15 @@ def main() -> int:
         )
         return 1
     with tempfile.TemporaryDirectory() as tmp:
-        page = build(Path(tmp))
-        for name, size in SHOTS.items():
-            out = ROOT / "docs" / f"report-{name}.png"
+        review = "--review" in sys.argv[1:]
+        page = build(Path(tmp), review)
+        shots = {f"report-{name}": (page, size) for name, size in SHOTS.items()}
+        if review:
+            shots["review-desktop"] = (Path(tmp) / "review.html", SHOTS["desktop"])
+        for name, (path, size) in shots.items():
+            out = ROOT / "docs" / f"{name}.png"
             with tempfile.TemporaryDirectory() as profile:  # a fresh profile: no state, no sync
-                shoot(browser, page, out, size, Path(profile))
+                shoot(browser, path, out, size, Path(profile))
             print(f"{name}: {out.relative_to(ROOT)}")
     return 0
 

@@ -191,7 +191,7 @@ class Candidate:
     post: PostView
     kind: str  # highlight | question | pledge | technical | disclosure
     shown: bool  # in the story as it stands
-    why: str  # why it is (or is not) shown, in a few words
+    why: str  # why it is (or is not) shown, in a few words; "" when nothing needs saying
     role: str | None  # the account's role: organiser, speaker, bot, or from its profile
     session: str  # the part it belongs to, for the line that moves it
     lines: dict[str, str] = field(default_factory=dict)  # action -> the curation entry to paste
@@ -201,7 +201,7 @@ class Candidate:
 class ReviewPart:
     id: str
     title: str
-    label: str
+    label: str  # sessions: "Session 1"; "" for before and after
     candidates: dict[str, list[Candidate]]  # kind -> candidates, shown first
     totals: dict[str, int]  # kind -> how many posts there were in all
 

@@ -88,12 +88,11 @@ def _candidates(
 
 def _part(told: Told, part: Part) -> ReviewPart:
     scan = told.data.scan
-    shown_why = lambda pk, post: "pinned by the organisers" if post.pinned else "shown"  # noqa: E731
 
     def why(pk: int, post: PostView, shown: list[PostView]) -> str:
         if any(p is post for p in shown):
-            return shown_why(pk, post)
-        return told.left_out.get(id(post), "not shown")
+            return "pinned by the organisers" if post.pinned else ""
+        return told.left_out.get(id(post), "")
 
     candidates: dict[str, list[Candidate]] = {}
     totals: dict[str, int] = {}
@@ -122,7 +121,7 @@ def _part(told: Told, part: Part) -> ReviewPart:
         lambda pk, post: _reason(told.rows[pk].disclosure, told.rows[pk].disclosure_reason, post),
     )
     totals["disclosure"] = scan.counts[(part.id, "disclosures")] + len(pinned)
-    return ReviewPart(part.id, part.title, part.label or part.title, candidates, totals)
+    return ReviewPart(part.id, part.title, part.label, candidates, totals)
 
 
 def _roles(config: Config, told: Told) -> list[tuple[str, str, str]]:

@@ -70,7 +70,7 @@ SHOW = {
     "links": 6,
     "media": 6,
     "themes": 6,
-    "key_points": 4,  # at most; two when a part has little to say
+    "key_points": 3,  # at most; two when a part has little to say
     "cites": 5,  # posts linked from one key point
 }
 CARD = 280  # characters of a post a card or quote shows; a longer post is cut and linked whole

@@ -1,6 +1,6 @@
 """axe-core (the copy packaged in axe-playwright-python) in Debian's Chromium on the report: the
-bundled example as shipped, and the example with photos, a right-to-left post and a public audience,
-each at desktop (1280 px) and phone (390 px) widths: 0 violations.
+bundled example as shipped, the example with photos, a right-to-left post and a public audience, and
+the organisers' review page, each at desktop (1280 px) and phone (390 px) widths: 0 violations.
 
 Skipped when Chromium or Playwright is missing, except with AGGREGATOR_REQUIRE_BROWSER=1 (CI sets
 it), where a missing browser fails. No browser is downloaded: Playwright drives /usr/bin/chromium
@@ -94,11 +94,15 @@ def _extra_posts(config: Config, base: str) -> list[Post]:
 def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     example = tmp_path_factory.mktemp("example")
     photos = tmp_path_factory.mktemp("photos")
-    return {"example": build(example), "photos": _with_photos(photos)}
+    return {
+        "example": build(example, review=True),
+        "review": example / "review.html",
+        "photos": _with_photos(photos),
+    }
 
 
 @pytest.mark.parametrize("width", WIDTHS.values(), ids=WIDTHS.keys())
-@pytest.mark.parametrize("page_name", ["example", "photos"])
+@pytest.mark.parametrize("page_name", ["example", "photos", "review"])
 def test_axe_finds_no_violations_in_the_report(browser, pages, page_name, width):
     from axe_playwright_python.sync_playwright import Axe
 

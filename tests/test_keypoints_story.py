@@ -51,7 +51,8 @@ def test_a_sessions_paragraph_opens_with_what_was_said_then_the_numbers(engine, 
     lede = re.search(
         r'<p class="lede">(.*?)</p>', out.html[out.html.index('id="session-1"') :], re.S
     )[1]
-    assert lede.startswith(f'<span class="point">{escape(first["text"])}')
+    text = escape(first["text"].removesuffix("."))
+    assert lede.startswith(f'<span class="point">{text}<sup class="cites">')
     assert f'href="{quoted.url}"' in lede and "post by @ana@example.org at 13:05" in lede
     assert lede.rstrip().endswith(str(escape(session["summary"])))
 

@@ -83,10 +83,11 @@ def test_the_bundled_example_reads_as_a_story_in_all_three_formats(project):
     assert positions == sorted(positions)
     for part in story["parts"]:
         section = html[html.index(f'id="{part["id"]}" aria-labelledby') :]
-        # the paragraph: its key points (each followed by links to its posts), then its numbers
+        # the paragraph: its key points (each with links to its posts before its full stop),
+        # then its numbers
         said = [k["text"] for k in part["key_points"]]
         assert part["narrative"] == " ".join([*said, part["summary"]])
-        for text in [*said, part["summary"]]:
+        for text in [*(t.removesuffix(".") for t in said), part["summary"]]:
             assert str(escape(text)) in section
         assert f'<a href="#{part["id"]}">' in html
     assert "<svg" in html and 'role="img"' in html and "<figcaption>" in html and "<table" in html
@@ -97,7 +98,10 @@ def test_the_bundled_example_reads_as_a_story_in_all_three_formats(project):
     titles = [p["title"] for p in story["parts"]]
     assert [h[3:].rsplit(" · ", 1)[-1] for h in headings[1:]] == [md_escape(t) for t in titles]
     for part in story["parts"]:
-        assert all(md_escape(t) in markdown for t in [part["summary"], *(k["text"] for k in part["key_points"])])
+        assert all(
+            md_escape(t) in markdown
+            for t in [part["summary"], *(k["text"] for k in part["key_points"])]
+        )
 
 
 def test_analyse_runs_once_per_post_and_again_only_for_a_changed_post(engine, config):
