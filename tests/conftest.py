@@ -1,29 +1,42 @@
-"""Shared fixtures: a copy of the shipped config and example in a temporary folder."""
+"""Shared fixtures: a copy of the shipped config and example in a temporary folder, its database,
+the example loaded into it, and a source that fails on demand. The helpers behind them, and the
+ones test files import, are in tests/helpers.py.
+
+The whole suite runs in a time zone with an offset from UTC (St John's, Newfoundland: -03:30 in
+winter, -02:30 in summer), so that local time read where UTC is meant, or the other way round,
+fails a test instead of passing by coincidence."""
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Iterator
-from datetime import UTC, datetime
+import time
 from pathlib import Path
 
 import pytest
 
-import connectors
-from aggregator.config import Config, load_config
-from connectors.base import ConnectorError, Page, Post
-from storage.db import open_database
+os.environ["TZ"] = "America/St_Johns"  # before anything reads the local zone
+time.tzset()
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "examples" / "transformathon-2016.jsonl"
+import connectors  # noqa: E402
+from aggregator.config import Config, load_config  # noqa: E402
+from storage.db import open_database  # noqa: E402
+from tests.helpers import EXAMPLE, ROOT, Flaky, copy_database, load  # noqa: E402
+
+__all__ = ["EXAMPLE", "ROOT"]  # still importable from here, as tests/harness.py does
+
+
+def _copy_shipped(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "config.toml", folder / "config.toml")
+    shutil.copytree(ROOT / "examples", folder / "examples")
+    return folder
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A folder holding config.toml and examples/ as shipped; data and site land inside it."""
-    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
-    shutil.copytree(ROOT / "examples", tmp_path / "examples")
-    return tmp_path
+    return _copy_shipped(tmp_path)
 
 
 @pytest.fixture
@@ -38,25 +51,39 @@ def engine(config: Config):
     engine.dispose()
 
 
-class Flaky:
-    """A `feed` stand-in that fails while `Flaky.broken`, and otherwise yields one new post."""
+class LoadedDatabases:
+    """The example, with or without the export tests' people, imported and tagged once a run
+    under the shipped config (through the CLI), for each test to copy."""
 
-    broken = True
-    served = 0
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.made: dict[bool, Path] = {}
 
-    def __init__(self, source, config, **_):
-        self.name = source.name
+    def copy_into(self, project: Path, people: bool) -> Path:
+        if people not in self.made:
+            self.made[people] = load(_copy_shipped(self.folder / f"people-{people}"), people)
+        return copy_database(self.made[people], project)
 
-    def fetch(self, cursor) -> Iterator[Page]:
-        if Flaky.broken:
-            raise ConnectorError("https://feed.example/rss answered HTTP 503 after 5 attempts")
-        Flaky.served += 1
-        when = datetime(2016, 11, 28, 13, tzinfo=UTC)
-        yield Page([Post("feed", f"f{Flaky.served}", when, "a", "hello")], {"n": Flaky.served})
+
+@pytest.fixture(scope="session")
+def loaded_databases(tmp_path_factory: pytest.TempPathFactory) -> LoadedDatabases:
+    return LoadedDatabases(tmp_path_factory.mktemp("loaded"))
 
 
 @pytest.fixture
-def flaky(project: Path, monkeypatch) -> Path:
+def loaded(project: Path, loaded_databases: LoadedDatabases) -> Path:
+    """The project with the bundled example and `helpers.PEOPLE` imported and tagged."""
+    return loaded_databases.copy_into(project, people=True)
+
+
+@pytest.fixture
+def example_loaded(project: Path, loaded_databases: LoadedDatabases) -> Path:
+    """The project with the bundled example imported and tagged."""
+    return loaded_databases.copy_into(project, people=False)
+
+
+@pytest.fixture
+def flaky(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The project with a `feed` source named "news" that fails until told otherwise."""
     original = connectors.registry
     monkeypatch.setattr(connectors, "registry", lambda: {**original(), "feed": Flaky})

@@ -14,13 +14,11 @@ from dataclasses import replace
 import httpx
 import pytest
 import respx
-from click.testing import CliRunner
 
 from aggregator.alerts import AlertSettings, SmtpSettings, after_run, send
-from aggregator.cli import cli
 from aggregator.config import ConfigError, load_config
 from aggregator.pipeline import collect
-from tests.conftest import Flaky
+from tests.helpers import Flaky, invoke
 
 HOOK = "https://hooks.example/services/T0/B0/s3cr3t-hook-path"
 ENV = {"AGGREGATOR_ALERT_WEBHOOK": HOOK}
@@ -39,10 +37,6 @@ def flaky(flaky):
     cfg = flaky / "config.toml"
     cfg.write_text(cfg.read_text() + ALERTS)
     return flaky
-
-
-def invoke(project, *args, env=None):
-    return CliRunner().invoke(cli, ["--config", str(project / "config.toml"), *args], env=env)
 
 
 def test_alert_settings_are_read_from_the_config(flaky):

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.archives import JsonlConnector, post_from_interchange, read_jsonl
-from tests.conftest import EXAMPLE
+from tests.helpers import EXAMPLE
 
 GOOD = {
     "platform": "mastodon",

@@ -19,6 +19,7 @@ from aggregator.config import SourceConfig
 from connectors.base import ConnectorError, Page
 from connectors.bluesky import BlueskyConnector, byte_slice, post_from_view
 from connectors.http import HttpClient
+from tests.helpers import FakeClock, client
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bluesky"
 VIEWS: dict[str, dict[str, Any]] = json.loads((FIXTURES / "postviews.json").read_text())
@@ -29,6 +30,7 @@ ENV = {"AGGREGATOR_BLUESKY_HANDLE": "comms.example.org",
 SECRETS = [ENV["AGGREGATOR_BLUESKY_APP_PASSWORD"], SESSION["accessJwt"], SESSION["refreshJwt"],
            REFRESHED["accessJwt"], REFRESHED["refreshJwt"]]  # fmt: skip
 XRPC = "https://bsky.social/xrpc"
+NOW = 1_795_000_000.0  # where the fake clock starts, in seconds since the epoch
 
 
 # -- a small Lexicon validator: enough of the schema language to hold the fixtures to it --------
@@ -122,19 +124,6 @@ def test_fixture_sessions_and_pages_follow_the_lexicons() -> None:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1_795_000_000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def search_body(names: list[str], cursor: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"posts": [VIEWS[n] for n in names]}
     if cursor:
@@ -168,12 +157,12 @@ def api() -> Iterator[respx.MockRouter]:
 
 
 def connector(
-    fake: FakeTime, tags: tuple[str, ...] = ("CoPro16",), **options: Any
+    fake: FakeClock, tags: tuple[str, ...] = ("CoPro16",), **options: Any
 ) -> BlueskyConnector:
     source = SourceConfig(
         "bluesky", "bluesky", True, MappingProxyType({"hashtags": list(tags), **options})
     )
-    http = HttpClient(sleep=fake.sleep, clock=fake.clock, max_attempts=3)
+    http = HttpClient(client(), sleep=fake.sleep, clock=fake.clock, max_attempts=3)
     return BlueskyConnector(source, None, http=http, env=ENV)  # type: ignore[arg-type]
 
 
@@ -269,7 +258,7 @@ def test_login_failure_is_plain_and_keeps_the_password_out(api: respx.MockRouter
         401, json=json.loads((FIXTURES / "error_login.json").read_text())
     )
     with pytest.raises(ConnectorError) as caught:
-        list(connector(FakeTime()).fetch(None))
+        list(connector(FakeClock(NOW)).fetch(None))
     message = str(caught.value)
     assert "Invalid identifier or password" in message
     assert "AGGREGATOR_BLUESKY_APP_PASSWORD" in message
@@ -282,7 +271,7 @@ def test_login_failure_is_plain_and_keeps_the_password_out(api: respx.MockRouter
 def test_case_09_short_page_with_cursor_goes_on_and_no_cursor_stops(api: respx.MockRouter) -> None:
     fake_search = FakeSearch(THREE_PAGES)
     api.get("/app.bsky.feed.searchPosts").mock(side_effect=fake_search)
-    pages, cursor = collect(connector(FakeTime()).fetch(None))
+    pages, cursor = collect(connector(FakeClock(NOW)).fetch(None))
     assert len(pages) == 3 and len(ids(pages)) == 4
     assert [c.get("cursor") for c in fake_search.calls] == [None, "c1", "c2"]
     assert all(c["sort"] == "latest" and c["limit"] == "100" for c in fake_search.calls)
@@ -300,7 +289,7 @@ def test_case_09_cursor_cap_restarts_below_the_oldest_post_seen(api: respx.MockR
         ("#CoPro16", None, oldest): search_body(["with_mention_link_image", "reply_with_record_tags"]),
     })  # fmt: skip
     api.get("/app.bsky.feed.searchPosts").mock(side_effect=fake_search)
-    pages, _ = collect(connector(FakeTime()).fetch(None))
+    pages, _ = collect(connector(FakeClock(NOW)).fetch(None))
     assert ids(pages) == [VIEWS[n]["uri"] for n in
                           ("emoji_skin_tone", "with_mention_link_image", "reply_with_record_tags")]  # fmt: skip
     assert fake_search.calls[-1].get("until") == oldest and "cursor" not in fake_search.calls[-1]
@@ -317,7 +306,7 @@ def test_case_09_403_on_a_cursor_is_a_clear_auth_error_and_earlier_pages_stand(
     }))  # fmt: skip
     got: list[Page] = []
     with pytest.raises(ConnectorError, match=r"HTTP 403.*signed-in.*AGGREGATOR_BLUESKY_HANDLE"):
-        for page in connector(FakeTime()).fetch(None):
+        for page in connector(FakeClock(NOW)).fetch(None):
             got.append(page)
     assert ids(got) == [VIEWS["emoji_skin_tone"]["uri"]]
     assert got[0].cursor["tags"]["CoPro16"]["cursor"] == "c1"
@@ -340,7 +329,7 @@ def test_one_login_for_the_whole_run_and_expired_tokens_are_refreshed(
         return FakeSearch(answers)(request)
 
     api.get("/app.bsky.feed.searchPosts").mock(side_effect=search)
-    pages, _ = collect(connector(FakeTime(), ("CoPro16", "EveryoneIncluded")).fetch(None))
+    pages, _ = collect(connector(FakeClock(NOW), ("CoPro16", "EveryoneIncluded")).fetch(None))
     assert len(ids(pages)) == 5
     login = [c for c in api.calls if c.request.url.path.endswith("createSession")]
     refresh = [c for c in api.calls if c.request.url.path.endswith("refreshSession")]
@@ -362,7 +351,7 @@ def test_a_refused_refresh_falls_back_to_a_new_login(api: respx.MockRouter) -> N
         return httpx.Response(200, json=search_body(["salisbury"]))
 
     api.get("/app.bsky.feed.searchPosts").mock(side_effect=search)
-    pages, _ = collect(connector(FakeTime()).fetch(None))
+    pages, _ = collect(connector(FakeClock(NOW)).fetch(None))
     assert len(ids(pages)) == 1
     logins = [c for c in api.calls if c.request.url.path.endswith("createSession")]
     assert len(logins) == 2
@@ -373,26 +362,26 @@ def test_a_refused_refresh_falls_back_to_a_new_login(api: respx.MockRouter) -> N
 
 def test_case_06_killed_run_resumes_mid_sweep_no_gap_no_duplicate(api: respx.MockRouter) -> None:
     api.get("/app.bsky.feed.searchPosts").mock(side_effect=FakeSearch(THREE_PAGES))
-    whole, _ = collect(connector(FakeTime()).fetch(None))
-    first, saved = collect(connector(FakeTime()).fetch(None), stop_after=1)
+    whole, _ = collect(connector(FakeClock(NOW)).fetch(None))
+    first, saved = collect(connector(FakeClock(NOW)).fetch(None), stop_after=1)
     assert saved["tags"]["CoPro16"].get("since") is None  # not moved mid-sweep
     assert not any(k in json.dumps(saved) for k in ("Jwt", "password"))  # no tokens in cursors
-    rest, _ = collect(connector(FakeTime()).fetch(json.loads(json.dumps(saved))))
+    rest, _ = collect(connector(FakeClock(NOW)).fetch(json.loads(json.dumps(saved))))
     assert ids(first) + ids(rest) == ids(whole)
 
 
 def test_the_next_run_asks_only_for_posts_since_the_newest_seen(api: respx.MockRouter) -> None:
     fake_search = FakeSearch(THREE_PAGES)
     api.get("/app.bsky.feed.searchPosts").mock(side_effect=fake_search)
-    _, cursor = collect(connector(FakeTime()).fetch(None))
-    collect(connector(FakeTime()).fetch(cursor))
+    _, cursor = collect(connector(FakeClock(NOW)).fetch(None))
+    collect(connector(FakeClock(NOW)).fetch(cursor))
     assert fake_search.calls[-1]["since"] == VIEWS["emoji_skin_tone"]["record"]["createdAt"]
 
 
 def test_the_since_option_bounds_the_first_run(api: respx.MockRouter) -> None:
     fake_search = FakeSearch(THREE_PAGES)
     api.get("/app.bsky.feed.searchPosts").mock(side_effect=fake_search)
-    collect(connector(FakeTime(), since="2026-11-28").fetch(None))
+    collect(connector(FakeClock(NOW), since="2026-11-28").fetch(None))
     assert {c["since"] for c in fake_search.calls} == {"2026-11-28"}
 
 
@@ -401,7 +390,7 @@ def test_case_12_the_same_post_under_two_hashtags_is_two_sightings(api: respx.Mo
         ("#CoPro16", None, None): search_body(["quote_with_1970_clock"]),
         ("#EveryoneIncluded", None, None): search_body(["quote_with_1970_clock"]),
     }))  # fmt: skip
-    pages, _ = collect(connector(FakeTime(), ("CoPro16", "EveryoneIncluded")).fetch(None))
+    pages, _ = collect(connector(FakeClock(NOW), ("CoPro16", "EveryoneIncluded")).fetch(None))
     posts = [p for page in pages for p in page.posts]
     assert len({p.id for p in posts}) == 1
     assert [p.via for p in posts] == ["bsky.social #CoPro16", "bsky.social #EveryoneIncluded"]
@@ -411,13 +400,13 @@ def test_one_malformed_post_is_rejected_and_the_rest_kept(api: respx.MockRouter)
     broken = {k: v for k, v in VIEWS["salisbury"].items() if k != "indexedAt"}
     body = {"posts": [VIEWS["emoji_skin_tone"], broken, VIEWS["salisbury"] | {"record": "x"}]}
     api.get("/app.bsky.feed.searchPosts").respond(200, json=body)
-    (page,), _ = collect(connector(FakeTime()).fetch(None))
+    (page,), _ = collect(connector(FakeClock(NOW)).fetch(None))
     assert ids([page]) == [VIEWS["emoji_skin_tone"]["uri"]]
     assert len(page.rejected) == 2 and VIEWS["salisbury"]["uri"] in page.rejected[0]
 
 
 def test_case_01_429_waits_until_ratelimit_reset(api: respx.MockRouter) -> None:
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     limited = httpx.Response(429, headers={"RateLimit-Reset": str(int(fake.now) + 30)},
                              json={"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"})  # fmt: skip
     api.get("/app.bsky.feed.searchPosts").mock(
@@ -434,7 +423,7 @@ def test_case_36_secrets_stay_out_of_logs_errors_and_cursors(
     caplog.set_level(logging.DEBUG)
     api.get("/app.bsky.feed.searchPosts").respond(502, text="Bad Gateway")
     with pytest.raises(ConnectorError) as caught:
-        list(connector(FakeTime()).fetch(None))
+        list(connector(FakeClock(NOW)).fetch(None))
     seen = caplog.text + str(caught.value) + repr(caught.value.__dict__)
     assert "502" in caplog.text + str(caught.value)
     for secret in SECRETS:
@@ -450,6 +439,6 @@ def test_a_cursor_cycle_cannot_run_forever(
         ("#CoPro16", "c1", None): search_body(["salisbury"], "c2"),
         ("#CoPro16", "c2", None): search_body(["salisbury"], "c1"),
     }))  # fmt: skip
-    pages, cursor = collect(connector(FakeTime()).fetch(None))
+    pages, cursor = collect(connector(FakeClock(NOW)).fetch(None))
     assert len(pages) == 5 and "stopped after 4 requests" in pages[-1].warnings[0]
     assert cursor["tags"]["CoPro16"]["cursor"] == "c2"  # the next run goes on from here

@@ -12,20 +12,13 @@ from click.testing import CliRunner
 
 from aggregator.cli import cli
 from connectors.tags import COLUMNS
-from tests.conftest import EXAMPLE, ROOT
+from tests.helpers import EXAMPLE, ROOT, invoke
 
 EXPECTED = {}
 with EXAMPLE.open(encoding="utf-8") as _fh:
     for _line in _fh:
         _row = json.loads(_line)
         EXPECTED[_row["id"]] = _row["expected_session"]
-
-
-def invoke(project, *args, env=None):
-    runner = CliRunner()
-    return runner.invoke(
-        cli, ["--config", str(project / "config.toml"), *args], env=env, catch_exceptions=False
-    )
 
 
 def test_run_on_the_bundled_example(project):
@@ -123,7 +116,7 @@ def test_case_35_bad_config_exits_2_naming_every_field_and_runs_nothing(project)
 
 
 def test_missing_config_names_the_fix(tmp_path):
-    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "none.toml"), "run"])
+    result = invoke(tmp_path / "none.toml", "run")
     assert result.exit_code == 2
     assert "AGGREGATOR_CONFIG" in result.output
 

@@ -7,13 +7,11 @@ import io
 import re
 
 from reports.columns import COLUMNS
-from tests.conftest import EXAMPLE, ROOT
-from tests.test_export import invoke, loaded, read_csv
+from tests.helpers import EXAMPLE, ROOT, invoke, read_csv
 
 
-def test_csv_columns_are_the_documented_ones_in_order(project):
-    loaded(project, people=False)
-    result = invoke(project, "export")
+def test_csv_columns_are_the_documented_ones_in_order(example_loaded):
+    result = invoke(example_loaded, "export")
     assert result.exit_code == 0
     header = next(csv.reader(io.StringIO(result.stdout)))
     assert header == list(COLUMNS)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.config import ConfigError, load_config, resolve_config_path
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 EXPECTED_IDS = ["panel-opening", *[f"session-{i}" for i in range(1, 8)], "panel-closing"]
 

@@ -12,19 +12,10 @@ from aggregator.pipeline import collect, import_pages, tag
 from aggregator.tagging import Decision
 from connectors.archives import read_jsonl
 from storage.models import Assignment, PostRow
-from tests.conftest import ROOT
+from tests.helpers import ROOT, with_curation
 
 QUOTE = "100000000001000021"  # 'Nothing about us without us', posted during session-3
 URL = f"https://example.org/@x/{QUOTE}"
-
-
-def with_curation(project: Path, text: str, name: str = "curation.toml"):
-    """The shipped config with `[tagging] curation = name` holding `text`."""
-    (project / name).write_text(text, encoding="utf-8")
-    config = (project / "config.toml").read_text(encoding="utf-8")
-    config = config.replace('# curation = "curation.toml"', f'curation = "{name}"')
-    (project / "config.toml").write_text(config, encoding="utf-8")
-    return load_config(project / "config.toml")
 
 
 def problems(project: Path, text: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aggregator.curation import CurationError, load_curation
-from tests.test_curation import with_curation
+from tests.helpers import with_curation
 
 
 def test_mutes_and_roles_are_read_by_account_whatever_its_case_or_at(project):

@@ -7,15 +7,14 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from aggregator.cli import cli
 from connectors.base import Page, Post
 from storage.models import PostRow
 from storage.queries import save_page
+from tests.helpers import invoke
 
 POSTS = PostRow.__table__  # type: ignore[attr-defined]
 T0 = datetime(2016, 11, 28, 13, 5, tzinfo=UTC)
@@ -80,10 +79,7 @@ def jsonl(post: Post) -> str:
 
 def test_case_41_an_import_of_the_original_after_its_edit_keeps_the_edit(project, engine):
     def run_import(path):
-        result = CliRunner().invoke(
-            cli,
-            ["--config", str(project / "config.toml"), "import", str(path), "--format", "jsonl"],
-        )
+        result = invoke(project, "import", str(path), "--format", "jsonl")
         assert result.exit_code == 0, result.output
         return result.output
 

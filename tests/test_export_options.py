@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.test_export import invoke, loaded, read_csv
+from tests.helpers import in_zone, invoke, load, read_csv
 
 
-def test_filters_match_the_full_export(project):
-    loaded(project)
+def test_filters_match_the_full_export(loaded):
+    project = loaded
     everything = read_csv(invoke(project, "export").stdout)
 
     def chosen(*args):
@@ -37,9 +37,8 @@ def test_filters_match_the_full_export(project):
 
 
 def test_dates_without_an_offset_are_in_the_event_time_zone(project):
-    cfg = project / "config.toml"
-    cfg.write_text(cfg.read_text().replace('timezone = "Europe/London"', 'timezone = "Asia/Tokyo"'))
-    loaded(project, people=False)
+    in_zone(project, "Asia/Tokyo")
+    load(project, people=False)
     everything = read_csv(invoke(project, "export").stdout)
     start = datetime(2016, 11, 28, 13, tzinfo=UTC)  # 22:00 in Tokyo
     rows = read_csv(invoke(project, "export", "--since", "2016-11-28T22:00").stdout)
@@ -47,6 +46,11 @@ def test_dates_without_an_offset_are_in_the_event_time_zone(project):
         r["post_id"] for r in everything if datetime.fromisoformat(r["created_at"]) >= start
     }
     assert all(r["created_local"].endswith("+09:00") for r in rows) and rows
+    day = read_csv(
+        invoke(project, "export", "--since", "2016-11-28", "--until", "2016-11-28").stdout
+    )
+    in_tokyo = {r["post_id"] for r in everything if r["created_local"].startswith("2016-11-28")}
+    assert {r["post_id"] for r in day} == in_tokyo and 0 < len(in_tokyo) < len(everything)
 
 
 @pytest.mark.parametrize(

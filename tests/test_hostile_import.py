@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import re
 
-from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from aggregator.cli import cli
 from storage.db import open_database
 from storage.models import PostRow
 from storage.queries import iter_quarantine
-from tests.conftest import EXAMPLE
+from tests.helpers import EXAMPLE, invoke
 
 LONG_TEXT = "Long read #CoPro16 " + "a" * 1_000_000
 SNEAKY_TEXT = "NUL\x00 here and a bidi override \u202egnp.exe\u202c #CoPro16"
@@ -46,10 +44,6 @@ def hostile_lines() -> tuple[list[str], dict[int, str], set[str]]:
     lines.append(json.dumps(sneaky))
     lines += [json.dumps(g) for g in good[10:]]
     return lines, expect, {g["id"] for g in good} | {"long", "sneaky"}
-
-
-def invoke(project, *args):
-    return CliRunner().invoke(cli, ["--config", str(project / "config.toml"), *args])
 
 
 def stored(config) -> dict[str, str]:

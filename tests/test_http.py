@@ -7,7 +7,7 @@ import socket
 import threading
 import zlib
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import httpx
@@ -16,33 +16,19 @@ import respx
 
 from connectors.base import ConnectorError
 from connectors.http import USER_AGENT, HttpClient, HttpError, Response, as_http_client, safe_url
+from tests.helpers import FakeClock, client
 
 URL = "https://mastodon.example/api/v1/timelines/tag/CoPro16"
 NOW = 1_800_000_000.0  # 2027-01-15, a fixed "now" for reset arithmetic
 
 
-class FakeTime:
-    """A clock that only moves when something sleeps (or a test moves it)."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime()
+def fake() -> FakeClock:
+    return FakeClock(NOW)
 
 
-def make_client(fake: FakeTime, **kwargs) -> HttpClient:
-    return HttpClient(httpx.Client(), sleep=fake.sleep, clock=fake.clock, **kwargs)
+def make_client(fake: FakeClock, **kwargs) -> HttpClient:
+    return HttpClient(client(), sleep=fake.sleep, clock=fake.clock, **kwargs)
 
 
 def iso(ts: float) -> str:
@@ -70,7 +56,7 @@ def test_case_01_429_waits_until_each_reset_format_then_retries(fake, headers, c
     with caplog.at_level(logging.INFO, logger="connectors.http"):
         resp = http.get(URL)
     assert resp.status == 200 and route.call_count == 2
-    assert len(fake.sleeps) == 1 and 120 <= fake.sleeps[0] <= 122  # the reset, plus a 1 s margin
+    assert len(fake.slept) == 1 and 120 <= fake.slept[0] <= 122  # the reset, plus a 1 s margin
     assert http.waits == 1
     assert "HTTP 429; waiting 121s" in caplog.text
 
@@ -94,7 +80,7 @@ def test_case_02_429_without_a_usable_reset_backs_off_capped_never_tight(fake, h
     http = make_client(fake, backoff=2.0, max_backoff=5.0)
     assert http.get(URL).status == 200
     # steps 2, 4, 5 (capped): each wait is at least half its step and never above the cap
-    assert [1 <= fake.sleeps[0] <= 2, 2 <= fake.sleeps[1] <= 4, 2.5 <= fake.sleeps[2] <= 5] == [
+    assert [1 <= fake.slept[0] <= 2, 2 <= fake.slept[1] <= 4, 2.5 <= fake.slept[2] <= 5] == [
         True
     ] * 3
     assert http.waits == 3
@@ -109,7 +95,7 @@ def test_case_01_rate_limit_wait_is_capped_at_max_wait(fake):
         ]
     )
     make_client(fake, max_wait=900).get(URL)
-    assert fake.sleeps == [900]
+    assert fake.slept == [900]
 
 
 @respx.mock
@@ -117,7 +103,7 @@ def test_case_01_endless_429_gives_up_after_max_attempts(fake):
     route = respx.get(URL).mock(return_value=httpx.Response(429, headers={"Retry-After": "60"}))
     with pytest.raises(HttpError) as info:
         make_client(fake, max_attempts=4).get(URL)
-    assert route.call_count == 4 and len(fake.sleeps) == 3
+    assert route.call_count == 4 and len(fake.slept) == 3
     assert info.value.status == 429
     assert str(info.value) == f"GET {URL} failed: HTTP 429 after 4 attempts"
 
@@ -128,9 +114,9 @@ def test_remaining_zero_waits_for_the_window_before_the_next_request(fake):
     respx.get(URL).mock(return_value=httpx.Response(200, json=[], headers=headers))
     http = make_client(fake)
     http.get(URL)
-    assert fake.sleeps == []
+    assert fake.slept == []
     http.get(URL)
-    assert len(fake.sleeps) == 1 and 30 <= fake.sleeps[0] <= 31 and http.waits == 1
+    assert len(fake.slept) == 1 and 30 <= fake.slept[0] <= 31 and http.waits == 1
 
 
 @respx.mock
@@ -141,7 +127,7 @@ def test_a_used_up_window_on_one_host_does_not_delay_another(fake):
     http = make_client(fake)
     http.get(URL)
     http.get("https://bsky.example/xrpc/x")
-    assert fake.sleeps == []
+    assert fake.slept == []
 
 
 @respx.mock
@@ -159,7 +145,7 @@ def test_case_03_5xx_then_200_succeeds(fake):
     )
     http = make_client(fake)
     assert http.get(URL).json() == [1]
-    assert len(fake.sleeps) == 2 and http.waits == 0  # backoff for errors is not a rate-limit wait
+    assert len(fake.slept) == 2 and http.waits == 0  # backoff for errors is not a rate-limit wait
 
 
 @respx.mock
@@ -178,7 +164,7 @@ def test_503_retry_after_is_honoured(fake):
         side_effect=[httpx.Response(503, headers={"Retry-After": "7"}), httpx.Response(200)]
     )
     make_client(fake).get(URL)
-    assert fake.sleeps == [8.0]
+    assert fake.slept == [8.0]
 
 
 @pytest.mark.parametrize(
@@ -196,7 +182,7 @@ def test_503_retry_after_is_honoured(fake):
 def test_case_04_network_errors_are_retried(fake, error):
     route = respx.get(URL).mock(side_effect=[error, error, httpx.Response(200, json=[])])
     assert make_client(fake).get(URL).status == 200
-    assert route.call_count == 3 and len(fake.sleeps) == 2
+    assert route.call_count == 3 and len(fake.slept) == 2
 
 
 @respx.mock
@@ -214,7 +200,7 @@ def test_case_05_client_errors_are_not_retried(fake, status):
     route = respx.get(URL).mock(return_value=httpx.Response(status, json={"error": "no"}))
     with pytest.raises(HttpError) as info:
         make_client(fake).get(URL)
-    assert route.call_count == 1 and fake.sleeps == []
+    assert route.call_count == 1 and fake.slept == []
     assert info.value.status == status and info.value.response.json() == {"error": "no"}
     assert str(info.value) == f"GET {URL} failed: HTTP {status}"
 
@@ -335,9 +321,9 @@ def test_non_json_body_is_a_connector_error():
 
 
 def test_as_http_client_wraps_or_reuses():
-    mine = HttpClient(httpx.Client())
+    mine = HttpClient(client())
     assert as_http_client(mine) == (mine, False)
-    wrapped, owned = as_http_client(httpx.Client())
+    wrapped, owned = as_http_client(client())
     assert isinstance(wrapped, HttpClient) and not owned
     made, owned = as_http_client(None)
     assert owned
@@ -346,37 +332,59 @@ def test_as_http_client_wraps_or_reuses():
     wrapped.client.close()
 
 
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """A TCP server that accepts connections and never answers."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts connections and never answers."""
 
-    def accept() -> None:
-        listener.settimeout(0.05)
-        while not stop.is_set():
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/api"
+        self.held: list[socket.socket] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.accept, daemon=True)
+        self.thread.start()
+
+    def accept(self) -> None:
+        self.listener.settimeout(0.05)
+        while not self.stop.is_set():
             try:
-                held.append(listener.accept()[0])
+                self.held.append(self.listener.accept()[0])
             except TimeoutError:
                 continue
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/api"
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    listener.close()
+    def hung_up(self) -> list[bool]:
+        """For each connection made, whether the client has closed it (its request read to the
+        end): a client still waiting for an answer keeps it open."""
+        closed = []
+        for conn in self.held:
+            conn.settimeout(1.0)
+            try:
+                while conn.recv(4096):
+                    pass
+                closed.append(True)
+            except TimeoutError:
+                closed.append(False)
+        return closed
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        for conn in self.held:
+            conn.close()
+        self.listener.close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[SilentServer]:
+    server = SilentServer()
+    yield server
+    server.close()
 
 
 def test_case_04_a_server_that_never_answers_times_out_and_is_retried(silent_server, fake):
     timeout = httpx.Timeout(0.2, connect=0.2)
-    with httpx.Client(timeout=timeout) as client:
-        http = HttpClient(client, sleep=fake.sleep, clock=fake.clock, max_attempts=2)
-        started = datetime.now(UTC)
+    with client(timeout=timeout) as patient:
+        http = HttpClient(patient, sleep=fake.sleep, clock=fake.clock, max_attempts=2)
         with pytest.raises(HttpError, match=r"timed out .* after 2 attempts"):
-            http.get(silent_server)
-        assert datetime.now(UTC) - started < timedelta(seconds=5)
-    assert len(fake.sleeps) == 1
+            http.get(silent_server.url)
+        assert silent_server.hung_up() == [True, True]  # each attempt gave up its connection
+    assert len(fake.slept) == 1

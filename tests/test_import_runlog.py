@@ -15,19 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from aggregator.cli import cli
 from aggregator.pipeline import import_pages
 from connectors.base import ConnectorError, Page, Post
-from tests.conftest import EXAMPLE, ROOT
+from tests.helpers import EXAMPLE, ROOT, invoke
 
 WAIT = 60  # seconds: a guard against a hung test, never an assertion
 LINES = len(EXAMPLE.read_text(encoding="utf-8").splitlines())
-
-
-def invoke(project: Path, *args: str):
-    return CliRunner().invoke(cli, ["--config", str(project / "config.toml"), *args])
 
 
 def run_log(project: Path) -> list[dict[str, Any]]:

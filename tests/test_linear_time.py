@@ -18,17 +18,15 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
 from aggregator import logs, tagging
-from aggregator.cli import cli
 from aggregator.config import load_config
 from aggregator.privacy import Redactor
 from aggregator.scrubber import Scrubber
 from connectors import archives, bluesky, html, http
 from reports import text
 from reports.render import md_escape
-from tests.conftest import ROOT
+from tests.helpers import ROOT, invoke
 
 N = 100_000
 GROWTH = 4
@@ -264,7 +262,7 @@ def test_case_39_report_on_a_megabyte_post_completes_and_counts_it(project):
     assert len(huge) >= 1_000_000
 
     def run(*args: str) -> str:
-        result = CliRunner().invoke(cli, ["--config", str(project / "config.toml"), *args])
+        result = invoke(project, *args)
         assert result.exit_code == 0, result.output
         return result.output
 

@@ -9,12 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from aggregator.cli import cli
 from aggregator.config import load_config
 from aggregator.lock import LockError, LockHeld, RunLock, StopFlag, holder_pid, lock_path
-from tests.conftest import ROOT
+from tests.helpers import ROOT, invoke
 
 HOLD = """
 import sys, time
@@ -25,10 +23,6 @@ lock.acquire()
 print("locked", flush=True)
 time.sleep(120)
 """
-
-
-def invoke(project: Path, *args: str):
-    return CliRunner().invoke(cli, ["--config", str(project / "config.toml"), *args])
 
 
 @pytest.fixture

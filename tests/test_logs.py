@@ -9,21 +9,15 @@ import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import aggregator.cli
-from aggregator.cli import cli
 from aggregator.logs import SecretFilter, redact, secret_env_names, watch_secrets
+from tests.helpers import invoke
 
 TOKEN = "tok-9f8e7d6c5b4a-SECRET"
 HOOK_SECRET = "B0GUS-hook-s3cr3t"
-
-
-def invoke(project: Path, *args: str, env: dict[str, str] | None = None):
-    return CliRunner().invoke(cli, ["--config", str(project / "config.toml"), *args], env=env)
 
 
 def record(message: str, *args: object, exc: BaseException | None = None) -> logging.LogRecord:

@@ -8,16 +8,16 @@ from datetime import UTC, datetime
 from aggregator.config import load_config
 from reports.columns import COLUMNS
 from storage.db import open_database
-from tests.test_export import invoke, loaded, read_csv
+from storage.queries import record_outcome, start_run
+from tests.helpers import invoke, read_csv
 
 
-def test_manifest_says_what_the_export_holds(project):
-    loaded(project)
-    from storage.queries import record_outcome, start_run
+def test_manifest_says_what_the_export_holds(loaded):
+    project = loaded
 
     engine = open_database(load_config(project / "config.toml").database_url)
     run = start_run(engine, "collect")
-    now = datetime.now(UTC)
+    now = datetime(2016, 11, 29, 2, 5, tzinfo=UTC)
     record_outcome(engine, run, {"source": "mastodon", "status": "failed", "error": "HTTP 503 from mastodon.social",
                                  "warnings": ["gap: reached back only to 2016-11-28"], "started_at": now, "finished_at": now})  # fmt: skip
     engine.dispose()

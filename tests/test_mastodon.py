@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
-import random
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -18,98 +14,30 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from aggregator.config import SourceConfig
 from aggregator.pipeline import explain, tag
 from connectors.base import ConnectorError, Page
 from connectors.http import HttpClient, as_http_client
 from connectors.mastodon import MastodonConnector, id_key, instance_key, post_from_status
 from storage.queries import save_page
+from tests.helpers import (
+    T0,
+    A,
+    FakeInstance,
+    client,
+    in_zone,
+    make_status,
+    many,
+    mastodon_fixture,
+    mastodon_source,
+)
 
-FIXTURES = Path(__file__).parent / "fixtures" / "mastodon"
-A = "https://a.example"
 B = "https://b.example"
-T0 = datetime(2016, 11, 28, 12, 0, tzinfo=UTC)
-
-
-def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text())
-
-
-def make_status(sid: str, *, minutes: int = 0, tag: str = "CoPro16", **changes: Any) -> dict:
-    """A real Status (the hashtag stream fixture) with its id, time and tag replaced."""
-    status = fixture("status_hashtag_stream_update.json")
-    status.update(
-        id=sid,
-        uri=f"https://origin.example/users/trwnh/statuses/{sid}",
-        url=f"https://origin.example/@trwnh/{sid}",
-        created_at=(T0 + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z"),
-        content=f'<p>Post {sid} <a href="https://a.example/tags/{tag}" class="mention hashtag" '
-        f'rel="tag">#<span>{tag}</span></a></p>',
-        tags=[{"name": tag.lower(), "url": f"https://a.example/tags/{tag.lower()}"}],
-    )
-    status.update(changes)
-    return status
-
-
-class FakeInstance:
-    """A Mastodon tag timeline: max_id/min_id/since_id/limit and Link headers as the server does."""
-
-    def __init__(self, base: str, statuses: list[dict] | None = None, shuffle: bool = False):
-        self.base = base
-        self.statuses: list[dict] = list(statuses or [])
-        self.shuffle = shuffle
-        self.requests: list[dict[str, str]] = []
-        self.fail_after: int | None = None  # answer 503 once this many requests were served
-        self.status_code: int | None = None  # answer every request with this (and an error body)
-
-    def page(self, path: str, params: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
-        self.requests.append(params)
-        if self.status_code:
-            return self.status_code, {"error": "The access token is invalid"}, {}
-        if self.fail_after is not None and len(self.requests) > self.fail_after:
-            return 503, {"error": "busy"}, {}
-        newest_first = sorted(self.statuses, key=lambda s: id_key(s["id"]), reverse=True)
-        limit = min(int(params.get("limit", 20)), 40)
-        if "max_id" in params:
-            newest_first = [s for s in newest_first if id_key(s["id"]) < id_key(params["max_id"])]
-        if "since_id" in params:
-            newest_first = [s for s in newest_first if id_key(s["id"]) > id_key(params["since_id"])]
-        if "min_id" in params:  # the `limit` statuses just above min_id, still newest first
-            above = [s for s in newest_first if id_key(s["id"]) > id_key(params["min_id"])]
-            items = above[-limit:]
-        else:
-            items = newest_first[:limit]
-        headers = {}
-        if items:
-            url = f"{self.base}{path}"
-            headers["Link"] = (
-                f'<{url}?{urlencode({"limit": limit, "max_id": items[-1]["id"]})}>; rel="next", '
-                f'<{url}?{urlencode({"limit": limit, "min_id": items[0]["id"]})}>; rel="prev"'
-            )
-        if self.shuffle:
-            items = random.Random(len(self.requests)).sample(items, len(items))
-        return 200, items, headers
-
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        code, body, headers = self.page(request.url.path, dict(request.url.params))
-        return httpx.Response(code, json=body, headers=headers)
-
-    def mount(self, router: respx.MockRouter) -> respx.Route:
-        return router.get(url__startswith=f"{self.base}/api/v1/timelines/tag/").mock(
-            side_effect=self.handler
-        )
-
-
-def source(**options: Any) -> SourceConfig:
-    options.setdefault("instance", A)
-    options.setdefault("hashtags", ["CoPro16"])
-    return SourceConfig("mastodon", "mastodon", True, MappingProxyType(options))
 
 
 def connector(config, sleeps: list | None = None, env=None, **options) -> MastodonConnector:
     sleeps = [] if sleeps is None else sleeps
-    http = HttpClient(httpx.Client(), sleep=sleeps.append, clock=lambda: T0.timestamp())
-    return MastodonConnector(source(**options), config, http=http, env=env or {})
+    http = HttpClient(client(), sleep=sleeps.append, clock=lambda: T0.timestamp())
+    return MastodonConnector(mastodon_source(**options), config, http=http, env=env or {})
 
 
 def run(conn: MastodonConnector, cursor: dict | None, stop_after: int | None = None) -> list[Page]:
@@ -125,10 +53,6 @@ def run(conn: MastodonConnector, cursor: dict | None, stop_after: int | None = N
 
 def ids(pages: list[Page]) -> list[str]:
     return [p.raw["id"] for page in pages for p in page.posts]
-
-
-def many(count: int, start: int = 1) -> list[dict]:
-    return [make_status(str(n), minutes=n) for n in range(start, start + count)]
 
 
 @respx.mock
@@ -261,7 +185,7 @@ def test_case_37_token_from_the_named_env_var_is_sent_and_a_refusal_names_it(con
 
 @respx.mock
 def test_unknown_tag_is_no_posts_not_an_error(config):
-    body = fixture("error_404_record_not_found.json")
+    body = mastodon_fixture("error_404_record_not_found.json")
     respx.get(f"{A}/api/v1/timelines/tag/Nope").mock(return_value=httpx.Response(404, json=body))
     respx.get(f"{A}/api/v1/timelines/tag/Empty").mock(return_value=httpx.Response(200, json=[]))
     pages = run(connector(config, hashtags=["Nope", "Empty"]), None)
@@ -344,8 +268,8 @@ def test_case_01_429_with_mastodon_reset_is_counted_on_the_page(config):
 
 
 def test_status_fields_map_to_the_post():
-    status = fixture("status_entity_example.json")
-    status["media_attachments"] = [fixture("media_attachment_image_example.json")]
+    status = mastodon_fixture("status_entity_example.json")
+    status["media_attachments"] = [mastodon_fixture("media_attachment_image_example.json")]
     status["mentions"] = [
         {"acct": "alice", "url": "https://mastodon.social/@alice"},
         {"acct": "bob@other.example", "url": "https://other.example/@bob"},
@@ -371,7 +295,7 @@ def test_status_fields_map_to_the_post():
 
 
 def test_case_11_edited_status_keeps_hashtags_and_edit_time():
-    post = post_from_status(fixture("status_with_hashtags_edited.json"), "mastodon.social")
+    post = post_from_status(mastodon_fixture("status_with_hashtags_edited.json"), "mastodon.social")
     assert post.author == "chrismo@ruby.social"
     assert post.hashtags == ["MUSICTUESDAY", "piano", "neoclassical", "jazz"]
     assert post.edited_at == datetime(2022, 11, 15, 16, 10, 43, tzinfo=UTC)
@@ -380,7 +304,7 @@ def test_case_11_edited_status_keeps_hashtags_and_edit_time():
 
 
 def test_boost_is_stored_as_the_original_post():
-    original = fixture("status_with_hashtags_edited.json")
+    original = mastodon_fixture("status_with_hashtags_edited.json")
     boost = make_status(
         "500", reblog=original, content="", uri="https://a.example/users/x/statuses/500/activity"
     )
@@ -433,23 +357,24 @@ def test_opted_out_posts_are_not_yielded_but_the_cursor_moves(config):
     assert pages[0].cursor["streams"][f"{A} #copro16"]["newest_id"] == "2"
 
 
-def test_bad_options_are_refused(config):
+def test_bad_options_are_refused_and_a_since_date_is_midnight_in_the_event_zone(project):
+    config = in_zone(project, "Asia/Tokyo")
     with pytest.raises(ConnectorError, match="is not an http"):
-        MastodonConnector(source(instance="file:///etc"), config)
+        MastodonConnector(mastodon_source(instance="file:///etc"), config)
     with pytest.raises(ConnectorError, match="since"):
-        MastodonConnector(source(since="last week"), config)
-    conn = MastodonConnector(source(instance=A + "/", since="2016-11-28"), config)
+        MastodonConnector(mastodon_source(since="last week"), config)
+    conn = MastodonConnector(mastodon_source(instance=A + "/", since="2016-11-28"), config)
     assert conn.instances == [A]
-    assert conn.since == datetime(2016, 11, 28, tzinfo=UTC)  # London midnight in winter is UTC
+    assert conn.since == datetime(2016, 11, 27, 15, tzinfo=UTC)  # midnight in Tokyo
 
 
 def test_bad_retry_knobs_are_refused_and_good_ones_reach_the_http_client(config):
     for key, value in (("max_attempts", 0), ("max_attempts", 1.5), ("backoff_seconds", -1),
                        ("max_wait_seconds", "soon"), ("backoff_seconds", True)):  # fmt: skip
         with pytest.raises(ConnectorError, match=f"source 'mastodon': {key} must be"):
-            MastodonConnector(source(**{key: value}), config)
+            MastodonConnector(mastodon_source(**{key: value}), config)
     conn = MastodonConnector(
-        source(max_attempts=2, backoff_seconds=0, max_wait_seconds=0.5), config
+        mastodon_source(max_attempts=2, backoff_seconds=0, max_wait_seconds=0.5), config
     )
     http, owned = as_http_client(None, **conn._knobs)
     assert owned and (http.max_attempts, http.backoff, http.max_wait) == (2, 0, 0.5)

@@ -15,11 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from click.testing import CliRunner
-
 import connectors
 from aggregator.alerts import digest
-from aggregator.cli import cli
 from aggregator.config import load_config
 from aggregator.health import SourceHealth
 from aggregator.logs import IN_SUMMARY, setup_logging, teardown_logging
@@ -30,14 +27,11 @@ from connectors.base import ConnectorError, Page, Post
 from storage.db import open_database
 from storage.models import QuarantineRow
 from storage.queries import save_page, start_run
+from tests.helpers import invoke
 
 EVENT = "The People's Transformathon"  # the shipped config's event
 LONDON = ZoneInfo("Europe/London")  # the shipped config's time zone
 PIPE_BUFFER = 65536  # Linux's default: more output than this cannot all wait in the pipe
-
-
-def invoke(config: Path, *args: str):
-    return CliRunner().invoke(cli, ["--config", str(config), *args])
 
 
 def with_event(project: Path, name: str, folder: Path | None = None) -> Path:

@@ -26,12 +26,10 @@ if not URL:
         allow_module_level=True,
     )
 
-from click.testing import CliRunner  # noqa: E402
 from sqlalchemy import create_engine, func, inspect, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import SQLModel  # noqa: E402
 
-from aggregator.cli import cli  # noqa: E402
 from connectors.base import Page, Post  # noqa: E402
 from storage.db import add_missing_columns, open_database  # noqa: E402
 from storage.models import Assignment, Erasure, PostRow, Sighting  # noqa: E402
@@ -43,7 +41,7 @@ from storage.queries import (  # noqa: E402
     save_assignments,
     save_page,
 )
-from tests.conftest import EXAMPLE, ROOT  # noqa: E402
+from tests.helpers import EXAMPLE, ROOT, invoke  # noqa: E402
 
 POSTS = PostRow.__table__  # type: ignore[attr-defined]
 T0 = datetime(2016, 11, 28, 13, 5, tzinfo=UTC)
@@ -83,12 +81,6 @@ def make_project(folder: Path, database: str) -> Path:
 @pytest.fixture
 def pg_project(tmp_path, pg_url):
     return make_project(tmp_path / "pg", pg_url)
-
-
-def invoke(project: Path, *args: str):
-    return CliRunner().invoke(
-        cli, ["--config", str(project / "config.toml"), *args], catch_exceptions=False
-    )
 
 
 def post(n: int, **kw) -> Post:

@@ -34,7 +34,7 @@ from storage.db import open_database  # noqa: E402
 from storage.guard import why_unstorable  # noqa: E402
 from storage.models import PostRow  # noqa: E402
 from storage.queries import get_cursor, iter_quarantine, save_page  # noqa: E402
-from tests.test_storage_hostile import HOSTILE_POSTS, make_post  # noqa: E402
+from tests.helpers import HOSTILE_POSTS, make_post  # noqa: E402
 
 POSTS = PostRow.__table__  # type: ignore[attr-defined]
 T0 = datetime(2016, 11, 28, 13, 5, tzinfo=UTC)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -13,34 +12,26 @@ from aggregator.config import load_config
 from aggregator.privacy import REMOVED, Redactor
 from aggregator.pseudonym import Pseudonymiser
 from connectors.archives import post_from_interchange
-from connectors.base import Page, Post
+from connectors.base import Page
 from storage.db import open_database
 from storage.models import Assignment, Erasure, PostRow, Sighting
 from storage.queries import iter_posts, opted_out_filter, save_page
-from tests.conftest import EXAMPLE
-from tests.test_export import KEY, PEOPLE, invoke, loaded, read_csv, write_jsonl
-
-ALICE = "alice@mastodon.social"
-MASTODON_REPLY = Post(
-    "mastodon", "https://mastodon.online/users/bob/statuses/333", datetime(2016, 11, 28, 13, 40, tzinfo=UTC),
-    "bob@mastodon.online", "@alice see you at two, Alice Smith #CoPro16", author_name="Bob Brown",
-    html='<p><a href="https://mastodon.social/@alice" class="u-url mention">@<span>alice</span></a> see you</p>',
-    mentions=[ALICE], hashtags=["CoPro16"],
-    raw={"id": "333", "account": {"acct": "bob", "display_name": "Bob Brown"}, "content": "<p>@<span>alice</span></p>",
-         "mentions": [{"id": "99", "username": "alice", "acct": ALICE, "url": "https://mastodon.social/@alice"}]},
-)  # fmt: skip
+from tests.helpers import (
+    ALICE,
+    EXAMPLE,
+    KEY,
+    MASTODON_REPLY,
+    PEOPLE,
+    invoke,
+    read_csv,
+    with_opt_out,
+    write_jsonl,
+)
 
 
 def busiest_example_author() -> tuple[str, int]:
     lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
     return Counter(json.loads(line)["author"] for line in lines).most_common(1)[0]
-
-
-def with_opt_out(project, *accounts):
-    cfg = project / "config.toml"
-    listed = ", ".join(json.dumps(a) for a in accounts)
-    cfg.write_text(cfg.read_text().replace("opt_out = []", f"opt_out = [{listed}]"))
-    return load_config(cfg)
 
 
 def test_opted_out_accounts_are_not_collected(project):
@@ -70,8 +61,8 @@ def test_an_import_leaves_them_out_and_removes_their_handle(project):
     assert "alice" not in bob.reply_to and "alice" not in json.dumps(bob.raw)
 
 
-def test_case_34_exports_and_reports_leave_out_accounts_opted_out_after_collection(project):
-    loaded(project)
+def test_case_34_exports_and_reports_leave_out_accounts_opted_out_after_collection(loaded):
+    project = loaded
     save_page(
         open_database(load_config(project / "config.toml").database_url),
         "live",
@@ -111,9 +102,9 @@ def dump(engine) -> str:
         raw.close()
 
 
-def test_forget_erases_a_person_everywhere_and_keeps_only_counts(project):
+def test_forget_erases_a_person_everywhere_and_keeps_only_counts(loaded):
+    project = loaded
     config = load_config(project / "config.toml")
-    loaded(project)
     engine = open_database(config.database_url)
     save_page(engine, "live", Page([MASTODON_REPLY]))
     save_page(engine, "again", Page([post_from_interchange(PEOPLE[0])]))  # a second sighting
@@ -150,8 +141,8 @@ def test_forget_erases_a_person_everywhere_and_keeps_only_counts(project):
     engine.dispose()
 
 
-def test_forget_asks_first_and_checks_the_account(project):
-    loaded(project)
+def test_forget_asks_first_and_checks_the_account(loaded):
+    project = loaded
     engine = open_database(load_config(project / "config.toml").database_url)
     refused = invoke(project, "forget", ALICE, input="n\n")
     assert refused.exit_code == 1 and counts(engine)[0] == 1

@@ -7,8 +7,7 @@ import re
 import pytest
 
 from aggregator.pseudonym import Pseudonymiser, pseudonym_key
-from tests.test_export import KEY, invoke, loaded
-from tests.test_privacy import ALICE
+from tests.helpers import ALICE, KEY, invoke
 
 
 def test_case_34_pseudonyms_are_keyed_stable_and_blind_to_case():
@@ -22,9 +21,10 @@ def test_case_34_pseudonyms_are_keyed_stable_and_blind_to_case():
 
 @pytest.mark.parametrize(("value", "words"), [(None, "set the environment variable AGGREGATOR_PSEUDONYM_KEY"),
                                               ("abc123", "is too short")])  # fmt: skip
-def test_a_missing_or_weak_key_is_a_one_line_usage_error(project, value, words):
-    loaded(project, people=False)
-    result = invoke(project, "export", "--pseudonymise", env={"AGGREGATOR_PSEUDONYM_KEY": value})
+def test_a_missing_or_weak_key_is_a_one_line_usage_error(example_loaded, value, words):
+    result = invoke(
+        example_loaded, "export", "--pseudonymise", env={"AGGREGATOR_PSEUDONYM_KEY": value}
+    )
     assert result.exit_code == 2
     assert words in result.output and len(result.output.strip().splitlines()) == 1
     if value:

@@ -19,8 +19,7 @@ from connectors.archives import post_from_interchange
 from connectors.base import Page
 from storage.db import open_database
 from storage.queries import save_page
-from tests.test_export import KEY, PEOPLE, invoke, loaded, read_csv
-from tests.test_privacy import ALICE, MASTODON_REPLY, with_opt_out
+from tests.helpers import ALICE, KEY, MASTODON_REPLY, PEOPLE, invoke, read_csv, with_opt_out
 
 INSTANCE = "https://refusing.example"
 X_POST = PEOPLE[4]  # an X post whose own, parent and reposted ids are 22 digits long
@@ -53,8 +52,8 @@ def long_ids(row: dict) -> tuple:
     return row.get("post_id", row.get("id")), row["reply_to"], row["repost_of"]
 
 
-def test_case_33_long_ids_are_written_digit_for_digit_as_text_in_every_format(project):
-    loaded(project)
+def test_case_33_long_ids_are_written_digit_for_digit_as_text_in_every_format(loaded):
+    project = loaded
     expected = (X_POST["id"], X_POST["reply_to"], X_POST["repost_of"])
     excel = invoke(project, "export", "--excel").stdout
     assert excel.startswith("\ufeff")  # the byte-order mark that makes Excel read UTF-8
@@ -69,8 +68,8 @@ def test_case_33_long_ids_are_written_digit_for_digit_as_text_in_every_format(pr
     assert ["x", X_POST["id"]] in ids
 
 
-def test_case_34_pseudonymised_exports_leave_out_opted_out_accounts_and_deleted_posts(project):
-    loaded(project)
+def test_case_34_pseudonymised_exports_leave_out_opted_out_accounts_and_deleted_posts(loaded):
+    project = loaded
     config = with_opt_out(project, ALICE)
     engine = open_database(config.database_url)
     save_page(engine, "live", Page([MASTODON_REPLY]))  # Bob mentions Alice by handle and name

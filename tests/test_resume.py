@@ -5,11 +5,9 @@ disk (20). Real processes against a Mastodon-like server on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,14 +17,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import event
 
 import aggregator.cli
-from aggregator.cli import cli
 from aggregator.scheduler import set_last_fire
 from storage.db import open_database
-from tests.conftest import ROOT
+from tests.helpers import database, invoke, live_project, spawn
 
 T0 = datetime(2016, 11, 28, 12, 0, tzinfo=UTC)
 PAGE = 40  # what the Mastodon connector asks for
@@ -110,48 +106,6 @@ def timeline() -> Iterator[Timeline]:
     httpd.shutdown()
     httpd.server_close()
     thread.join()
-
-
-def live_project(tmp_path: Path, name: str, base: str, cron: str = "0 2 * * *") -> Path:
-    """The shipped config with the bundled example off and one Mastodon source at `base`."""
-    folder = tmp_path / name
-    folder.mkdir()
-    text = (ROOT / "config.toml").read_text(encoding="utf-8")
-    text = text.replace(
-        'path = "examples/transformathon-2016.jsonl"\nenabled = true',
-        'path = "examples/transformathon-2016.jsonl"\nenabled = false',
-    )
-    text = text.replace('cron = "0 2 * * *"', f'cron = "{cron}"')
-    assert "enabled = false" in text.split("[[sources]]")[1]
-    text += f'\n[[sources]]\nname = "live"\ntype = "mastodon"\ninstance = "{base}"\n'
-    (folder / "config.toml").write_text(text, encoding="utf-8")
-    return folder
-
-
-def invoke(project: Path, *args: str):
-    return CliRunner().invoke(cli, ["--config", str(project / "config.toml"), *args])
-
-
-def spawn(project: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from aggregator.cli import main; main()",
-            "--config",
-            str(project / "config.toml"),
-            *args,
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def database(project: Path) -> Path:
-    return project / "data" / "aggregator.db"
 
 
 def snapshot(project: Path) -> dict[str, Any]:
@@ -271,7 +225,7 @@ def test_case_17_readers_see_a_snapshot_while_a_write_is_open(project):
         assert "half-written" not in exported.output and exported.output.count("\n") > 400
         assert invoke(project, "status").exit_code == 0
         # A second writer waits for the first instead of failing with "database is locked".
-        threading.Timer(0.5, writer.execute, ("ROLLBACK",)).start()
+        threading.Timer(0.2, writer.execute, ("ROLLBACK",)).start()
         tagged = invoke(project, "tag")
         assert tagged.exit_code == 0, tagged.output
     finally:

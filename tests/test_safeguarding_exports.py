@@ -7,10 +7,8 @@ import json
 import logging
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from aggregator.cli import cli
 from aggregator.logs import redact
+from tests.helpers import invoke
 
 NHS = "943 476 5919"  # a valid check digit
 PHONE = "07700 900123"
@@ -33,11 +31,6 @@ POSTS = [
      "url": "https://mastodon.social/@trust/2",
      "text": f"Questions? Call our helpline {HELPLINE} or write to {ENQUIRIES} #CoPro16"},
 ]  # fmt: skip
-
-
-def invoke(project: Path, *args: str, catch: bool = False):
-    return CliRunner().invoke(cli, ["--config", str(project / "config.toml"), *args],
-                              catch_exceptions=catch)  # fmt: skip
 
 
 def imported(project: Path, redact_identifiers: bool | None = None) -> Path:
@@ -95,9 +88,7 @@ def test_identifiers_never_reach_the_log_file(project, tmp_path):
     # a rejected line quotes its values in the skip reason: one reason carries an e-mail address
     bad.write_text(json.dumps({**POSTS[0], "id": {"nested": EMAIL}, "likes": PHONE}) + "\n"
                    + json.dumps(POSTS[1]) + "\n", encoding="utf-8")  # fmt: skip
-    result = CliRunner().invoke(
-        cli, ["--config", str(project / "config.toml"), "--log-file", str(log), "import", str(bad)]
-    )
+    result = invoke(project, "--log-file", str(log), "import", str(bad))
     assert result.exit_code == 0, result.output
     logged = log.read_text(encoding="utf-8")
     assert "skipped line 1" in logged or "line 1" in logged

@@ -11,9 +11,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from click.testing import CliRunner
 
-from aggregator.cli import cli
 from aggregator.cli.collecting import _nightly
 from aggregator.lock import RunLock, StopFlag, lock_path
 from aggregator.scheduler import (
@@ -27,6 +25,7 @@ from aggregator.scheduler import (
     plan_start,
 )
 from storage.queries import recent_runs
+from tests.helpers import invoke
 
 LONDON = ZoneInfo("Europe/London")
 GRACE = timedelta(minutes=60)
@@ -127,7 +126,7 @@ def test_case_22_down_past_the_grace_logs_and_records_a_missed_run(engine, confi
     assert "missed 2 scheduled run(s) (2024-05-02 02:00 BST to 2024-05-03 02:00 BST)" in caplog.text
     ((run, _),) = recent_runs(engine, 5)
     assert (run.command, run.status) == ("schedule", "missed")
-    status = CliRunner().invoke(cli, ["--config", str(project / "config.toml"), "status"])
+    status = invoke(project, "status")
     assert status.exit_code == 1 and f"the latest run ({run.id}) was missed" in status.output
     scheduler(engine, config, lambda: calls.append(1), clock).catch_up()  # logged once only
     assert len(recent_runs(engine, 5)) == 1

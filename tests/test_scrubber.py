@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aggregator.pseudonym import Pseudonymiser
-from tests.test_privacy import ALICE
+from tests.helpers import ALICE
 
 
 @pytest.mark.parametrize(

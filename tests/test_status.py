@@ -10,21 +10,14 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
-from click.testing import CliRunner
-
-from aggregator.cli import cli
 from aggregator.config import SourceConfig
 from aggregator.health import gap_warnings, recover_interrupted, source_health
 from aggregator.lock import RunLock, lock_path
 from aggregator.pipeline import collect
 from storage.queries import recent_runs, record_outcome, start_run
-from tests.conftest import EXAMPLE, Flaky
+from tests.helpers import EXAMPLE, Flaky, invoke
 
 EXAMPLE_POSTS = len(EXAMPLE.read_text(encoding="utf-8").splitlines())  # one post per line
-
-
-def invoke(project, *args):
-    return CliRunner().invoke(cli, ["--config", str(project / "config.toml"), *args])
 
 
 def test_status_after_a_good_run_lists_the_run_and_every_source(project):

@@ -8,11 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
-from click.testing import CliRunner
 
-from aggregator.cli import cli
 from connectors.http import HttpClient, HttpError
-from tests.test_resume import live_project
+from tests.helpers import invoke, live_project
 
 SECRET = "s3cret-in-the-path-42"  # as if a token had been pasted into the instance URL
 BASE = f"https://broken.example/{SECRET}"
@@ -29,11 +27,8 @@ def test_a_failed_source_is_one_error_line_in_the_log_file_and_said_once_on_stde
     cfg.write_text(cfg.read_text() + "max_attempts = 1\n")  # the live source's table
     respx.get(url__startswith=BASE).mock(return_value=httpx.Response(500))
     log_file = tmp_path / "aggregator.log"
-    result = CliRunner().invoke(
-        cli,
-        ["--config", str(cfg), "--log-file", str(log_file), *mode, "collect"],
-        env={"AGGREGATOR_MASTODON_TOKEN": SECRET},
-    )
+    result = invoke(cfg, "--log-file", str(log_file), *mode, "collect",
+                    env={"AGGREGATOR_MASTODON_TOKEN": SECRET})  # fmt: skip
     assert result.exit_code == 1, result.output
     logged = log_file.read_text(encoding="utf-8")
     said = [line for line in logged.splitlines() if FAILURE in line and " ERROR " in line]

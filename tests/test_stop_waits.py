@@ -17,16 +17,14 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from click.testing import CliRunner
 
-from aggregator.cli import cli
 from aggregator.config import load_config
 from aggregator.lock import StopFlag, StopRequested
 from aggregator.pipeline import NightlySummary, nightly
 from connectors.base import ConnectorError
 from connectors.http import HttpClient
 from storage.db import open_database
-from tests.test_resume import database, live_project, spawn
+from tests.helpers import database, invoke, live_project, spawn
 
 BASE = "https://slow.example"
 WAIT = 10  # seconds: a guard against a hung test, never an assertion
@@ -161,7 +159,7 @@ def test_case_42_the_run_command_stopped_in_a_wait_exits_1_without_tag_or_report
         return httpx.Response(429, headers={"Retry-After": str(LONG)})
 
     respx.get(url__startswith=BASE).mock(side_effect=answer)
-    result = CliRunner().invoke(cli, ["--config", str(cfg), "run"])
+    result = invoke(cfg, "run")
     assert result.exit_code == 1, result.output
     assert "stopped on request" in result.stderr
     assert len(asked) == 1

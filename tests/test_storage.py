@@ -11,6 +11,7 @@ from connectors.base import Page, Post
 from storage.db import open_database
 from storage.models import PostRow, Sighting
 from storage.queries import get_cursor, save_page
+from tests.helpers import invoke
 
 
 def make_post(i: int, **kw) -> Post:
@@ -130,10 +131,6 @@ def test_a_database_from_an_older_version_gains_new_columns(tmp_path):
 
 
 def test_case_11_a_deleted_post_is_marked_stays_deleted_and_leaves_exports(engine, project):
-    from click.testing import CliRunner
-
-    from aggregator.cli import cli
-
     save_page(engine, "s", Page([make_post(1), make_post(2)]))
     saved = save_page(engine, "s", Page([make_post(1, deleted=True)]))
     assert saved.updated == 1
@@ -146,9 +143,7 @@ def test_case_11_a_deleted_post_is_marked_stays_deleted_and_leaves_exports(engin
             .all()
         )
     assert deleted == [make_post(1).id]
-    result = CliRunner().invoke(
-        cli, ["--config", str(project / "config.toml"), "export", "-o", "-"]
-    )
+    result = invoke(project, "export", "-o", "-")
     assert result.exit_code == 0, result.output
     assert make_post(1).id not in result.stdout and make_post(2).id in result.stdout
 

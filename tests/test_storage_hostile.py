@@ -9,39 +9,24 @@ from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
 from sqlalchemy import event, func, select
 
 import storage.queries
-from aggregator.cli import cli
 from connectors.base import Page, Post, Quarantined
 from storage.db import StorageError, make_engine
 from storage.guard import CHECKS, RAW_CAP, why_unstorable
 from storage.models import PostRow
 from storage.queries import get_cursor, iter_quarantine, quarantine_count, save_page
+from tests.helpers import HOSTILE_POSTS, HOSTILE_T0, deep, invoke, make_post
 
 POSTS = PostRow.__table__  # type: ignore[attr-defined]
-T0 = datetime(2016, 11, 28, 13, 5, tzinfo=UTC)
-
-
-def make_post(n: int | str, **kw) -> Post:
-    post = Post("mastodon", f"https://example.org/statuses/{n}", T0, f"user{n}@example.org",
-                f"post {n} #CoPro16", hashtags=["CoPro16"], raw={"id": str(n)})  # fmt: skip
-    return replace(post, **kw)
+T0 = HOSTILE_T0  # when make_post's posts are dated
 
 
 def stored_ids(engine) -> list[str]:
     with engine.connect() as conn:
         return sorted(conn.execute(select(POSTS.c.post_id)).scalars())
-
-
-def deep(levels: int) -> list:
-    value: list = []
-    for _ in range(levels):
-        value = [value]
-    return value
 
 
 HOSTILE = [  # (field, value, what the reason says)
@@ -159,7 +144,7 @@ def test_case_40_stored_boundary_values_read_back_through_the_exports(project, e
         make_post(2, created_at=datetime(9999, 12, 30, 23, tzinfo=UTC), text="NUL \x00 here"),
     ]))  # fmt: skip
     for args in (["export", "--format", "jsonl", "-o", "-"], ["export", "-o", "-"]):
-        result = CliRunner().invoke(cli, ["--config", str(project / "config.toml"), *args])
+        result = invoke(project, *args)
         assert result.exit_code == 0, result.output
         assert str(2**63 - 1) in result.stdout
 
@@ -292,42 +277,6 @@ def test_a_failing_database_fails_the_page_instead_of_quarantining_it(config, en
 
 # Property: whatever values a connector puts in a post, saving it beside a good post never raises,
 # the good post and the cursor are always stored, and the other is stored or quarantined with why.
-ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=12)  # NUL, surrogates, bidi…
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | ANY_TEXT,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(ANY_TEXT, inner, max_size=3),
-    max_leaves=6,
-)
-NOT_JSON = (
-    st.sets(st.integers(), max_size=2) | st.tuples(st.integers()) | st.builds(object)
-    | st.sampled_from([float("nan"), 10**30, 10**5000, -(2**63) - 1, b"\x00", deep(3000)])
-)  # fmt: skip
-ANYTHING = JSON | NOT_JSON
-ZONES = st.none() | st.builds(
-    timezone, st.timedeltas(-timedelta(hours=23, minutes=59), timedelta(hours=23, minutes=59))
-)
-TIMES = st.datetimes(timezones=ZONES) | st.sampled_from([datetime.min, datetime.max])
-COUNTS = st.none() | st.integers() | st.sampled_from([2**63 - 1, 2**63, 10**30, True])
-OPTIONAL_TEXTS = {
-    k: st.none() | ANY_TEXT | ANYTHING
-    for k in ("url", "author_name", "reply_to", "lang", "html", "via", "local_id")
-}
-HOSTILE_POSTS = st.builds(
-    Post,
-    platform=st.just("mastodon") | ANYTHING,
-    id=ANY_TEXT | ANYTHING,
-    created_at=TIMES | ANYTHING,
-    author=ANY_TEXT | ANYTHING,
-    text=ANY_TEXT | ANYTHING,
-    **OPTIONAL_TEXTS,
-    likes=COUNTS | ANYTHING,
-    reposts=COUNTS,
-    hashtags=st.lists(ANY_TEXT, max_size=3) | ANYTHING,
-    mentions=st.lists(ANY_TEXT, max_size=2),
-    media=st.lists(st.dictionaries(ANY_TEXT, JSON, max_size=2), max_size=2) | ANYTHING,
-    edited_at=st.none() | TIMES | ANYTHING,
-    raw=st.dictionaries(ANY_TEXT, JSON, max_size=3) | ANYTHING,
-)
 PAGES = itertools.count()
 
 

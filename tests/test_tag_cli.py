@@ -6,23 +6,19 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import select
 
-from aggregator.cli import cli
 from aggregator.config import load_config
 from storage.db import open_database
 from storage.models import Assignment, PostRow
+from tests.helpers import invoke
 
 REPLY = "100000000001000192"  # a reply with no cue of its own in the bundled example
 
 
 @pytest.fixture
 def run(project: Path):
-    def invoke(*args: str):
-        return CliRunner().invoke(cli, ["--config", str(project / "config.toml"), *args])
-
-    return invoke
+    return lambda *args: invoke(project, *args)
 
 
 def assignments(project: Path) -> list[tuple]:

@@ -19,7 +19,7 @@ from aggregator.tagging import (
     normalise,
 )
 from connectors.base import parse_time
-from tests.conftest import EXAMPLE, ROOT
+from tests.helpers import EXAMPLE, ROOT
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from aggregator.config import SourceConfig
 from connectors.base import ConnectorError, Page
 from connectors.http import HttpClient
 from connectors.x import SNOWFLAKE_EPOCH_MS, XConnector, id_time
+from tests.helpers import FakeClock, client
 
 FIXTURES = Path(__file__).parent / "fixtures" / "x"
 TOKEN = "AAAAAAAAAAAAAAAAAAAAAtest%2Fbearer%3Dtoken"
@@ -41,26 +42,13 @@ def make_id(moment: datetime, seq: int = 0) -> str:
     return str(((ms - SNOWFLAKE_EPOCH_MS) << 22) + seq)
 
 
-class FakeTime:
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now.timestamp()
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def connector(
-    fake: FakeTime | None = None, env: dict[str, str] = ENV, **options: Any
+    fake: FakeClock | None = None, env: dict[str, str] = ENV, **options: Any
 ) -> XConnector:
-    fake = fake or FakeTime()
+    fake = fake or FakeClock(NOW)
     opts = {"hashtags": ["CoPro16", "EveryoneIncluded"], **options}
     source = SourceConfig("x", "x", True, MappingProxyType(opts))
-    http = HttpClient(sleep=fake.sleep, clock=fake.clock, max_attempts=3)
+    http = HttpClient(client(), sleep=fake.sleep, clock=fake.clock, max_attempts=3)
     return XConnector(source, None, http=http, env=env, clock=fake.clock)  # type: ignore[arg-type]
 
 
@@ -234,7 +222,7 @@ def test_case_05_problem_json_is_surfaced_in_plain_words(
 
 
 def test_case_01_429_waits_until_x_rate_limit_reset(api: respx.MockRouter) -> None:
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     limited = httpx.Response(429, json=load("problem_429.json"),
                              headers={"x-rate-limit-reset": str(int(fake.now) + 60)})  # fmt: skip
     api.get("/recent").mock(side_effect=[limited, httpx.Response(200, json=PAGE2)])
