@@ -104,9 +104,14 @@ def _raw(column: Any, name: str | None = None) -> Any:
     return type_coerce(column, Text).label(name or column.name)
 
 
+def _has(value: Any) -> bool:
+    """Whether a `_raw` value holds anything (JSON's null and [] do not)."""
+    return bool(value) and value not in ("[]", "null")
+
+
 def _list(value: Any) -> list[Any]:
     """A `_raw` value as a list (PostgreSQL's driver decodes JSON itself; SQLite gives text)."""
-    if not value or value == "[]":
+    if not _has(value):
         return []
     decoded = json.loads(value) if isinstance(value, str) else value
     return decoded if isinstance(decoded, list) else []
@@ -187,7 +192,7 @@ def _context(conn: Connection, scope: _Scope, voices: Voices) -> Context:
     accounts = _Accounts()
     for r in conn.execute(stmt):
         account = accounts[r.author]
-        links = _links(r.links, r.text_links) if r.links or r.text_links else ()
+        links = _links(r.links, r.text_links) if _has(r.links) or _has(r.text_links) else ()
         original = by_id.get(r.repost_of or "") or first.get(r.copy_key or "")
         if original is not None or r.repost_of or r.repost:
             ctx.copies.add(r.id)
@@ -254,7 +259,8 @@ class Scan:
         copy, spam = r.id in ctx.copies, ctx.is_spam(r.id, account)
         if r.pinned:
             self.pinned[part].append(r.id)
-        self.counts[(part, "copies")] += copy
+        if copy:
+            self.counts[(part, "copies")] += 1
         if spam:
             self.counts[(part, "spam")] += 1
             return
@@ -292,12 +298,15 @@ class Scan:
     def _count(self, r: Any, part: str, account: str, copy: bool) -> None:
         """Links and hashtags as shared (copies too); terms as people wrote them (originals only,
         not technical problems or low content)."""
-        links = {u for u in _list(r.links) if isinstance(u, str)}
-        self.links[part].update(links)
-        self.all_links.update(links)
+        if _has(r.links):
+            links = {u for u in _list(r.links) if isinstance(u, str)}
+            self.links[part].update(links)
+            self.all_links.update(links)
         for tag in {t.lstrip("#") for t in r.hashtags or () if isinstance(t, str)}:
-            self.hashtags[f"#{tag.casefold()}"] += 1
-            self.hashtag_forms.setdefault(f"#{tag.casefold()}", f"#{tag}")
+            key = "#" + tag.casefold()
+            self.hashtags[key] += 1
+            if key not in self.hashtag_forms:
+                self.hashtag_forms[key] = "#" + tag
         if copy or r.technical or r.low_content:
             return
         terms = r.terms or ()
