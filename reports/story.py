@@ -300,10 +300,15 @@ def _fill(
 
 def _speakers(config: Config, part: Part) -> list[str]:
     """Names and handles whose quoted lines count most in a part's key points: its speakers',
-    else every session's."""
+    else every session's (an account also by its local part: '@helen' for helen@example.org)."""
     session = config.session(part.id)
     sessions = [session] if session else config.sessions
-    return [n for s in sessions for n in (*s.speakers, *s.speaker_accounts)]
+    accounts = [a for s in sessions for a in s.speaker_accounts]
+    return [
+        *(n for s in sessions for n in s.speakers),
+        *accounts,
+        *(a.split("@")[0] for a in accounts),
+    ]
 
 
 def _key_points(
