@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from apscheduler.events import EVENT_JOB_EXECUTED
 
 from aggregator.cli.collecting import _nightly
 from aggregator.lock import RunLock, StopFlag, lock_path
@@ -207,22 +207,21 @@ def test_case_25_apscheduler_runs_one_at_a_time_and_survives_job_errors(engine, 
         3600,
     )
     times = iter(at(10, 12) + timedelta(hours=h) for h in range(100))
-    ran, calls, stop = threading.Semaphore(0), [], StopFlag()
+    calls, stop = [], StopFlag()
+    ended = [threading.Event(), threading.Event()]  # APScheduler has seen run 1, run 2 end
 
     def job() -> None:
         calls.append(1)
-        ran.release()
         if len(calls) == 1:
             raise RuntimeError("the first run breaks")
 
     s = scheduler(engine, config, job, lambda: next(times), stop)
+    s.scheduler.add_listener(lambda _: ended[len(calls) - 1].set(), EVENT_JOB_EXECUTED)
     stop.on_stop(s.shutdown)
     thread = started(s)
-    assert ran.acquire(timeout=WAIT)
-    for _ in range(100):  # until APScheduler has seen the first run end (it may still be closing)
-        s.scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
-        if ran.acquire(timeout=0.3):
-            break
+    assert ended[0].wait(WAIT)  # its instance count is down again: the next fire may run
+    s.scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
+    assert ended[1].wait(WAIT)
     stopped(s, stop, thread)
     assert len(calls) == 2  # it raised the first time, and ran again
 
@@ -248,10 +247,9 @@ def test_case_23_a_run_still_going_at_the_next_trigger_is_skipped_with_a_warning
 def test_case_38_a_stop_ends_the_schedule_only_once_the_running_job_has_stopped(engine, config):
     stop, going, finished = StopFlag(), threading.Event(), []
 
-    def job() -> None:  # a collection, checking the flag between pages
+    def job() -> None:  # a collection, between pages when the stop comes
         going.set()
-        while not stop():
-            time.sleep(0.01)
+        stop.wait(WAIT)  # ends as soon as the stop is requested
         finished.append("saved its last page")
 
     times = iter(at(10, 12) + timedelta(hours=h) for h in range(100))
