@@ -9,7 +9,6 @@ fails a test instead of passing by coincidence."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -21,22 +20,15 @@ time.tzset()
 import connectors  # noqa: E402
 from aggregator.config import Config, load_config  # noqa: E402
 from storage.db import open_database  # noqa: E402
-from tests.helpers import EXAMPLE, ROOT, Flaky, copy_database, load  # noqa: E402
+from tests.helpers import EXAMPLE, ROOT, Flaky, copy_database, load, shipped_project  # noqa: E402
 
 __all__ = ["EXAMPLE", "ROOT"]  # still importable from here, as tests/harness.py does
-
-
-def _copy_shipped(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "config.toml", folder / "config.toml")
-    shutil.copytree(ROOT / "examples", folder / "examples")
-    return folder
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A folder holding config.toml and examples/ as shipped; data and site land inside it."""
-    return _copy_shipped(tmp_path)
+    return shipped_project(tmp_path)
 
 
 @pytest.fixture
@@ -61,7 +53,7 @@ class LoadedDatabases:
 
     def copy_into(self, project: Path, people: bool) -> Path:
         if people not in self.made:
-            self.made[people] = load(_copy_shipped(self.folder / f"people-{people}"), people)
+            self.made[people] = load(shipped_project(self.folder / f"people-{people}"), people)
         return copy_database(self.made[people], project)
 
 

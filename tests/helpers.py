@@ -16,6 +16,7 @@ import io
 import json
 import os
 import random
+import shutil
 import sqlite3
 import ssl
 import subprocess
@@ -28,6 +29,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import httpx
 import respx
@@ -36,13 +38,22 @@ from hypothesis import strategies as st
 
 from aggregator.cli import cli
 from aggregator.config import Config, SourceConfig, load_config
-from connectors.base import ConnectorError, Page, Post
+from connectors.base import ConnectorError, Page, Post, parse_time
 from connectors.mastodon import id_key
 from reports import speech
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "transformathon-2016.jsonl"
 FIXTURES = ROOT / "tests" / "fixtures"
+TOKYO = ZoneInfo("Asia/Tokyo")  # nine hours ahead of UTC all year: where tests move the event
+
+
+def shipped_project(folder: Path) -> Path:
+    """`folder` holding config.toml and examples/ as shipped; data and site land inside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "config.toml", folder / "config.toml")
+    shutil.copytree(ROOT / "examples", folder / "examples")
+    return folder
 
 
 # -- the CLI -------------------------------------------------------------------------------------
@@ -205,19 +216,29 @@ def with_curation(project: Path, text: str, name: str = "curation.toml") -> Conf
     return load_config(project / "config.toml")
 
 
-def in_zone(project: Path, zone: str) -> Config:
-    """The project's event moved to `zone`: the same programme at the same wall-clock times there
-    (session times carry no offset), so every instant of it moves by the zone's offset."""
+def in_zone(project: Path, zone: str, *, example: bool = False) -> Config:
+    """The project's event moved to `zone`: the programme at the same wall-clock times there
+    (session times carry no offset), so every instant of it moves by the zone's offset. With
+    `example`, the bundled example's posts move with it: each keeps its wall-clock time, so its
+    labelled session, and a local time read as UTC (or the other way) puts it in the wrong one."""
     cfg = project / "config.toml"
     shipped = 'timezone = "Europe/London"'
     assert shipped in cfg.read_text()
     cfg.write_text(cfg.read_text().replace(shipped, f'timezone = "{zone}"'))
+    if example:
+        path = project / "examples" / EXAMPLE.name
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        for row in rows:
+            moved = wall_time_in(parse_time(row["created_at"]), ZoneInfo(zone))
+            row["created_at"] = moved.isoformat()
+        write_jsonl(path, rows)
     return load_config(cfg)
 
 
-def wall_time_in(when: datetime, zone: Any) -> datetime:
-    """The instant showing `when`'s wall-clock time (a UTC time in the shipped London November)
-    in `zone` instead: where an event moved there by `in_zone` has the same moment."""
+def wall_time_in(when: datetime, zone: ZoneInfo) -> datetime:
+    """The instant showing `when`'s wall-clock time in the shipped zone (London in November, when
+    it is UTC) in `zone` instead: the same moment of an event moved there by `in_zone`."""
+    assert when.utcoffset() == timedelta(0)
     return when.replace(tzinfo=None).replace(tzinfo=zone)
 
 

@@ -15,17 +15,22 @@ from aggregator.health import gap_warnings, recover_interrupted, source_health
 from aggregator.lock import RunLock, lock_path
 from aggregator.pipeline import collect
 from storage.queries import recent_runs, record_outcome, start_run
-from tests.helpers import EXAMPLE, Flaky, invoke
+from tests.helpers import EXAMPLE, TOKYO, Flaky, in_zone, invoke
 
 EXAMPLE_POSTS = len(EXAMPLE.read_text(encoding="utf-8").splitlines())  # one post per line
 
 
 def test_status_after_a_good_run_lists_the_run_and_every_source(project):
+    in_zone(project, "Asia/Tokyo")  # times shown in the event's zone, not UTC or the machine's
     assert invoke(project, "collect").exit_code == 0
     result = invoke(project, "status")
     assert result.exit_code == 0, result.output
+    (run,) = json.loads(invoke(project, "status", "--json").stdout)["runs"]
+    started, finished = (datetime.fromisoformat(run[k]).astimezone(TOKYO)
+                         for k in ("started_at", "finished_at"))  # fmt: skip
+    assert f"run 1 (collect) {started:%Y-%m-%d %H:%M} JST: ok" in result.output
     assert f"example: ok, {EXAMPLE_POSTS} new, 1 pages, 0 waits" in result.output
-    assert "example (jsonl): ok; last success " in result.output
+    assert f"example (jsonl): ok; last success {finished:%Y-%m-%d %H:%M} JST" in result.output
     assert "new posts today" in result.output
     assert "x (x) (disabled): not collected yet" in result.output
 
@@ -93,12 +98,16 @@ def test_a_success_ends_the_streak_and_is_remembered(flaky, monkeypatch):
     assert news["last_success"] is not None and news["last_error_at"] > news["last_success"]
 
 
-def test_nights_since_new_posts_count_in_the_event_time_zone(engine, config):
+def test_nights_since_new_posts_count_in_the_event_time_zone(project, engine):
+    config = in_zone(project, "Asia/Tokyo")
     collect(engine, config)
     collect(engine, config)  # nothing new the second time
-    later = datetime.now(UTC) + timedelta(days=3)
-    example = next(h for h in source_health(engine, config, now=later) if h.name == "example")
-    assert example.nights_since_new_posts == 3
+    with engine.begin() as conn:  # the new posts came at 23:30 in Tokyo (14:30 UTC) on the 28th
+        for table in ("sourceoutcome SET finished_at", "sighting SET first_seen"):
+            conn.exec_driver_sql(f"UPDATE {table} = '2016-11-28 14:30:00.000000'")
+    now = datetime(2016, 11, 29, 15, 30, tzinfo=UTC)  # 00:30 on the 30th in Tokyo, UTC's 29th
+    example = next(h for h in source_health(engine, config, now=now) if h.name == "example")
+    assert example.nights_since_new_posts == 2
 
 
 def test_a_collection_running_now_is_shown(project, config):

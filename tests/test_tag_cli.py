@@ -1,4 +1,5 @@
-"""`aggregator tag`, `--explain` and `--evaluate` through the real CLI."""
+"""`aggregator tag`, `--explain` and `--evaluate` through the real CLI, with the event and the
+bundled example moved to Tokyo (the same wall-clock times, nine hours ahead of UTC)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from sqlalchemy import select
 from aggregator.config import load_config
 from storage.db import open_database
 from storage.models import Assignment, PostRow
-from tests.helpers import invoke
+from tests.helpers import in_zone, invoke
 
 REPLY = "100000000001000192"  # a reply with no cue of its own in the bundled example
 
 
 @pytest.fixture
 def run(project: Path):
+    in_zone(project, "Asia/Tokyo", example=True)
     return lambda *args: invoke(project, *args)
 
 
@@ -94,10 +96,10 @@ def test_explain_gives_the_decision_and_every_reason(run, project):
     result = run("tag", "--explain", REPLY)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].startswith(f"mastodon {REPLY} at 2016-11-28 ")
+    assert lines[0].startswith(f"mastodon {REPLY} at 2016-11-28 15:15 JST ")  # as the example says
     assert lines[2].startswith("Decision: ") and "reply to " in lines[2]
     assert lines[3] == "Cues: none"
-    assert lines[4].startswith("Live session: ")
+    assert lines[4] == "Live session: session-3 (15:00–16:00)"  # the programme's own times
     assert lines[5].startswith("Reply to: 1000000000010") and ", in " in lines[5]
     assert lines[6] == "Curation: none"
     assert lines[7].startswith("Stored: ") and "auto" in lines[7]
@@ -129,7 +131,7 @@ def test_explain_of_an_unknown_id_is_one_line_and_exit_1(run, project):
 
 
 def test_explain_never_prints_control_characters(run, project, tmp_path):
-    hostile = {"platform": "mastodon", "id": "evil", "created_at": "2016-11-28T15:00:00Z",
+    hostile = {"platform": "mastodon", "id": "evil", "created_at": "2016-11-28T15:00:00+09:00",
                "author": "a@example.org", "text": "\x1b[2Jgone\x07 Leg Club", "url": ""}  # fmt: skip
     (tmp_path / "evil.jsonl").write_text(json.dumps(hostile) + "\n")
     run("import", str(tmp_path / "evil.jsonl"))
@@ -148,13 +150,13 @@ def test_evaluate_prints_accuracy_precision_recall_and_confusions(run, project):
 
 def test_evaluate_shows_mistakes(run, project, tmp_path):
     lines = [
-        {"platform": "m", "id": "1", "created_at": "2016-11-28T15:10:00Z", "author": "a",
+        {"platform": "m", "id": "1", "created_at": "2016-11-28T15:10:00+09:00", "author": "a",
          "text": "Leg Club!", "url": "", "expected_session": "session-1"},
-        {"platform": "m", "id": "2", "created_at": "2016-11-28T15:20:00Z", "author": "a",
+        {"platform": "m", "id": "2", "created_at": "2016-11-28T15:20:00+09:00", "author": "a",
          "text": "Agreed", "url": "", "reply_to": "1", "expected_session": "session-1"},
-        {"platform": "m", "id": "3", "created_at": "2016-11-28T21:00:00Z", "author": "a",
+        {"platform": "m", "id": "3", "created_at": "2016-11-28T21:00:00+09:00", "author": "a",
          "text": "Bye", "url": "", "expected_session": None},
-        {"platform": "m", "id": "4", "created_at": "2016-11-28T21:00:00Z", "author": "a",
+        {"platform": "m", "id": "4", "created_at": "2016-11-28T21:00:00+09:00", "author": "a",
          "text": "No label", "url": ""},
     ]  # fmt: skip
     labelled = tmp_path / "labelled.jsonl"
@@ -189,7 +191,7 @@ def test_one_mode_at_a_time(run, project):
 
 def test_a_reply_tagged_before_its_parent_arrives_is_redone_when_it_does(run, project, tmp_path):
     def record(id_: str, minute: int, text: str, reply_to: str | None = None) -> dict:
-        return {"platform": "m", "id": id_, "created_at": f"2016-11-28T17:{minute:02d}:00Z",
+        return {"platform": "m", "id": id_, "created_at": f"2016-11-28T17:{minute:02d}:00+09:00",
                 "author": "a", "text": text, "url": "", "reply_to": reply_to}  # fmt: skip
 
     (tmp_path / "reply.jsonl").write_text(json.dumps(record("r", 40, "So true", "p")) + "\n")

@@ -1,13 +1,19 @@
+"""aggregator/tagging.py: normalisation, the rules, explanations and evaluation. The rules are
+tried on the shipped programme moved to Tokyo (nine hours ahead of UTC, at the same wall-clock
+times there), so a local time read as UTC, or UTC as local, puts a post in the wrong session."""
+
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.config import load_config
+from aggregator.config import Config
 from aggregator.tagging import (
     Decision,
     Programme,
@@ -19,16 +25,22 @@ from aggregator.tagging import (
     normalise,
 )
 from connectors.base import parse_time
-from tests.helpers import EXAMPLE, ROOT
+from tests.helpers import EXAMPLE, TOKYO, in_zone, shipped_project, wall_time_in
 
 
 @pytest.fixture(scope="module")
-def programme() -> Programme:
-    return Programme.from_config(load_config(ROOT / "config.toml"))
+def tokyo(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    return in_zone(shipped_project(tmp_path_factory.mktemp("tokyo")), "Asia/Tokyo")
+
+
+@pytest.fixture(scope="module")
+def programme(tokyo: Config) -> Programme:
+    return Programme.from_config(tokyo)
 
 
 def at(hh: int, mm: int = 0, day: int = 28) -> datetime:
-    return datetime(2016, 11, day, hh, mm, tzinfo=UTC)
+    """A time of the event's day, in its zone."""
+    return datetime(2016, 11, day, hh, mm, tzinfo=TOKYO)
 
 
 def post(text: str, when: datetime, post_id: str = "1", **kw) -> TagInput:
@@ -189,22 +201,18 @@ def test_outside_every_session_is_general(programme):
     assert d.session_id is None and d.reason == "no cue, posted outside every session"
 
 
-def test_grace_minutes_extend_the_first_and_last_sessions(config):
-    from dataclasses import replace
-
-    graced = replace(config, event=replace(config.event, grace_minutes=15))
+def test_grace_minutes_extend_the_first_and_last_sessions(tokyo):
+    graced = replace(tokyo, event=replace(tokyo.event, grace_minutes=15))
     prog = Programme.from_config(graced)
     early = decide(post("Starting soon", at(11, 50)), prog)
     assert early.session_id == "panel-opening" and "grace" in early.reason
     assert decide(post("Starting soon", at(11, 40)), prog).session_id is None
-    assert prog.fingerprint() != Programme.from_config(config).fingerprint()
+    assert prog.fingerprint() != Programme.from_config(tokyo).fingerprint()
 
 
-def test_event_hashtags_are_never_cues(config):
-    from dataclasses import replace
-
-    s1 = replace(config.sessions[1], hashtags=("CoPro16",))
-    prog = Programme.from_config(replace(config, sessions=(config.sessions[0], s1, *config.sessions[2:])))  # fmt: skip
+def test_event_hashtags_are_never_cues(tokyo):
+    s1 = replace(tokyo.sessions[1], hashtags=("CoPro16",))
+    prog = Programme.from_config(replace(tokyo, sessions=(tokyo.sessions[0], s1, *tokyo.sessions[2:])))  # fmt: skip
     assert decide(post("Great day #CoPro16", at(17, 10)), prog).session_id == "session-5"
 
 
@@ -234,12 +242,16 @@ def test_case_26_hashtag_forms_map_to_one_session(programme, tag):
 
 
 def test_case_27_boundaries_naive_and_aware_times_are_deterministic(programme):
-    naive = decide(post("Hello", datetime(2016, 11, 28, 14, 0)), programme)
+    naive = decide(
+        post("Hello", datetime(2016, 11, 28, 5, 0)), programme
+    )  # naive is UTC: 14:00 JST
     aware = decide(post("Hello", at(14, 0)), programme)
     assert naive == aware == decide(post("Hello", at(14, 0)), programme)
     assert naive.session_id == "session-2"
-    london = at(14, 0).astimezone(load_config(ROOT / "config.toml").event.timezone)
-    assert decide(post("Hello", london), programme) == aware
+    for zone in (UTC, ZoneInfo("America/St_Johns")):  # the same instant written in other zones
+        assert decide(post("Hello", at(14, 0).astimezone(zone)), programme) == aware
+    local = decide(post("Hello", datetime(2016, 11, 28, 14, 0)), programme)  # 14:00 UTC: 23:00 JST
+    assert local.session_id is None
 
 
 # --- explanations and evaluation ------------------------------------------------------------
@@ -269,10 +281,11 @@ def test_evaluation_counts_precision_recall_and_confusions():
 def test_accuracy_on_the_labelled_example(programme):
     with EXAMPLE.open(encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]
-    posts = [
-        TagInput(r["id"], parse_time(r["created_at"]), r["text"], reply_to=r["reply_to"])
+    posts = [  # each at its wall-clock time in Tokyo, where the programme is
+        TagInput(r["id"], wall_time_in(parse_time(r["created_at"]), TOKYO), r["text"],
+                 reply_to=r["reply_to"])
         for r in rows
-    ]
+    ]  # fmt: skip
     decided = decide_all(posts, programme)
     wrong = [
         f"{r['id']} expected {r['expected_session']} got {decided[('', r['id'])].session_id}: {r['text']}"
