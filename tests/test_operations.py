@@ -256,10 +256,11 @@ def test_a_source_failing_after_storing_pages_shows_that_progress(flaky, monkeyp
     assert "never" not in line
 
 
-def test_the_alert_digest_says_when_a_source_last_stored_posts(config):
+def test_the_alert_digest_says_when_a_source_last_stored_posts(project):
+    config = in_zone(project, "Asia/Tokyo")
     when = datetime(2016, 11, 28, 13, tzinfo=UTC)
     h = SourceHealth("news", "feed", True, failures_in_a_row=2, last_error="HTTP 503")
     h.last_progress, h.progress = when, "failed after 3 pages"
     text = digest(config, [h], now=when)
-    assert "it has not finished a run yet, and last stored posts 2016-11-28 13:00 GMT" in text
+    assert "it has not finished a run yet, and last stored posts 2016-11-28 22:00 JST" in text
     assert "(failed after 3 pages)" in text and "never" not in text
