@@ -165,6 +165,7 @@ class Overview:
     sources: list[SourceView]
     quality: list[str]  # the data-quality line, sentence by sentence
     redacted: dict[str, int] = field(default_factory=dict)  # identifiers removed, by kind
+    peak_label: str = ""  # the busiest minute, with its day when not the event's first
 
 
 @dataclass

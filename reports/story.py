@@ -23,7 +23,7 @@ from aggregator.media import Archive, media_folder
 from aggregator.privacy import Redactor, opt_out_redactor
 from aggregator.safeguarding import PLACEHOLDERS, redact, scrubber_for
 from aggregator.scrubber import account_key
-from reports.charts import spread, window
+from reports.charts import Activity, spread, window
 from reports.digest import PER_ACCOUNT, ReportData, Voices, posts_by_id, report_data, texts_by_id
 from reports.editorial import Item, card_text
 from reports.features import ALONE
@@ -211,16 +211,22 @@ def _sentiment(positive: int, neutral: int, negative: int) -> Sentiment:
     return Sentiment(positive, neutral, negative, *percentages((positive, neutral, negative)))
 
 
-def _peak_label(part: Part, day: Any) -> str:
-    """The part's busiest time in words, naming the day whenever it is not the event's."""
-    a = part.activity
+def _peak_label(a: Activity | None, day: Any) -> str:
+    """The busiest time in words, naming the day whenever it is not the event's."""
     if not a or not a.peak:
         return ""
     if a.peak_unit == "day":
         return a.peak
-    at = a.start + timedelta(minutes=a.minutes * a.counts.index(max(a.counts)))
-    if a.peak_unit == "minute":
-        at = at.replace(hour=int(a.peak[:2]), minute=int(a.peak[3:5]))
+    hour, minute = int(a.peak[:2]), int(a.peak[3:5])
+    busy = {
+        (a.start + timedelta(minutes=a.minutes * i)).date() for i, n in enumerate(a.counts) if n
+    }
+    times = [a.start.replace(year=d.year, month=d.month, day=d.day, hour=hour, minute=minute)
+             for d in sorted(busy)]  # fmt: skip
+    times = [t for t in times if a.start <= t < a.end]
+    if not times:
+        return a.peak
+    at = max(times, key=lambda t: a.counts[int((t - a.start).total_seconds() // 60) // a.minutes])
     return a.peak if at.date() == day else f"{a.peak} on {at:%A} {at.day} {at:%B}"
 
 
@@ -428,7 +434,7 @@ def tell(engine: Engine, config: Config, curation: Curation | None = None) -> To
         cited = _key_points(part, turn, config, samples[part.id], shown, tz, day)
         picker.why.update({id(posts[pk]): "quoted as a key point" for pk in cited if pk in posts})
         _fill(part, data, posts, picker, config, shown, cited)
-        part.peak_label = _peak_label(part, day)
+        part.peak_label = _peak_label(part.activity, day)
     _themes(parts, data, config, [p.text for p in posts.values()], shown)
     sessions = [p for p in parts if p.kind == "session"]
     for turn, part in enumerate(parts):
@@ -438,7 +444,7 @@ def tell(engine: Engine, config: Config, curation: Curation | None = None) -> To
         event=config.event.name, date_label=_date_label(config.sessions, tz), timezone=str(tz),
         hashtags=list(config.event.hashtags),
         generated_at=datetime.now(UTC).astimezone(tz).replace(microsecond=0),
-        overview=_overview(config, data, sessions, shown), parts=parts,
+        overview=_overview(config, data, sessions, shown, day), parts=parts,
         audience=config.report_audience,
     )  # fmt: skip
     return Told(story, data, posts, rows, voices, curation, picker.why)
@@ -455,7 +461,9 @@ def build_story(
     return tell(engine, config, curation).story
 
 
-def _overview(config: Config, data: ReportData, sessions: list[Part], shown: Shown) -> Overview:
+def _overview(
+    config: Config, data: ReportData, sessions: list[Part], shown: Shown, day: Any
+) -> Overview:
     tz = data.tz
     every: Counter[datetime] = Counter()
     for minutes in data.minutes.values():
@@ -471,12 +479,12 @@ def _overview(config: Config, data: ReportData, sessions: list[Part], shown: Sho
     links = [Tally(u, n) for u, n in scan.all_links.most_common() if shown.unchanged(u)][:8]
     spam = sum(n for (_, kind), n in scan.counts.items() if kind == "spam"), len(ctx.spam_accounts)
     redacted = shown.totals()
+    activity = window(every, start.astimezone(UTC), end.astimezone(UTC), 96, tz)
     return Overview(
         posts=sum(t.posts for t in data.totals.values()), people=data.people,
         sessions=len(sessions), platforms=[Tally(k, n) for k, n in data.platforms.most_common()],
         hashtags=hashtags, links=links,
-        activity=window(every, start.astimezone(UTC), end.astimezone(UTC), 96, tz),
-        sources=data.sources,
+        activity=activity, peak_label=_peak_label(activity, day), sources=data.sources,
         quality=quality_lines(data.sources, data.hidden, data.untagged, spam, redacted),
         redacted=redacted,
     )  # fmt: skip

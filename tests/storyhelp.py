@@ -19,7 +19,7 @@ from connectors.base import Page, Post
 from storage.db import open_database
 from storage.models import Assignment, PostRow
 from storage.queries import save_page
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures"
 EDITORIAL = FIXTURES / "editorial" / "labelled.jsonl"

@@ -5,6 +5,8 @@ when it is not the event's; themes keep the programme's names whole."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from markupsafe import escape
@@ -176,3 +178,16 @@ def test_the_bundled_example_says_what_was_said(engine, config):
     # "after" looks back from the next day: its time names the day
     after = part(story, "after")
     assert after.peak_label.endswith("on Tuesday 29 November") or after.activity.peak_unit == "day"
+
+
+def test_a_session_on_another_day_names_its_day(engine, config):
+    closing = config.sessions[-1]
+    next_day = replace(
+        closing, start=closing.start + timedelta(days=1), end=closing.end + timedelta(days=1)
+    )
+    config = replace(config, sessions=(*config.sessions[:-1], next_day))
+    store(engine, config, *(post(config, closing.id, 10, f"Closing thoughts on carers, part {n}",
+                                 author=f"c{n}@example.org") for n in range(5)))  # fmt: skip
+    closing_part = part(build_story(engine, config), closing.id)
+    assert closing_part.peak_label == "19:40 on Tuesday 29 November"
+    assert "around 19:40 on Tuesday 29 November" in closing_part.summary

@@ -19,7 +19,7 @@ from reports.editorial import Item, build_context, highlight_eligible
 from reports.render import story_dict
 from reports.story import build_story
 from storage.db import open_database
-from tests.conftest import EXAMPLE
+from tests.helpers import EXAMPLE
 from tests.storyhelp import (
     EDITORIAL,
     editorial_posts,
