@@ -361,3 +361,15 @@ def test_on_the_bundled_example_every_highlight_may_be_one(example):
 def test_the_bundled_example_cards_show_no_markup_of_their_own(example):
     assert not re.search(r"<script|javascript:", example.html, re.IGNORECASE)
     assert Path(example.files["html"]).parent.name == "site"
+
+
+def test_in_the_markdown_each_post_is_its_own_quote_or_list_item(example):
+    """A highlight is its own blockquote (a blank line between two), and each question is its own
+    list item (a line of its own): read as CommonMark, nothing runs into the next post."""
+    lines = example.markdown.splitlines()
+    for p in example.json["parts"]:
+        for asked in p["questions"]:
+            assert sum(line.startswith(f"- “{asked['text'][:30]}") for line in lines) >= 1
+        for shown in p["highlights"]:
+            at = lines.index(f"> {shown['text']}")
+            assert lines[at - 1] == "" and lines[at + 1] == ">" and lines[at + 3] == ""
