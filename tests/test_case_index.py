@@ -5,6 +5,7 @@ test files that hold its tests. Test names are read from the source with ast, ne
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -26,7 +27,8 @@ def documented() -> dict[int, set[str]]:
     return rows
 
 
-def case_tests() -> list[tuple[str, str]]:
+@functools.cache
+def case_tests() -> tuple[tuple[str, str], ...]:
     """(file, function name) of every test function under tests/ whose name starts test_case_."""
     found = []
     for path in sorted((ROOT / "tests").rglob("test_*.py")):
@@ -36,7 +38,7 @@ def case_tests() -> list[tuple[str, str]]:
                 "test_case_"
             ):
                 found.append((path.relative_to(ROOT).as_posix(), node.name))
-    return found
+    return tuple(found)
 
 
 def files_by_case() -> dict[int, set[str]]:

@@ -38,9 +38,8 @@ def test_case_19_run_twice_adds_nothing(project):
     assert "example: 0 new" in second.output
 
 
-def test_export_gives_every_post_with_its_session(project):
-    invoke(project, "run")
-    result = invoke(project, "export", "--format", "csv", "--output", "-")
+def test_export_gives_every_post_with_its_session(example_loaded):
+    result = invoke(example_loaded, "export", "--format", "csv", "--output", "-")
     assert result.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert {r["post_id"] for r in rows} == set(EXPECTED)
@@ -48,10 +47,9 @@ def test_export_gives_every_post_with_its_session(project):
     assert agree / len(rows) >= 0.99
 
 
-def test_export_to_a_file(project):
-    invoke(project, "run")
-    out = project / "posts.csv"
-    result = invoke(project, "export", "--output", str(out))
+def test_export_to_a_file(example_loaded):
+    out = example_loaded / "posts.csv"
+    result = invoke(example_loaded, "export", "--output", str(out))
     assert result.exit_code == 0
     with out.open(newline="", encoding="utf-8") as fh:
         assert sum(1 for _ in csv.DictReader(fh)) == len(EXPECTED)

@@ -17,6 +17,7 @@ from aggregator.config import SourceConfig
 from connectors.base import ConnectorError, Page
 from connectors.feeds import FeedConnector
 from connectors.http import HttpClient
+from tests.helpers import client
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
 MASTO = "https://mastodon.example/tags/copro16.rss"
@@ -40,7 +41,7 @@ def connector(
 ) -> FeedConnector:
     source = SourceConfig("news", "feed", True, MappingProxyType({"url": url, **options}))
     sleeps = [] if sleeps is None else sleeps
-    http = HttpClient(httpx.Client(), sleep=sleeps.append, clock=NOW.timestamp)
+    http = HttpClient(client(), sleep=sleeps.append, clock=NOW.timestamp)
     return FeedConnector(source, config, http=http, clock=NOW.timestamp)
 
 

@@ -5,7 +5,9 @@ reads: gzip and deflate only, in bounded steps; anything else is one clear error
 
 from __future__ import annotations
 
+import functools
 import gzip
+import struct
 import threading
 import tracemalloc
 import zlib
@@ -26,10 +28,16 @@ PEAK = 60 * MiB  # the most Python memory one request may take to refuse it (the
 
 @pytest.fixture(scope="module")
 def bomb() -> bytes:
-    """A gigabyte of zeros as one gzip stream, compressed a mebibyte at a time (never held)."""
-    squeeze = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16, 9, zlib.Z_RLE)
-    zeros = bytes(MiB)
-    body = b"".join(squeeze.compress(zeros) for _ in range(INFLATED // MiB)) + squeeze.flush()
+    """A gigabyte of zeros as one gzip stream, never held inflated: a mebibyte compressed and
+    flushed in full (so the next block needs nothing before it), that block written 1024 times,
+    then the end of the stream and its trailer."""
+    zeros, mebibytes = bytes(MiB), INFLATED // MiB
+    first = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16, 9, zlib.Z_RLE)  # gzip header
+    raw = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS, 9, zlib.Z_RLE)
+    block = raw.compress(zeros) + raw.flush(zlib.Z_FULL_FLUSH)
+    crc = functools.reduce(lambda crc, _: zlib.crc32(zeros, crc), range(mebibytes), 0)
+    body = (first.compress(zeros) + first.flush(zlib.Z_FULL_FLUSH) + block * (mebibytes - 1)
+            + raw.flush() + struct.pack("<II", crc, INFLATED % 2**32))  # fmt: skip
     assert len(body) < 2 * MiB  # over 500 to 1
     return body
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from aggregator.config import load_config
+from aggregator.config import Config, load_config
 from aggregator.lock import LockError, LockHeld, RunLock, StopFlag, holder_pid, lock_path
-from tests.helpers import ROOT, invoke
+from tests.helpers import ROOT, invoke, shipped_project
 
 HOLD = """
 import sys, time
@@ -25,9 +27,9 @@ time.sleep(120)
 """
 
 
-@pytest.fixture
-def holder(config):
-    """Another process holding the lock, killed with SIGKILL at the end if still alive."""
+@contextlib.contextmanager
+def holding(config: Config) -> Iterator[subprocess.Popen]:
+    """Another process holding the project's lock, killed with SIGKILL at the end if still alive."""
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(lock_path(config))],
         cwd=ROOT,
@@ -41,6 +43,21 @@ def holder(config):
         proc.kill()
     proc.wait()
     proc.stdout.close()
+
+
+@pytest.fixture
+def holder(config: Config) -> Iterator[subprocess.Popen]:
+    with holding(config) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def held(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, subprocess.Popen]]:
+    """A project whose lock another process holds, shared by the tests it refuses to write for
+    (a refused command changes nothing)."""
+    project = shipped_project(tmp_path_factory.mktemp("held"))
+    with holding(load_config(project / "config.toml")) as proc:
+        yield project, proc
 
 
 def test_the_lock_sits_beside_the_sqlite_file(config):
@@ -58,7 +75,8 @@ def test_a_database_url_puts_the_lock_in_the_config_folder(project):
 
 
 @pytest.mark.parametrize("command", [["collect"], ["run"], ["tag"], ["report"], ["import", "X"]])
-def test_case_24_every_writer_refuses_while_another_process_writes(project, holder, command):
+def test_case_24_every_writer_refuses_while_another_process_writes(held, command):
+    project, holder = held
     command = [
         str(project / "examples" / "transformathon-2016.jsonl") if a == "X" else a for a in command
     ]
@@ -68,7 +86,8 @@ def test_case_24_every_writer_refuses_while_another_process_writes(project, hold
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_case_17_reading_commands_run_while_another_process_writes(project, holder):
+def test_case_17_reading_commands_run_while_another_process_writes(held):
+    project, holder = held
     assert invoke(project, "export", "-o", "-").exit_code == 0
     status = invoke(project, "status")
     assert status.exit_code == 0

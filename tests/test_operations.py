@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 import connectors
 from aggregator.alerts import digest
 from aggregator.config import load_config
@@ -118,6 +120,7 @@ def run_into_closed_pipe(config: Path, *args: str, read_first: bool) -> tuple[in
     return returncode, err.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # three real processes: a closed pipe is only real in one
 def test_a_reader_closing_the_pipe_early_is_a_normal_end(project):
     cfg = project / "config.toml"
     assert invoke(cfg, "collect").exit_code == 0

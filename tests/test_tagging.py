@@ -81,7 +81,7 @@ WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8)
 FULLWIDTH = {c: chr(ord(c) + 0xFEE0) for c in map(chr, range(0x21, 0x7F))} | {" ": "\u3000"}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text())
 def test_normalise_is_idempotent(text):
     once = normalise(text)
@@ -89,7 +89,7 @@ def test_normalise_is_idempotent(text):
     assert once == once.strip() and "  " not in once
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(), st.data())
 def test_case_26_zero_width_characters_change_nothing(text, data):
     at_ = data.draw(st.integers(0, len(text)))
@@ -97,13 +97,13 @@ def test_case_26_zero_width_characters_change_nothing(text, data):
     assert normalise(text[:at_] + mark + text[at_:]) == normalise(text)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E)))
 def test_case_26_fullwidth_forms_change_nothing(text):
     assert normalise("".join(FULLWIDTH.get(c, c) for c in text)) == normalise(text)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(WORD, min_size=1, max_size=6), st.data())
 def test_case_26_case_of_whole_words_changes_nothing(words, data):
     styles = data.draw(st.lists(st.sampled_from([str.upper, str.title, str.lower]), min_size=len(words), max_size=len(words)))  # fmt: skip
@@ -111,7 +111,7 @@ def test_case_26_case_of_whole_words_changes_nothing(words, data):
     assert normalise(cased) == normalise(" ".join(words))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(WORD.filter(lambda w: len(w) > 1), min_size=1, max_size=5), st.sampled_from(["-", " ", "  ", " - ", "_"]))  # fmt: skip
 def test_hyphens_spaces_and_camel_case_meet(words, joiner):
     # words of two letters or more: 'A' 'A' 'S' title-cased is the acronym 'AAS', not CamelCase
