@@ -27,7 +27,8 @@ _CHATTER = """nothing something anything everything everyone everybody anybody s
     turning stay stayed instead stuff year years week weeks month months reply replies summary
     give gave put keep kept come comes came coming went want wanted feel felt seem seems ask asks
     asked call called bring brought idea ideas kind sort bit whole maybe actually yesterday soon
-    ago again never always often least lots bigger best better little big"""
+    ago again never always often least lots bigger best better little big usually easy struck set
+    simply clearly quite"""
 CHATTER = frozenset(_CHATTER.split())
 # Runs of capitalised words in a programme's blurb: "Becky Malby", "Bradford on Avon Leg Club".
 PROPER_NAME = re.compile(r"[A-Z][\w'’\-]*+(?:(?: (?:on|upon))? [A-Z][\w'’\-]*+)++")
