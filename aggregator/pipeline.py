@@ -318,7 +318,8 @@ REVIEW_PAGE = "review.html"  # beside config.toml: the organisers' page, never i
 
 
 def report(engine: Engine, config: Config, review: bool = False) -> dict[str, Path]:
-    """Analyse what is new, then write the story (HTML, Markdown, JSON) into [report] output,
+    """Tag and analyse what is new (so a pin, exclusion or move pasted into the curation file shows
+    at once), then write the story (HTML, Markdown, JSON) into [report] output,
     with the curation file's notes, mutes and roles; the files written, by format. With `review`,
     also the organisers' review page ("review"), beside config.toml: it lists what the story
     leaves out (flagged disclosures among it), so it never goes where the report is published."""
@@ -326,6 +327,7 @@ def report(engine: Engine, config: Config, review: bool = False) -> dict[str, Pa
     from reports.review import build_review
     from reports.story import tell
 
+    tag(engine, config)  # new posts, and every post again when the curation file changed
     analyse(engine)
     told = tell(engine, config, load_curation(config))
     files = write_report(told.story, config.report_output)
