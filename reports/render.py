@@ -7,6 +7,7 @@ import dataclasses
 import json
 import re
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -128,12 +129,14 @@ def _environment(**options: Any) -> Environment:
     return env
 
 
+@cache  # one compiled set of templates per process: a report is written with them, not from scratch
 def html_environment() -> Environment:
     """HTML-escapes every expression (and drops control characters) in every template, whatever its name."""
     return _environment(autoescape=select_autoescape(default=True, default_for_string=True),
                         finalize=_html_finalize)  # fmt: skip
 
 
+@cache
 def markdown_environment() -> Environment:
     # finalize runs on every {{ expression }}: Markdown's equivalent of autoescape.
     return _environment(autoescape=False, finalize=md_escape)

@@ -21,10 +21,15 @@ import sqlite3
 import ssl
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BytesIO
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -35,6 +40,7 @@ import httpx
 import respx
 from click.testing import CliRunner, Result
 from hypothesis import strategies as st
+from PIL import Image
 
 from aggregator.cli import cli
 from aggregator.config import Config, SourceConfig, load_config
@@ -444,3 +450,48 @@ def best_seconds(rule: Callable[[str], object], text: str, runs: int) -> float:
         rule(text)
         best = min(best, time.perf_counter() - start)
     return best
+
+
+# ---- a local image server (media tests and the accessibility check) ----
+
+
+def image_bytes(fmt: str, size: tuple[int, int], *, exif: Image.Exif | None = None) -> bytes:
+    """A real image in `fmt`: a gradient (so it is not trivially compressible), with `exif`."""
+    img = Image.linear_gradient("L").resize(size).convert("RGBA" if fmt == "PNG" else "RGB")
+    out = BytesIO()
+    img.save(out, fmt, **({"exif": exif} if exif is not None else {}))
+    return out.getvalue()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.server.hits[self.path] += 1  # type: ignore[attr-defined]
+        body = self.server.files.get(self.path)  # type: ignore[attr-defined]
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serving(files: dict[str, bytes]) -> Iterator[tuple[ThreadingHTTPServer, str]]:
+    """A server on 127.0.0.1 serving `files` by path (404 otherwise), counting requests in `.hits`."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.files, server.hits = files, Counter()  # type: ignore[attr-defined]
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.05,), daemon=True
+    )  # quick shutdown
+    thread.start()
+    try:
+        yield server, f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -27,7 +27,7 @@ from connectors.base import Page, Post
 from docs.screenshot import FLAGS, build
 from storage.db import open_database
 from storage.queries import save_page
-from tests.test_media import image_bytes, serving
+from tests.helpers import image_bytes, serving
 
 CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
 WIDTHS = {"desktop": 1280, "phone": 390}

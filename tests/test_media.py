@@ -7,12 +7,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from pathlib import Path
 
@@ -36,6 +32,7 @@ from reports.render import data_image, write_report
 from reports.story import build_story
 from storage.models import Assignment, PostRow
 from storage.queries import save_page
+from tests.helpers import image_bytes, serving
 
 GPS_IFD = 0x8825
 HOSTILE_ALT = '"><script>alert(1)</script><img src=x onerror="alert(2)">'
@@ -47,46 +44,6 @@ TEXTS = [
     "Closing thoughts on co-production from the panel",
 ]
 ORIENTATION = 0x0112
-
-
-def image_bytes(fmt: str, size: tuple[int, int], *, exif: Image.Exif | None = None) -> bytes:
-    """A real image in `fmt`: a gradient (so it is not trivially compressible), with `exif`."""
-    img = Image.linear_gradient("L").resize(size).convert("RGBA" if fmt == "PNG" else "RGB")
-    out = BytesIO()
-    img.save(out, fmt, **({"exif": exif} if exif is not None else {}))
-    return out.getvalue()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.server.hits[self.path] += 1  # type: ignore[attr-defined]
-        body = self.server.files.get(self.path)  # type: ignore[attr-defined]
-        if body is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def serving(files: dict[str, bytes]) -> Iterator[tuple[ThreadingHTTPServer, str]]:
-    """A server on 127.0.0.1 serving `files` by path (404 otherwise), counting requests in `.hits`."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.files, server.hits = files, Counter()  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server, f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture
