@@ -12,11 +12,9 @@ post; `clean_text` keeps the whole of it for display, `sanitise_html` the first 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from itertools import pairwise
-from typing import TypeVar
 
 import nh3
 from textblob.en import sentiment as pattern_sentiment  # what TextBlob's PatternAnalyzer calls
@@ -26,12 +24,7 @@ __all__ = [
     "MAX_ANALYSED",
     "MAX_SHOWN",
     "STOPWORDS",
-    "Analysis",
-    "analyse_text",
     "clean_text",
-    "distinct",
-    "is_action",
-    "is_question",
     "question_sentence",
     "sanitise_html",
     "sentiment",
@@ -46,7 +39,6 @@ MAX_ANALYSED = 10_000  # characters of a post the analysis reads: a megabyte pos
 # Characters of a post's HTML shown: nh3 takes time quadratic in a text node or attribute full of "&",
 # "©" or no-break spaces, so a megabyte of them would take minutes. Far above any real post.
 MAX_SHOWN = 20_000
-T = TypeVar("T")
 
 # Invisible characters that reorder or hide text (bidi controls, zero-width, BOM) and C0/C1 controls.
 CONTROL = re.compile(
@@ -65,22 +57,6 @@ SENTENCE_START = frozenset(".!?:-")  # a word after one of these (or first) is c
 # cut to this length first (its lexicon's longest word has 19 letters), so a run of "!!!…" stays linear.
 LONGEST_WORD = 64
 LONG_WORD = re.compile(rf"\S{{{LONGEST_WORD}}}(?=\S)")
-# A "?" closing a run of words, spaces, quotes and closing brackets that holds a word ("why?",
-# "really?'", "(is it)?"), or a leading "Q:". Tried only where such a run starts, each run read once.
-QUESTION = re.compile(
-    r"(?<![\w\s\"')’”])[\s\"')’”]*+\w[\w\s\"')’”]*+\?|^\s*+Q(?:\s*[:.]|\s+for\b)",
-    re.IGNORECASE,
-)
-ACTION = re.compile(
-    r"\b(?:i|we)(?:\s+will|['’]ll)\b(?!\s+see\b)"
-    r"|\b(?:i['’]m|i\s+am|we['’]re|we\s+are)\s+(?:going\s+to|gonna)\b"
-    r"|\b(?:i|we)\s+(?:pledge|promise|commit|vow)\b"
-    r"|\blet['’]s\s+(?!see\b)\w"
-    r"|\bmy\s+(?:next\s+)?(?:action|pledge|commitment)s?\b"
-    r"|\bnext\s+steps?\b"
-    r"|\b(?:i|we)\s+(?:need|must|have)\s+to\b",
-    re.IGNORECASE,
-)
 # English function words and social-media filler, shipped here so nothing needs NLTK corpora.
 _STOPWORDS = """a about above after again against all almost also am among an and any are aren't around as at be
     because been before being below between both but by can can't cannot could couldn't did didn't do does
@@ -196,49 +172,11 @@ def sentiment(text: str) -> tuple[float, float]:
     return round(polarity, 3), round(subjectivity, 3)
 
 
-def is_question(text: str) -> bool:
-    return bool(QUESTION.search(_plain(text)))
-
-
-def is_action(text: str) -> bool:
-    """A pledge or next step: 'we will…', 'I'm going to…', 'let's…', 'my action…'."""
-    return bool(ACTION.search(_plain(text)))
-
-
-@dataclass(frozen=True)
-class Analysis:
-    polarity: float
-    subjectivity: float
-    terms: list[str]
-    question: bool
-    action: bool
-
-
-def analyse_text(text: str) -> Analysis:
-    """Everything the report needs from one post's text, computed once and stored."""
-    polarity, subjectivity = sentiment(text[:MAX_ANALYSED])  # the cache keeps no megabyte keys
-    return Analysis(polarity, subjectivity, terms(text), is_question(text), is_action(text))
-
-
 def shingles(text: str) -> frozenset[str]:
     """Word pairs of the normalised text (hashtags dropped): near-duplicates share most of them."""
     words = [w for w in tokens(text) if not w.startswith("#")] or tokens(text)
     pairs = {f"{a} {b}" for a, b in pairwise(words)}
     return frozenset(pairs or words)
-
-
-def distinct(
-    items: Iterable[T], text: Callable[[T], str], limit: int, threshold: float = 0.6
-) -> list[T]:
-    """The first `limit` items whose text is not a near-duplicate (Jaccard >= threshold) of one kept."""
-    kept: list[tuple[T, frozenset[str]]] = []
-    for item in items:
-        sig = shingles(text(item))
-        if all(len(sig & s) < threshold * len(sig | s) for _, s in kept):
-            kept.append((item, sig))
-            if len(kept) >= limit:
-                break
-    return [item for item, _ in kept]
 
 
 def question_sentence(text: str, limit: int = 100) -> str | None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, func, or_, select, tuple_
+from sqlalchemy import Connection, exists, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import (
@@ -48,7 +48,6 @@ from storage.guard import as_utc, one_line, storable_json, why_unstorable
 from storage.models import (
     Assignment,
     CollectionRun,
-    PostAnalysis,
     PostRow,
     QuarantineRow,
     Sighting,
@@ -70,7 +69,6 @@ __all__ = [
     "quarantine_count",
     "record_outcome",
     "resolve_replies",
-    "save_analysis",
     "save_assignments",
     "save_page",
     "start_run",
@@ -390,26 +388,6 @@ def save_assignments(
                 index_elements=["post_pk"], set_={k: stmt.excluded[k] for k in keys}
             )
             conn.execute(stmt, list(values[i : i + batch]))
-
-
-def save_analysis(engine: Engine, values: Sequence[Mapping[str, Any]]) -> None:
-    """Store posts' text features and sentiment in one transaction. Each value: post_pk, terms,
-    question, action, analyser, analysed_at, polarity, subjectivity. `updated_at` is left alone."""
-    if not values:
-        return
-    table = PostAnalysis.__table__  # type: ignore[attr-defined]
-    keys = ("terms", "question", "action", "analyser", "analysed_at")
-    rows = [{"post_pk": v["post_pk"], **{k: v[k] for k in keys}} for v in values]
-    scores = [{"pk": v["post_pk"], "pol": v["polarity"], "subj": v["subjectivity"]} for v in values]
-    with storage_errors("could not save the text analysis"), writer(engine).begin() as conn:
-        stmt = _insert(conn, table)
-        update = {k: stmt.excluded[k] for k in keys}
-        conn.execute(stmt.on_conflict_do_update(index_elements=["post_pk"], set_=update), rows)
-        conn.execute(
-            POSTS.update().where(POSTS.c.id == bindparam("pk"))
-            .values(sentiment_polarity=bindparam("pol"), sentiment_subjectivity=bindparam("subj")),
-            scores,
-        )  # fmt: skip
 
 
 def get_cursor(engine: Engine, source: str) -> dict[str, Any] | None:

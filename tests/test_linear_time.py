@@ -24,7 +24,7 @@ from aggregator.config import load_config
 from aggregator.privacy import Redactor
 from aggregator.scrubber import Scrubber
 from connectors import archives, bluesky, html, http
-from reports import text
+from reports import editorial, features, text
 from reports.render import md_escape
 from tests.helpers import ROOT, invoke
 
@@ -99,7 +99,7 @@ def _uncached_sentiment(value: str) -> object:
 
 def _analysed(value: str) -> object:
     text.sentiment.cache_clear()
-    return text.analyse_text(value)
+    return features.features(value)
 
 
 PROGRAMME = tagging.Programme.from_config(load_config(ROOT / "config.toml"))
@@ -150,11 +150,10 @@ FUNCTIONS: dict[str, Callable[[str], object]] = {
     "text.terms": text.terms,
     "text.surface_forms": lambda v: text.surface_forms([v], names=[v[:200]]),
     "text.sentiment": _uncached_sentiment,
-    "text.is_question": text.is_question,
-    "text.is_action": text.is_action,
-    "text.analyse_text": _analysed,
+    "editorial.is_question": editorial.is_question,
+    "editorial.is_pledge": editorial.is_pledge,
+    "features.features (the stored analysis)": _analysed,
     "text.shingles": text.shingles,
-    "text.distinct": lambda v: text.distinct([v, v + " again"], str, 2),
     "text.question_sentence": text.question_sentence,
     "tagging.normalise": tagging.normalise,
     "tagging.decide": lambda v: tagging.decide(
@@ -179,8 +178,6 @@ def test_case_39_every_text_function_is_linear(f, texts):
 # The analysis with no prefix to hide behind: its own algorithms must be linear too (sentiment, the
 # slowest by far, has its known shape below).
 UNCAPPED = {
-    "is_question": text.is_question,
-    "is_action": text.is_action,
     "surface_forms": lambda v: text.surface_forms([v]),
     "question_sentence": text.question_sentence,
 }
@@ -194,7 +191,7 @@ def test_case_39_the_analysis_is_linear_beyond_its_prefix_too(f, texts, monkeypa
 
 # The exact shapes of the bugs fixed, each alone at full length, where a mixed text would dilute them.
 KNOWN: list[tuple[str, Callable[[str], object], Callable[[int], str]]] = [
-    ("question: a word and no '?'", text.is_question, lambda size: "a" * size),
+    ("question: a word and no '?'", editorial.is_question, lambda size: "a" * size),
     # words late in the text: the old check copied all the text before each word, twice
     (
         "sentence starts",
@@ -233,8 +230,8 @@ def test_case_39_the_analysis_reads_only_its_documented_prefix():
     head = "We will fund it, wonderful. " * (text.MAX_ANALYSED // 28 + 1)
     tail = " Is it awful? Terrible, horrible #NewTag"
     assert len(head) >= text.MAX_ANALYSED
-    assert text.analyse_text(head + tail) == text.analyse_text(head)
-    assert text.is_question(tail) and not text.is_question(head + tail)
+    assert features.features(head + tail) == features.features(head)
+    assert editorial.is_question(tail) and not features.features(head + tail).question
     assert "#newtag" in text.terms(tail) and "#newtag" not in text.terms(head + tail)
     assert text.sentiment(tail)[0] < 0 < text.sentiment(head + tail)[0]
     assert text.question_sentence(head + tail) is None

@@ -1,22 +1,10 @@
-"""reports/text.py: tokens and terms, sentiment without NLTK corpora, questions, pledges, near-duplicates,
-surface forms and clean text."""
+"""reports/text.py: tokens and terms, sentiment without NLTK corpora, the question to quote, surface
+forms and clean text (questions and pledges themselves: reports/editorial.py, tests/test_editorial.py)."""
 
 from __future__ import annotations
 
-import pytest
-
 from reports import text
-from reports.text import (
-    analyse_text,
-    clean_text,
-    distinct,
-    is_action,
-    is_question,
-    question_sentence,
-    surface_forms,
-    terms,
-    tokens,
-)
+from reports.text import clean_text, question_sentence, sentiment, surface_forms, terms, tokens
 
 
 def test_tokens_drop_links_handles_numbers_and_possessives():
@@ -40,39 +28,9 @@ def test_sentiment_needs_no_nltk_corpora(tmp_path, monkeypatch):
 
     monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])  # an empty data folder: no corpora
     text.sentiment.cache_clear()
-    good, bad = analyse_text("Brilliant, inspiring session"), analyse_text("Awful sound, terrible")
-    assert good.polarity > 0.3 and bad.polarity < -0.3
-    assert 0 <= good.subjectivity <= 1
-
-
-@pytest.mark.parametrize(
-    "post",
-    ["How do we scale this? #CoPro16", "Q for the panel about housing", "Q: who funds it",
-     "Can anyone hear an echo on the webex?"],
-)  # fmt: skip
-def test_questions(post):
-    assert is_question(post)
-
-
-@pytest.mark.parametrize(
-    "post", ["Great session #CoPro16", "Slides: https://example.org/deck?page=2", "Agreed!"]
-)
-def test_not_questions(post):
-    assert not is_question(post)
-
-
-@pytest.mark.parametrize(
-    "post",
-    ["We will take this back to our board", "I'm going to try this in Leeds", "Let's do it",
-     "My action: call the GP practice", "Next step for us: a carers' forum", "We need to listen more"],
-)  # fmt: skip
-def test_pledges(post):
-    assert is_action(post)
-
-
-@pytest.mark.parametrize("post", ["We'll see how it goes", "Great discussion", "Let's see"])
-def test_not_pledges(post):
-    assert not is_action(post)
+    good, bad = sentiment("Brilliant, inspiring session"), sentiment("Awful sound, terrible")
+    assert good[0] > 0.3 and bad[0] < -0.3
+    assert 0 <= good[1] <= 1
 
 
 def test_question_sentence_quotes_the_question_only():
@@ -83,19 +41,6 @@ def test_question_sentence_quotes_the_question_only():
         "Who else is going next year?"
     )
     assert question_sentence("No question here") is None
-
-
-def test_near_duplicates_are_dropped_and_distinct_posts_kept():
-    posts = [
-        "Great discussion, patients as equal partners #CoPro16",
-        "Great discussion, patients as equal partners #CoPro16 #EveryoneIncluded",
-        "great discussion - patients as EQUAL partners!",
-        "Brilliant from Helen Bevan #CoPro16",
-        "Brilliant from Jeremy Taylor #CoPro16",
-    ]
-    kept = distinct(posts, lambda p: p, limit=10)
-    assert kept == [posts[0], posts[3], posts[4]]
-    assert distinct(posts, lambda p: p, limit=2) == [posts[0], posts[3]]
 
 
 def test_surface_forms_keep_names_and_ignore_sentence_capitals():
