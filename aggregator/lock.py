@@ -17,9 +17,9 @@ from pathlib import Path
 from types import FrameType, TracebackType
 
 from filelock import FileLock, Timeout
-from sqlalchemy.engine import make_url
 
 from aggregator.config import Config
+from storage.db import beside_database
 
 __all__ = [
     "LockError",
@@ -49,13 +49,7 @@ class LockHeld(LockError):
 
 def lock_path(config: Config) -> Path:
     """Beside the SQLite file (`aggregator.db.lock`); for any other database, in the config's folder."""
-    url = make_url(config.database_url)
-    database = url.database or ""
-    local_file = database not in ("", ":memory:") and not database.startswith("file:")
-    if url.get_backend_name() == "sqlite" and local_file:
-        db = Path(database)
-        return db.with_name(db.name + ".lock")
-    return config.base_dir / LOCK_NAME
+    return beside_database(config.database_url, ".lock") or config.base_dir / LOCK_NAME
 
 
 def _pid_file(path: Path) -> Path:

@@ -32,10 +32,11 @@ from urllib.parse import urlsplit
 import httpx
 from PIL import Image, ImageOps
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from aggregator.config import MediaSettings, read_media_settings
 from aggregator.lock import StopFlag
+from storage.db import beside_database
 from storage.models import PostRow
 
 if TYPE_CHECKING:
@@ -77,13 +78,7 @@ class MediaError(Exception):
 
 def media_folder(config: Config) -> Path:
     """Beside the SQLite file (`aggregator.db.media/`); for any other database, in the config's folder."""
-    url = make_url(config.database_url)
-    database = url.database or ""
-    local_file = database not in ("", ":memory:") and not database.startswith("file:")
-    if url.get_backend_name() == "sqlite" and local_file:
-        db = Path(database)
-        return db.with_name(db.name + ".media")
-    return config.base_dir / "aggregator.media"
+    return beside_database(config.database_url, ".media") or config.base_dir / "aggregator.media"
 
 
 def archive_counts(config: Config) -> dict[str, Any] | None:

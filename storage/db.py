@@ -39,6 +39,18 @@ def _begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def beside_database(url: str, suffix: str) -> Path | None:
+    """For a SQLite file, the path beside it with `suffix` added (`aggregator.db.lock`); None for
+    any other database (in memory, a URI, a server), whose callers choose a folder of their own."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    local_file = database not in ("", ":memory:") and not database.startswith("file:")
+    if parsed.get_backend_name() == "sqlite" and local_file:
+        db = Path(database)
+        return db.with_name(db.name + suffix)
+    return None
+
+
 def writer(engine: Engine) -> Engine:
     """The engine to write through: on SQLite each transaction takes the write lock at BEGIN,
     waiting up to the busy timeout for another writer instead of failing half-way."""
