@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any, Protocol, TypeVar
 
 from connectors.values import brief, in_window, storable
@@ -21,6 +21,7 @@ __all__ = [
     "isolate",
     "parse_time",
     "reason",
+    "since_option",
     "source_hashtags",
 ]
 
@@ -123,6 +124,34 @@ def parse_time(value: Any, what: str = "date-time") -> datetime:
     except (AttributeError, TypeError, ValueError):
         raise ValueError(f"{what} {brief(value)} is not ISO 8601") from None
     return in_window(parsed, what, value)
+
+
+def since_option(value: Any, tz: tzinfo, source: str, key: str = "since") -> datetime | None:
+    """A source's start option (`since`, X's `start_time`) as an aware UTC instant, by one rule for
+    every connector (docs/connectors.md): a date is its midnight in the event's time zone, a
+    date-time without an offset is in the event's time zone, one with an offset (or Z) is that
+    instant. None when the option is not set.
+
+    :raises ConnectorError: naming the source and option when the value is not a date.
+    """
+    if value is None or value == "":
+        return None
+    given = value
+    try:
+        if isinstance(value, str):
+            text = value.strip()
+            timed = "T" in text or " " in text
+            value = datetime.fromisoformat(text) if timed else date.fromisoformat(text)
+        if isinstance(value, date) and not isinstance(value, datetime):
+            value = datetime.combine(value, time(0))
+        if not isinstance(value, datetime):
+            raise ValueError(value)
+        return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ConnectorError(
+            f"source {source!r}: {key} {given!r} is not a date like 2016-11-28 "
+            "or a date-time like 2016-11-28T09:00"
+        ) from None
 
 
 def source_hashtags(options: Mapping[str, Any], default: Iterable[str] = ()) -> list[str]:

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from aggregator.config import Config, SourceConfig
-from connectors.base import ConnectorError, Page, Post, isolate, parse_time, source_hashtags
+from connectors.base import (
+    ConnectorError,
+    Page,
+    Post,
+    isolate,
+    parse_time,
+    since_option,
+    source_hashtags,
+)
 from connectors.http import HttpClient, HttpError, http_knobs
 from connectors.values import account, brief, count, optional_id, optional_text
 
@@ -227,15 +235,6 @@ def _error(body: Any) -> tuple[str, str]:
     return str(body.get("error", "")), str(body.get("message") or body.get("error") or "no detail")
 
 
-def _since(value: Any) -> str | None:
-    """The `since` option (TOML date, date-time or string) -> an ISO string for the search."""
-    if isinstance(value, datetime):
-        return _iso(value if value.tzinfo else value.replace(tzinfo=UTC))
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value) if value else None
-
-
 class BlueskyConnector:
     """A `bluesky` source: every post with the event's hashtags, newest first, resumable."""
 
@@ -267,7 +266,10 @@ class BlueskyConnector:
         hint = f"check {names[0]} and {names[1]}; use an app password"
         self.session = _Session(self.http, self.service, env[names[0]], env[names[1]], hint)
         self.hashtags = source_hashtags(source.options, config.event.hashtags if config else ())
-        self.since = _since(source.option("since"))
+        since = since_option(
+            source.option("since"), config.event.timezone if config else UTC, source.name
+        )
+        self.since = _iso(since) if since else None
         self.host = urlsplit(self.service).netloc
 
     def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:

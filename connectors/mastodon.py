@@ -14,10 +14,8 @@ import logging
 import os
 import re
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime, time
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
-from zoneinfo import ZoneInfo
 
 from aggregator.config import Config, SourceConfig
 from connectors.base import (
@@ -27,6 +25,7 @@ from connectors.base import (
     each_isolated,
     isolate,
     parse_time,
+    since_option,
     source_hashtags,
 )
 from connectors.html import html_to_text, links_in_html, sanitize_html
@@ -65,7 +64,7 @@ class MastodonConnector:
         self.name = source.name
         self.instances = _instances(source.option("instance"), source.name)
         self.hashtags = source_hashtags(source.options, config.event.hashtags)
-        self.since = _since(source.option("since"), config.event.timezone, source.name)
+        self.since = since_option(source.option("since"), config.event.timezone, source.name)
         self.token_env = source.option("token_env")
         self.env = os.environ if env is None else env
         self._http, self._clock, self._sleep = http, clock, sleep
@@ -344,22 +343,3 @@ def _instances(value: Any, source: str) -> list[str]:
             raise ConnectorError(f"source {source!r}: instance {item!r} is not an http(s) URL")
         out.append(f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}")
     return list(dict.fromkeys(out))
-
-
-def _since(value: Any, tz: ZoneInfo, source: str) -> datetime | None:
-    """`since` as an aware datetime; a date means its midnight in the event's time zone."""
-    if value is None or value == "":
-        return None
-    try:
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value.strip()) if "T" in value or " " in value.strip() \
-                else date.fromisoformat(value.strip())  # fmt: skip
-        if not isinstance(value, datetime) and isinstance(value, date):
-            value = datetime.combine(value, time(0))
-        if not isinstance(value, datetime):
-            raise ValueError
-    except ValueError:
-        raise ConnectorError(
-            f"source {source!r}: since {value!r} is not a date like 2016-11-28"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=tz)

@@ -10,11 +10,19 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from aggregator.config import Config, SourceConfig
-from connectors.base import ConnectorError, Page, Post, isolate, parse_time, source_hashtags
+from connectors.base import (
+    ConnectorError,
+    Page,
+    Post,
+    isolate,
+    parse_time,
+    since_option,
+    source_hashtags,
+)
 from connectors.http import HttpClient, http_knobs
 from connectors.values import account, brief, count, optional_id, optional_text
 
@@ -205,20 +213,10 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _start_time(source: SourceConfig) -> str | None:
-    """The `start_time` option (TOML date, date-time or ISO string) as X wants it, or None."""
-    value = source.option("start_time")
-    if not value:
-        return None
-    if isinstance(value, date) and not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
-    try:
-        moment = value if isinstance(value, datetime) else parse_time(str(value))
-    except ValueError:
-        raise ConnectorError(
-            f"source {source.name!r}: start_time {value!r} is not a date-time"
-        ) from None
-    return _stamp(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+def _start_time(source: SourceConfig, tz: tzinfo) -> str | None:
+    """The `start_time` option (the `since` rule: docs/connectors.md) as X wants it, or None."""
+    moment = since_option(source.option("start_time"), tz, source.name, "start_time")
+    return _stamp(moment) if moment else None
 
 
 class XConnector:
@@ -249,7 +247,7 @@ class XConnector:
             raise ConnectorError(f'source {source.name!r}: endpoint must be "recent" or "all"')
         tags = source_hashtags(source.options, config.event.hashtags if config else ())
         self.query = str(source.option("query") or " OR ".join(f"#{t}" for t in tags))
-        self.start_time = _start_time(source)
+        self.start_time = _start_time(source, config.event.timezone if config else UTC)
         self.clock = clock or time.time
         self._owns_http = http is None  # a client we made is ours to close when fetch ends
         self.http = http or HttpClient(

@@ -382,7 +382,7 @@ def test_the_since_option_bounds_the_first_run(api: respx.MockRouter) -> None:
     fake_search = FakeSearch(THREE_PAGES)
     api.get("/app.bsky.feed.searchPosts").mock(side_effect=fake_search)
     collect(connector(FakeClock(NOW), since="2026-11-28").fetch(None))
-    assert {c["since"] for c in fake_search.calls} == {"2026-11-28"}
+    assert {c["since"] for c in fake_search.calls} == {"2026-11-28T00:00:00.000Z"}  # no event: UTC
 
 
 def test_case_12_the_same_post_under_two_hashtags_is_two_sightings(api: respx.MockRouter) -> None:
