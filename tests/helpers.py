@@ -495,3 +495,24 @@ def serving(files: dict[str, bytes]) -> Iterator[tuple[ThreadingHTTPServer, str]
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextmanager
+def postgres_database(server_url: str) -> Iterator[str]:
+    """A new empty database on the PostgreSQL server at `server_url` (its URL), dropped with its
+    connections afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    name = f"aggregator_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()

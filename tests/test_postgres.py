@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,8 +25,7 @@ if not URL:
         allow_module_level=True,
     )
 
-from sqlalchemy import create_engine, func, inspect, select  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import func, inspect, select  # noqa: E402
 from sqlmodel import SQLModel  # noqa: E402
 
 from connectors.base import Page, Post  # noqa: E402
@@ -41,7 +39,7 @@ from storage.queries import (  # noqa: E402
     save_assignments,
     save_page,
 )
-from tests.helpers import EXAMPLE, ROOT, invoke  # noqa: E402
+from tests.helpers import EXAMPLE, ROOT, invoke, postgres_database  # noqa: E402
 
 POSTS = PostRow.__table__  # type: ignore[attr-defined]
 T0 = datetime(2016, 11, 28, 13, 5, tzinfo=UTC)
@@ -50,14 +48,8 @@ T0 = datetime(2016, 11, 28, 13, 5, tzinfo=UTC)
 @pytest.fixture
 def pg_url():
     """A new empty database on the test server, dropped (connections and all) afterwards."""
-    admin = create_engine(URL, isolation_level="AUTOCOMMIT")
-    name = f"aggregator_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield make_url(URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    with postgres_database(URL) as url:
+        yield url
 
 
 @pytest.fixture

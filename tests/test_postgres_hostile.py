@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import os
 import random
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -25,8 +24,7 @@ if not URL:
     )
 
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
-from sqlalchemy import create_engine, select  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 import storage.queries  # noqa: E402
 from connectors.base import Page  # noqa: E402
@@ -34,7 +32,7 @@ from storage.db import open_database  # noqa: E402
 from storage.guard import why_unstorable  # noqa: E402
 from storage.models import PostRow  # noqa: E402
 from storage.queries import get_cursor, iter_quarantine, save_page  # noqa: E402
-from tests.helpers import HOSTILE_POSTS, make_post  # noqa: E402
+from tests.helpers import HOSTILE_POSTS, make_post, postgres_database  # noqa: E402
 
 POSTS = PostRow.__table__  # type: ignore[attr-defined]
 T0 = datetime(2016, 11, 28, 13, 5, tzinfo=UTC)
@@ -43,14 +41,8 @@ T0 = datetime(2016, 11, 28, 13, 5, tzinfo=UTC)
 @pytest.fixture
 def pg_url():
     """A new empty database on the test server, dropped (connections and all) afterwards."""
-    admin = create_engine(URL, isolation_level="AUTOCOMMIT")
-    name = f"aggregator_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield make_url(URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    with postgres_database(URL) as url:
+        yield url
 
 
 @pytest.fixture
