@@ -15,7 +15,6 @@ __all__ = [
     "Bar",
     "Chart",
     "Segment",
-    "blocks",
     "day_chart",
     "sentiment_bar",
     "sparkline",
@@ -24,7 +23,6 @@ __all__ = [
 ]
 
 BIN_WIDTHS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 180, 360, 720, 1440)  # minutes
-BLOCKS = "▁▂▃▄▅▆▇█"
 
 
 @dataclass
@@ -226,11 +224,3 @@ def sentiment_bar(positive: int, neutral: int, negative: int) -> list[Segment]:
             out.append(Segment(kind, round(x, 2), round(w, 2), round(w)))
         x += w
     return out
-
-
-def blocks(counts: Sequence[int]) -> str:
-    """A text sparkline (▁▂▅█) for Markdown; an empty bin is the lowest block."""
-    peak = max(counts, default=0)
-    if not peak:
-        return BLOCKS[0] * len(counts)
-    return "".join(BLOCKS[0] if not n else BLOCKS[1 + round((n / peak) * 6)] for n in counts)

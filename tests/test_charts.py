@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from reports.charts import blocks, day_chart, sentiment_bar, sparkline, spread, window
+from reports.charts import day_chart, sentiment_bar, sparkline, spread, window
 
 LONDON = ZoneInfo("Europe/London")
 NOON = datetime(2016, 11, 28, 12, 0, tzinfo=UTC)
@@ -78,13 +78,6 @@ def test_sentiment_bar_fills_the_width_in_proportion():
     assert [s.kind for s in segments] == ["positive", "neutral"]
     assert segments[0].width == 75 and segments[1].x == 75 and segments[0].share == 75
     assert sentiment_bar(0, 0, 0) == []
-
-
-def test_blocks_is_a_text_sparkline_for_markdown():
-    line = blocks([0, 1, 2, 4])
-    assert len(line) == 4 and line[0] == "▁" and line[-1] == "█"
-    assert list(line) == sorted(line) and line[1] != "▁"  # one post still shows
-    assert blocks([0, 0]) == "▁▁"
 
 
 def test_a_post_dated_decades_away_does_not_draw_thousands_of_days():
