@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import smtplib
 import ssl
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
 from aggregator.logs import redact
+from aggregator.settings import AlertSettings, SmtpSettings
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -27,107 +26,11 @@ if TYPE_CHECKING:
     from aggregator.config import Config
     from aggregator.health import SourceHealth
 
-__all__ = ["AlertSettings", "SmtpSettings", "after_run", "digest", "read_alert_settings", "send"]
+__all__ = ["after_run", "digest", "send"]
 
 log = logging.getLogger(__name__)
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-ALERT_KEYS = {"webhook_url_env", "after_failures", "smtp"}
-SMTP_KEYS = {"host", "port", "from", "to", "starttls", "username_env", "password_env"}
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str
-    sender: str
-    to: tuple[str, ...]
-    port: int = 587
-    starttls: bool = True
-    username_env: str | None = None
-    password_env: str | None = None
-
-
-@dataclass(frozen=True)
-class AlertSettings:
-    webhook_url_env: str | None = None
-    smtp: SmtpSettings | None = None
-    after_failures: int = 1  # a source failing this many runs in a row is worth a message
-
-
-def read_alert_settings(tbl: Any) -> tuple[AlertSettings | None, list[str]]:
-    """[alerts] -> settings (None when the table is absent) and every problem as 'alerts.key: ...'."""
-    if tbl is None:
-        return None, []
-    if not isinstance(tbl, Mapping):
-        return None, ["alerts: must be a table, e.g. [alerts]"]
-    problems = [
-        f"alerts.{k}: unknown key (use one of {', '.join(sorted(ALERT_KEYS))})"
-        for k in tbl
-        if k not in ALERT_KEYS
-    ]
-    webhook = _env_name(tbl, "webhook_url_env", "alerts", problems)
-    after = tbl.get("after_failures", 1)
-    if not isinstance(after, int) or isinstance(after, bool) or after < 1:
-        problems.append("alerts.after_failures: must be a whole number of runs, 1 or more")
-        after = 1
-    smtp = _smtp(tbl["smtp"], problems) if "smtp" in tbl else None
-    if webhook is None and smtp is None and "smtp" not in tbl:
-        problems.append("alerts: set webhook_url_env and/or add an [alerts.smtp] table")
-    return AlertSettings(webhook_url_env=webhook, smtp=smtp, after_failures=after), problems
-
-
-def _env_name(tbl: Mapping[str, Any], key: str, where: str, problems: list[str]) -> str | None:
-    value = tbl.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not ENV_NAME.fullmatch(value):
-        problems.append(
-            f"{where}.{key}: name the environment variable that holds the secret "
-            f"(e.g. AGGREGATOR_ALERT_WEBHOOK), never the secret itself"
-        )
-        return None
-    return value
-
-
-def _smtp(tbl: Any, problems: list[str]) -> SmtpSettings | None:
-    if not isinstance(tbl, Mapping):
-        problems.append("alerts.smtp: must be a table, e.g. [alerts.smtp]")
-        return None
-    problems += [
-        f"alerts.smtp.{k}: unknown key (use one of {', '.join(sorted(SMTP_KEYS))})"
-        for k in tbl
-        if k not in SMTP_KEYS
-    ]
-    host, sender = tbl.get("host"), tbl.get("from")
-    to = [tbl["to"]] if isinstance(tbl.get("to"), str) else tbl.get("to")
-    port, starttls = tbl.get("port", 587), tbl.get("starttls", True)
-    bad = len(problems)
-    if not isinstance(host, str) or not host.strip():
-        problems.append('alerts.smtp.host: is required, e.g. host = "smtp.example.org"')
-    if not isinstance(sender, str) or "@" not in sender:
-        problems.append('alerts.smtp.from: is required, e.g. from = "aggregator@example.org"')
-    if not isinstance(to, list) or not to or not all(isinstance(a, str) and "@" in a for a in to):
-        problems.append('alerts.smtp.to: list who to tell, e.g. to = ["comms@example.org"]')
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-        problems.append("alerts.smtp.port: must be a port number such as 587")
-    if not isinstance(starttls, bool):
-        problems.append("alerts.smtp.starttls: must be true or false")
-    user = _env_name(tbl, "username_env", "alerts.smtp", problems)
-    password = _env_name(tbl, "password_env", "alerts.smtp", problems)
-    if (user is None) != (password is None):
-        problems.append("alerts.smtp: set both username_env and password_env, or neither")
-    if len(problems) > bad:
-        return None
-    return SmtpSettings(
-        host=str(host),
-        sender=str(sender),
-        to=tuple(to or ()),
-        port=int(port),
-        starttls=bool(starttls),
-        username_env=user,
-        password_env=password,
-    )
 
 
 def _when(value: datetime | None, config: Config) -> str:

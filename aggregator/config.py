@@ -1,42 +1,68 @@
-"""config.toml -> a validated, frozen Config. Secrets never live here: only env var *names*."""
+"""Loading a config: config.toml -> a validated, frozen `Config` (the types: aggregator.settings).
+
+Every problem is found before anything runs and reported together as 'where: what is wrong'
+(`ConfigError`, exit 2), each source's own settings included: the connector of its type parses
+them (`connectors.parse_settings`). Loading imports no HTTP, database or scheduler library.
+Secrets never live in a config: only the names of the environment variables that hold them.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-if TYPE_CHECKING:
-    from aggregator.alerts import AlertSettings
+from aggregator.cron import cron_problem
+from aggregator.settings import (
+    ARCHIVE_TYPES,
+    AUDIENCES,
+    SOURCE_TYPES,
+    AlertSettings,
+    Config,
+    ConfigError,
+    EventConfig,
+    MediaSettings,
+    PrivacyConfig,
+    SessionConfig,
+    SmtpSettings,
+    SourceConfig,
+)
 
+# The types are aggregator.settings'; they are named here too, for callers that load a config.
 __all__ = [
+    "ARCHIVE_TYPES",
+    "AUDIENCES",
     "SOURCE_TYPES",
+    "AlertSettings",
     "Config",
     "ConfigError",
     "EventConfig",
+    "MediaSettings",
     "PrivacyConfig",
     "SessionConfig",
+    "SmtpSettings",
     "SourceConfig",
     "load_config",
     "resolve_config_path",
 ]
 
-SOURCE_TYPES = ("jsonl", "mastodon", "bluesky", "x", "feed", "twarc", "tags")
-ARCHIVE_TYPES = ("jsonl", "twarc", "tags")
 DEFAULT_CONFIG = "config.toml"
-AUDIENCES = ("organisers", "public")  # [report] audience: who the story is written for
-
 
 # How hard a live source retries (connectors/http.py maps them onto its HTTP client).
 RETRY_OPTIONS = ("max_attempts", "backoff_seconds", "max_wait_seconds")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ALERT_KEYS = {"webhook_url_env", "after_failures", "smtp"}
+SMTP_KEYS = {"host", "port", "from", "to", "starttls", "username_env", "password_env"}
+MEDIA_KEYS = {"archive", "max_image_bytes", "max_images_per_run", "max_total_bytes"}
 
 
 def retry_option_problem(key: str, value: Any) -> str | None:
@@ -50,64 +76,6 @@ def retry_option_problem(key: str, value: Any) -> str | None:
     return (
         None if number and value >= 0 else f"must be a number of seconds, 0 or more (got {value!r})"
     )
-
-
-class ConfigError(Exception):
-    """The config is unusable; `problems` lists every bad field as 'path: what is wrong'."""
-
-    def __init__(self, path: Path | str, problems: list[str]) -> None:
-        self.path = Path(path)
-        self.problems = problems
-        super().__init__(f"{path}: " + "; ".join(problems))
-
-
-@dataclass(frozen=True)
-class SessionConfig:
-    id: str
-    title: str
-    start: datetime  # aware
-    end: datetime  # aware
-    description: str = ""
-    speakers: tuple[str, ...] = ()
-    keywords: tuple[str, ...] = ()
-    hashtags: tuple[str, ...] = ()
-    handles: tuple[str, ...] = ()
-    label: str = ""  # how the programme names it ("Session 1", "Opening panel"); default by order
-    # The speakers' own accounts, as `account_key` writes them: quoted first, never the audience.
-    speaker_accounts: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> str:
-        """A few characters for a chart band: the label's number ('Session 5' -> '5'), else its
-        initials ('Opening panel' -> 'OP')."""
-        words = self.label.split()
-        if words and words[-1].isdigit():
-            return words[-1]
-        return "".join(w[0] for w in words if w[0].isalnum())[:3].upper()
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    name: str
-    type: str
-    enabled: bool
-    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    path: Path | None = None  # archives only, resolved against the config folder
-
-    def option(self, key: str, default: Any = None) -> Any:
-        return self.options.get(key, default)
-
-
-MiB = 1024 * 1024
-MEDIA_KEYS = {"archive", "max_image_bytes", "max_images_per_run", "max_total_bytes"}
-
-
-@dataclass(frozen=True)
-class MediaSettings:
-    archive: bool = False
-    max_image_bytes: int = 8 * MiB  # an image larger than this is not downloaded
-    max_images_per_run: int = 100  # images fetched (or tried) in one run; the rest wait
-    max_total_bytes: int = 100 * MiB  # the archive's thumbnails together
 
 
 def read_media_settings(tbl: Any) -> tuple[MediaSettings | None, list[str]]:
@@ -135,54 +103,79 @@ def read_media_settings(tbl: Any) -> tuple[MediaSettings | None, list[str]]:
     return MediaSettings(archive=archive, **numbers), problems
 
 
-@dataclass(frozen=True)
-class PrivacyConfig:
-    opt_out: tuple[str, ...] = ()  # accounts as in `author`: lower case, without a leading @
-    # Safeguarding (docs/privacy.md): personal identifiers redacted in the story and exports;
-    # an organisation's own e-mail domains and postcodes are published contacts, never redacted.
-    redact_identifiers: bool = True
-    organisation_domains: tuple[str, ...] = ()
-    organisation_postcodes: tuple[str, ...] = ()
+def read_alert_settings(tbl: Any) -> tuple[AlertSettings | None, list[str]]:
+    """[alerts] -> settings (None when the table is absent) and every problem as 'alerts.key: ...'."""
+    if tbl is None:
+        return None, []
+    if not isinstance(tbl, Mapping):
+        return None, ["alerts: must be a table, e.g. [alerts]"]
+    problems = [
+        f"alerts.{k}: unknown key (use one of {', '.join(sorted(ALERT_KEYS))})"
+        for k in tbl
+        if k not in ALERT_KEYS
+    ]
+    webhook = _env_name(tbl, "webhook_url_env", "alerts", problems)
+    after = tbl.get("after_failures", 1)
+    if not isinstance(after, int) or isinstance(after, bool) or after < 1:
+        problems.append("alerts.after_failures: must be a whole number of runs, 1 or more")
+        after = 1
+    smtp = _smtp(tbl["smtp"], problems) if "smtp" in tbl else None
+    if webhook is None and smtp is None and "smtp" not in tbl:
+        problems.append("alerts: set webhook_url_env and/or add an [alerts.smtp] table")
+    return AlertSettings(webhook_url_env=webhook, smtp=smtp, after_failures=after), problems
 
 
-@dataclass(frozen=True)
-class EventConfig:
-    name: str
-    timezone: ZoneInfo
-    hashtags: tuple[str, ...]
-    grace_minutes: int = 0
-    # The organisers' accounts, as `account_key` writes them: their posts are not the audience's.
-    organiser_accounts: tuple[str, ...] = ()
+def _env_name(tbl: Mapping[str, Any], key: str, where: str, problems: list[str]) -> str | None:
+    value = tbl.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not ENV_NAME.fullmatch(value):
+        problems.append(
+            f"{where}.{key}: name the environment variable that holds the secret "
+            f"(e.g. AGGREGATOR_ALERT_WEBHOOK), never the secret itself"
+        )
+        return None
+    return value
 
 
-@dataclass(frozen=True)
-class Config:
-    path: Path
-    event: EventConfig
-    database_url: str
-    report_output: Path
-    schedule_cron: str
-    sessions: tuple[SessionConfig, ...]
-    sources: tuple[SourceConfig, ...]
-    raw: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    # [tagging] curation: the organisers' corrections (docs/curation.md)
-    curation: Path | None = None
-    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
-    misfire_grace_minutes: int = 60  # [schedule]: a run missed by less than this is caught up
-    alerts: AlertSettings | None = None  # [alerts]: who to tell when the nightly job goes wrong
-    media: MediaSettings | None = None  # [media]: archiving posts' images (aggregator/media.py)
-    report_audience: str = "organisers"  # [report] audience: "public" drops the organisers' boxes
-    report_technical: bool = True  # [report] technical: the organisers' list of technical problems
-
-    @property
-    def base_dir(self) -> Path:
-        return self.path.parent
-
-    def source(self, name: str) -> SourceConfig | None:
-        return next((s for s in self.sources if s.name == name), None)
-
-    def session(self, session_id: str) -> SessionConfig | None:
-        return next((s for s in self.sessions if s.id == session_id), None)
+def _smtp(tbl: Any, problems: list[str]) -> SmtpSettings | None:
+    if not isinstance(tbl, Mapping):
+        problems.append("alerts.smtp: must be a table, e.g. [alerts.smtp]")
+        return None
+    problems += [
+        f"alerts.smtp.{k}: unknown key (use one of {', '.join(sorted(SMTP_KEYS))})"
+        for k in tbl
+        if k not in SMTP_KEYS
+    ]
+    host, sender = tbl.get("host"), tbl.get("from")
+    to = [tbl["to"]] if isinstance(tbl.get("to"), str) else tbl.get("to")
+    port, starttls = tbl.get("port", 587), tbl.get("starttls", True)
+    bad = len(problems)
+    if not isinstance(host, str) or not host.strip():
+        problems.append('alerts.smtp.host: is required, e.g. host = "smtp.example.org"')
+    if not isinstance(sender, str) or "@" not in sender:
+        problems.append('alerts.smtp.from: is required, e.g. from = "aggregator@example.org"')
+    if not isinstance(to, list) or not to or not all(isinstance(a, str) and "@" in a for a in to):
+        problems.append('alerts.smtp.to: list who to tell, e.g. to = ["comms@example.org"]')
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        problems.append("alerts.smtp.port: must be a port number such as 587")
+    if not isinstance(starttls, bool):
+        problems.append("alerts.smtp.starttls: must be true or false")
+    user = _env_name(tbl, "username_env", "alerts.smtp", problems)
+    password = _env_name(tbl, "password_env", "alerts.smtp", problems)
+    if (user is None) != (password is None):
+        problems.append("alerts.smtp: set both username_env and password_env, or neither")
+    if len(problems) > bad:
+        return None
+    return SmtpSettings(
+        host=str(host),
+        sender=str(sender),
+        to=tuple(to or ()),
+        port=int(port),
+        starttls=bool(starttls),
+        username_env=user,
+        password_env=password,
+    )
 
 
 def resolve_config_path(cli_value: str | None, env: Mapping[str, str] | None = None) -> Path:
@@ -266,8 +259,6 @@ class _Validator:
         self.problems += media_problems
         cron = self.string(schedule, "schedule", "cron", "0 2 * * *")
         if cron:
-            from aggregator.scheduler import cron_problem
-
             problem = cron_problem(cron, event.timezone if event else ZoneInfo("UTC"))
             if problem:
                 self.bad("schedule.cron", problem)
@@ -277,8 +268,6 @@ class _Validator:
                 "schedule.misfire_grace_minutes", "must be a whole number of minutes, 0 or more"
             )
             grace = 60
-        from aggregator.alerts import read_alert_settings
-
         alerts, alert_problems = read_alert_settings(self.data.get("alerts"))
         self.problems += alert_problems
         sessions = self.sessions(event.timezone if event else ZoneInfo("UTC"))

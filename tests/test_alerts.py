@@ -15,9 +15,10 @@ import httpx
 import pytest
 import respx
 
-from aggregator.alerts import AlertSettings, SmtpSettings, after_run, send
+from aggregator.alerts import after_run, send
 from aggregator.config import ConfigError, load_config
 from aggregator.pipeline import collect
+from aggregator.settings import AlertSettings, SmtpSettings
 from tests.helpers import Flaky, invoke
 
 HOOK = "https://hooks.example/services/T0/B0/s3cr3t-hook-path"
