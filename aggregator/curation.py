@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aggregator.config import Config, ConfigError
+from aggregator.settings import Config, ConfigError
 from aggregator.scrubber import account_key
 from aggregator.tagging import Decision
 

@@ -35,7 +35,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from aggregator.config import MediaSettings, read_media_settings
-from aggregator.lock import StopFlag
+from aggregator.stop import StopFlag
 from storage.db import beside_database
 from storage.models import PostRow
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 
-from aggregator.config import Config, SessionConfig
+from aggregator.settings import Config, SessionConfig
 
 __all__ = [
     "RULES_VERSION",

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
 
-from aggregator.config import Config
+from aggregator.settings import Config
 from aggregator.curation import Curated, Curation, load_curation
 from aggregator.tagging import Decision, Evaluation, Explanation, Programme, TagInput, decide_all
 from aggregator.tagging import evaluate as score_labels

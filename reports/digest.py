@@ -21,7 +21,7 @@ from sqlalchemy import Text, and_, case, false, func, literal, not_, or_, select
 from sqlalchemy import distinct as sql_distinct
 from sqlalchemy.engine import Connection, Engine
 
-from aggregator.config import Config
+from aggregator.settings import Config
 from aggregator.health import source_health
 from aggregator.scrubber import account_key
 from reports.model import SourceView

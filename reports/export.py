@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
-from aggregator.config import Config
+from aggregator.settings import Config
 from aggregator.privacy import opt_out_redactor
 from aggregator.pseudonym import Pseudonymiser
 from aggregator.safeguarding import IdentifierScrubber, scrubber_for

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
-from aggregator.config import Config
+from aggregator.settings import Config
 from aggregator.pseudonym import pseudonym_key
 from storage.queries import PostFilter
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from aggregator import __version__
-from aggregator.config import Config
+from aggregator.settings import Config
 from aggregator.pseudonym import Pseudonymiser
 from aggregator.safeguarding import KINDS
 from reports.columns import COLUMNS, EXTRAS, INTERCHANGE, iso_utc

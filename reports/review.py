@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from aggregator.config import Config
+from aggregator.settings import Config
 from aggregator.curation import GENERAL
 from aggregator.scrubber import account_key
 from reports.model import Candidate, Part, PostView, Review, ReviewPart

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from aggregator.config import Config, SessionConfig
+from aggregator.settings import Config, SessionConfig
 from aggregator.curation import Curation
 from aggregator.media import Archive, media_folder
 from aggregator.privacy import Redactor, opt_out_redactor
