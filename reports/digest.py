@@ -21,12 +21,12 @@ from sqlalchemy import Text, and_, case, false, func, literal, not_, or_, select
 from sqlalchemy import distinct as sql_distinct
 from sqlalchemy.engine import Connection, Engine
 
-from aggregator.settings import Config
-from aggregator.health import source_health
 from aggregator.scrubber import account_key
+from aggregator.settings import Config
 from reports.model import SourceView
 from reports.text import MAX_ANALYSED, clean_text
 from storage.models import Assignment, PostAnalysis, PostRow
+from storage.runlog import source_health
 
 __all__ = [
     "KEEP",
