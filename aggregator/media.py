@@ -34,13 +34,13 @@ from PIL import Image, ImageOps
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from aggregator.config import MediaSettings, read_media_settings
+from aggregator.settings import MediaSettings
 from aggregator.stop import StopFlag
 from storage.db import beside_database
 from storage.models import PostRow
 
 if TYPE_CHECKING:
-    from aggregator.config import Config
+    from aggregator.settings import Config
     from connectors.http import HttpClient
 
 __all__ = [
@@ -53,7 +53,6 @@ __all__ = [
     "archive_media",
     "media_folder",
     "prune_media",
-    "read_media_settings",
     "thumbnail",
 ]
 

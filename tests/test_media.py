@@ -17,14 +17,13 @@ import pytest
 from PIL import Image
 from sqlalchemy import update
 
-from aggregator.config import ConfigError, load_config
+from aggregator.config import ConfigError, load_config, read_media_settings
 from aggregator.media import (
     Archive,
     MediaSettings,
     archive_counts,
     archive_media,
     media_folder,
-    read_media_settings,
 )
 from aggregator.pipeline import analyse, tag
 from connectors.base import Page, Post
