@@ -231,15 +231,13 @@ class _Reader:
         if url is not None and platform is not None:
             self.bad(f"{where}.platform", "only goes with id: a url already names the post")
         session = self.session(tbl, where) if action == "assign" else None
-        key = (action, platform or "", post_id or _url_key(url or ""))
-        if key in self.seen:
-            self.bad(where, f"the same post is already in {self.seen[key]}")
+        post = (platform or "", post_id or _url_key(url or ""))
+        if (action, *post) in self.seen:
+            self.bad(where, f"the same post is already in {self.seen[(action, *post)]}")
         clash = {"exclude": "highlight", "highlight": "exclude"}.get(action, "")
-        if (clash, *key[1:]) in self.seen:
-            self.bad(
-                where, f"cannot {action} the post {self.seen[(clash, *key[1:])]} would {clash}"
-            )
-        self.seen[key] = where
+        if (clash, *post) in self.seen:
+            self.bad(where, f"cannot {action} the post {self.seen[(clash, *post)]} would {clash}")
+        self.seen[(action, *post)] = where
         return Entry(where, action, post_id, platform, url, session, note)
 
     def session(self, tbl: dict[str, Any], where: str) -> str | None:

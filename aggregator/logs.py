@@ -160,10 +160,10 @@ def setup_logging(verbose: bool = False, quiet: bool = False, log_file: Path | N
     handlers[0].setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
     handlers[0].setFormatter(logging.Formatter(STDERR_FORMAT))
     if log_file is not None:
-        handler = logging.FileHandler(log_file, encoding="utf-8", delay=False)
-        handler.setLevel(logging.DEBUG if verbose else logging.INFO)
-        handler.setFormatter(logging.Formatter(FILE_FORMAT))
-        handlers.append(handler)
+        to_file = logging.FileHandler(log_file, encoding="utf-8", delay=False)
+        to_file.setLevel(logging.DEBUG if verbose else logging.INFO)
+        to_file.setFormatter(logging.Formatter(FILE_FORMAT))
+        handlers.append(to_file)
     root = logging.getLogger()
     root._aggregator_level = root.level  # type: ignore[attr-defined]
     for handler in handlers:

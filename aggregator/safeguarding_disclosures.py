@@ -217,16 +217,16 @@ def _term_at(t: _Tokens, i: int) -> _Term | None:
             return _Term(i, j, kind, False)
     if t.word(i) in L.CASED:
         return _Term(i, i + 1, L.CASED[t.word(i)], False)
-    kind = _by_ending(low[i])
-    if kind:
-        return _Term(i, i + 1, kind, False)
+    ending = _by_ending(low[i])
+    if ending:
+        return _Term(i, i + 1, ending, False)
     head = _head_at(t, i)
     if head:
         return head
     for n in (2, 1):
-        kind = WEAK_PHRASES.get(tuple(low[i : i + n])) if i + n <= len(t) else None
-        if kind and t.joined(i, i + n - 1):
-            return _Term(i, i + n, kind, True)
+        weak = WEAK_PHRASES.get(tuple(low[i : i + n])) if i + n <= len(t) else None
+        if weak and t.joined(i, i + n - 1):
+            return _Term(i, i + n, weak, True)
     return None
 
 

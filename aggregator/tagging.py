@@ -231,7 +231,7 @@ class Programme:
         unique = {id(owner): owner for owner in owners.values()}.values()
         cues = [
             Cue(n.label, n.kind, tuple(normalise(n.label).split()), run_together(n.label),
-                tuple(sorted(n.sessions, key=order.get)))
+                tuple(sorted(n.sessions, key=lambda s: order.get(s, len(order)))))
             for n in unique
         ]  # fmt: skip
         # Longest first, so 'Bradford on Avon Leg Club' is counted and the 'Leg Club' inside it is not.

@@ -28,8 +28,8 @@ def _is_end(text: str, match: re.Match[str]) -> bool:
         return False
     if match.group()[0] != ".":
         return True
-    word = text[max(0, match.start() - 12) : match.start()].rsplit(None, 1)[-1:]
-    word = word[0].casefold().lstrip("(\"'“‘") if word else ""
+    last = text[max(0, match.start() - 12) : match.start()].rsplit(None, 1)[-1:]
+    word = last[0].casefold().lstrip("(\"'“‘") if last else ""
     return not (word in ABBREVIATIONS or (len(word) == 1 and word.isalpha()))
 
 
