@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aggregator.settings import Config, ConfigError
 from aggregator.scrubber import account_key
+from aggregator.settings import Config, ConfigError
 from aggregator.tagging import Decision
 
 __all__ = [

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
 
-from aggregator.settings import Config
 from aggregator.curation import Curated, Curation, load_curation
+from aggregator.settings import Config
 from aggregator.tagging import Decision, Evaluation, Explanation, Programme, TagInput, decide_all
 from aggregator.tagging import evaluate as score_labels
 from aggregator.tagging import explain as explain_rules

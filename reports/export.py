@@ -13,10 +13,10 @@ from typing import Any, TextIO
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
-from aggregator.settings import Config
 from aggregator.privacy import opt_out_redactor
 from aggregator.pseudonym import Pseudonymiser
 from aggregator.safeguarding import IdentifierScrubber, scrubber_for
+from aggregator.settings import Config
 from connectors.base import parse_time
 from reports.columns import COLUMNS, EXTRAS, INTERCHANGE, iso_utc
 from reports.export_options import ExportOptions

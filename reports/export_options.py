@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
-from aggregator.settings import Config
 from aggregator.pseudonym import pseudonym_key
+from aggregator.settings import Config
 from storage.queries import PostFilter
 
 __all__ = ["FORMATS", "GENERAL", "ExportOptions", "ExportUsage", "make_options", "parse_when"]

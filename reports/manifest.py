@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from aggregator import __version__
-from aggregator.settings import Config
 from aggregator.pseudonym import Pseudonymiser
 from aggregator.safeguarding import KINDS
+from aggregator.settings import Config
 from reports.columns import COLUMNS, EXTRAS, INTERCHANGE, iso_utc
 from reports.export_options import GENERAL, ExportOptions
 from storage.models import SourceOutcome

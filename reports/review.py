@@ -13,9 +13,9 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from aggregator.settings import Config
 from aggregator.curation import GENERAL
 from aggregator.scrubber import account_key
+from aggregator.settings import Config
 from reports.model import Candidate, Part, PostView, Review, ReviewPart
 from reports.story import Told
 

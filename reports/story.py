@@ -17,12 +17,12 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from aggregator.settings import Config, SessionConfig
 from aggregator.curation import Curation
 from aggregator.media import Archive, media_folder
 from aggregator.privacy import Redactor, opt_out_redactor
 from aggregator.safeguarding import PLACEHOLDERS, redact, scrubber_for
 from aggregator.scrubber import account_key
+from aggregator.settings import Config, SessionConfig
 from reports.charts import Activity, spread, window
 from reports.digest import PER_ACCOUNT, ReportData, Voices, posts_by_id, report_data, texts_by_id
 from reports.editorial import Item, card_text
