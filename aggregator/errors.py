@@ -8,7 +8,7 @@ Core layer: imports nothing of the project and no third-party library.
 
 from __future__ import annotations
 
-__all__ = ["EXIT_FAILED", "EXIT_USAGE", "AggregatorError", "UsageError"]
+__all__ = ["EXIT_FAILED", "EXIT_USAGE", "AggregatorError", "OutputError", "UsageError"]
 
 EXIT_FAILED = 1  # a source, step or file failed; the summary says which
 EXIT_USAGE = 2  # a usage or configuration error: fix the command or config.toml and run again
@@ -24,3 +24,8 @@ class UsageError(AggregatorError):
     """The command, one of its options or a file it was given is wrong: nothing ran."""
 
     exit_code = EXIT_USAGE
+
+
+class OutputError(AggregatorError):
+    """A file could not be written (its folder is missing or not writable, or the disk is full):
+    the message names the file or folder and the system's reason."""

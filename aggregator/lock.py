@@ -14,6 +14,7 @@ from types import TracebackType
 
 from filelock import FileLock, Timeout
 
+from aggregator.errors import AggregatorError
 from aggregator.settings import Config
 from aggregator.stop import StopFlag, StopRequested
 from storage.db import beside_database
@@ -32,7 +33,7 @@ __all__ = [
 LOCK_NAME = ".aggregator.lock"
 
 
-class LockError(Exception):
+class LockError(AggregatorError):
     """The lock cannot be used (its folder is not writable); the message says where."""
 
 

@@ -34,6 +34,7 @@ from PIL import Image, ImageOps
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from aggregator.errors import AggregatorError
 from aggregator.settings import MediaSettings
 from aggregator.stop import StopFlag
 from storage.db import beside_database
@@ -71,7 +72,7 @@ FILE_NAME = re.compile(r"[0-9a-f]{64}\.jpg")
 IMAGE_TYPES = re.compile(r"image|photo|image/(jpeg|png|gif|webp)", re.IGNORECASE)
 
 
-class MediaError(Exception):
+class MediaError(AggregatorError):
     """One image could not be archived; the message says why in a few words."""
 
 

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 
+from aggregator.errors import UsageError
 from aggregator.scrubber import Scrubber, account_key, split_account
 
 __all__ = ["MIN_KEY_LENGTH", "PSEUDONYM_KEY_ENV", "PrivacyError", "Pseudonymiser", "pseudonym_key"]
@@ -14,8 +15,9 @@ PSEUDONYM_KEY_ENV = "AGGREGATOR_PSEUDONYM_KEY"
 MIN_KEY_LENGTH = 16
 
 
-class PrivacyError(Exception):
-    """A privacy step cannot run; the message names what to fix."""
+class PrivacyError(UsageError):
+    """A privacy step cannot run as asked (a missing or weak key, a value that cannot be an
+    account): a usage error, nothing ran; the message names what to fix."""
 
 
 def pseudonym_key(env: Mapping[str, str], required: bool = True) -> bytes | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from aggregator import safeguarding_terms as L
+from aggregator.errors import UsageError
 from aggregator.safeguarding_disclosures import Disclosure, Role, disclosure, role_from_profile
 
 __all__ = [
@@ -323,8 +324,9 @@ TARGETS = (
 )
 
 
-class LabelledSetError(ValueError):
-    """A labelled set that cannot be read: the message names the file, the line and what to fix."""
+class LabelledSetError(UsageError):
+    """A labelled set that cannot be read (a usage error: exit 2): the message names the file, the
+    line and what to fix."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any, Protocol, TypeVar
 
+from aggregator.errors import AggregatorError
 from connectors.values import brief, in_window, storable
 
 __all__ = [
@@ -29,19 +30,26 @@ log = logging.getLogger(__name__)
 Unit = TypeVar("Unit")
 
 
-class ConnectorError(Exception):
+class ConnectorError(AggregatorError):
     """A source failed. The message is one line a comms officer can act on."""
 
 
 @dataclass
 class Post:
-    """One post, flattened. `id` is unique within `platform`; times are aware UTC."""
+    """One post, flattened. `id` is unique within `platform`; times are aware UTC.
+
+    The one definition of a post's fields: storage/models.py builds the `post` table from them.
+    Each field is a column of its own name and type (text, a whole number, a time; a list or a
+    dict as JSON; nullable when it may be None) unless its metadata says otherwise: `column`
+    names the column, `long_text` makes it text of any length, and `stored=False` keeps the
+    field out of the table (a sighting's `via` and `local_id`; `deleted` becomes `deleted_at`).
+    """
 
     platform: str
-    id: str
+    id: str = field(metadata={"column": "post_id"})
     created_at: datetime
     author: str
-    text: str
+    text: str = field(metadata={"long_text": True})
     url: str | None = None
     author_name: str | None = None
     reply_to: str | None = None
@@ -56,14 +64,16 @@ class Post:
     mentions: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     media: list[dict[str, Any]] = field(default_factory=list)  # {url, type, alt}
-    html: str | None = None  # the platform's HTML content, sanitised again before display
+    # the platform's HTML content, sanitised again before display
+    html: str | None = field(default=None, metadata={"long_text": True})
     edited_at: datetime | None = None
-    deleted: bool = False
-    via: str | None = None  # where this sighting came from (instance, hashtag, file)
+    deleted: bool = field(default=False, metadata={"stored": False})
+    # where this sighting came from (instance, hashtag, file)
+    via: str | None = field(default=None, metadata={"stored": False})
     raw: dict[str, Any] = field(default_factory=dict)
     # Mastodon: the status id on the instance it was fetched from (`id` is the global uri), and
     # for a reply_to that is such a local id (not a uri), the instance it is local to.
-    local_id: str | None = None
+    local_id: str | None = field(default=None, metadata={"stored": False})
     reply_to_via: str | None = None
 
 

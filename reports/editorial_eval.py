@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aggregator.errors import UsageError
 from reports.editorial import CLASSES, Item, build_context, classify, highlight_eligible
 
 __all__ = ["TARGETS", "ClassScore", "EditorialEvaluation", "LabelledFileError", "evaluate", "score"]
@@ -20,8 +21,9 @@ TARGETS = {"question": (0.95, 0.9), "pledge": (0.95, 0.9), "technical": (0.95, 0
 NEVER_HIGHLIGHTED = ("low_content", "spam", "copy", "technical")
 
 
-class LabelledFileError(ValueError):
-    """A labelled file that cannot be read; the message names the line and how to fix it."""
+class LabelledFileError(UsageError):
+    """A labelled file that cannot be read (a usage error: exit 2); the message names the line and
+    how to fix it."""
 
 
 @dataclass

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import SQLModel, create_engine
 
+from aggregator.errors import AggregatorError
 from storage import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 __all__ = ["BUSY_TIMEOUT_MS", "StorageError", "make_engine", "open_database", "writer"]
@@ -17,7 +18,7 @@ __all__ = ["BUSY_TIMEOUT_MS", "StorageError", "make_engine", "open_database", "w
 BUSY_TIMEOUT_MS = 30_000
 
 
-class StorageError(Exception):
+class StorageError(AggregatorError):
     """The database cannot be used; the message says what to fix."""
 
 
