@@ -3,10 +3,12 @@ rate-limited, failing and hostile endpoints stores every post once, names each f
 line, and after SIGKILLs at many points ends with the database an uninterrupted run makes.
 
 The uninterrupted run is the command in this process; the killed ones (marked slow) are real
-processes, against servers that then take a moment over each timeline page."""
+processes, each killed at a request the servers hold for it: while it waits for a page, halfway
+through reading one, or the moment it has one whole (parsing or saving it)."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -17,7 +19,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +36,6 @@ FEEDS = ROOT / "tests" / "fixtures" / "feeds"
 STATUSES = 90  # per instance and hashtag: pages of 40, 40 and 10, then an empty page
 BOOSTS = 5  # instance b also has boosts of the first five: stored as their originals
 LIMITED = 30
-PAGE_DELAY = 0.03  # seconds each timeline page takes when killing, so kills land between pages
 WAIT = 60  # seconds: a guard against a hung test, never an assertion
 FAILING = {  # source -> what its one line must say
     "broken": "HTTP 500",
@@ -43,9 +43,21 @@ FAILING = {  # source -> what its one line must say
     "laughs": "not a safe feed",
     "missing": "HTTP 404",
 }
-# (requests the run has made, extra seconds) before each SIGKILL: during and between pages and
-# saves, in the healthy paging, the rate-limited waits and the failing sources.
-KILLS = [(2, 0.0), (4, 0.04), (7, 0.01), (9, 0.07), (12, 0.0), (16, 0.05)]
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    """Where a run is killed: at its `request`-th request, when the servers have `answered`
+    nothing ("asked": pages before it saved, this one awaited), half the body ("half") or all of
+    it ("whole": the collector is parsing or saving it as the kill lands)."""
+
+    request: int
+    answered: str
+
+
+# In the healthy paging, the rate-limited waits and the failing sources, at each stage of a page.
+KILLS = [KillPoint(2, "asked"), KillPoint(4, "half"), KillPoint(7, "whole"),
+         KillPoint(9, "asked"), KillPoint(12, "half"), KillPoint(16, "whole")]  # fmt: skip
 
 
 def shared_status(n: int, instance: str) -> dict[str, Any]:
@@ -89,49 +101,57 @@ def page(statuses: list[dict], base: str, params: dict[str, str]) -> tuple[list,
 
 
 class World:
-    """Every fake endpoint, by path prefix; counts requests so a test can kill at a given one."""
+    """Every fake endpoint, by path prefix; numbers each run's requests, and holds the one a
+    test kills at (`kill_at`), setting `reached` when the collector is there."""
 
     def __init__(self) -> None:
         self.timelines = {name: timeline(name) for name in ("a", "b", "limited")}
         self.bomb = gzip.compress(b"\0" * (24 * 1024 * 1024), 9)  # 24 MiB inflated, ~24 KiB sent
         self.asked: Counter[str] = Counter()
         self.requests = 0
-        self.changed = threading.Condition()
-        self.page_delay = 0.0  # PAGE_DELAY for the kill test only: no other test waits on it
+        self.lock = threading.Lock()
+        self.kill_at: KillPoint | None = None  # for the kill test only: no other test is held
+        self.reached = threading.Event()
 
-    def answer(self, target: str, base: str) -> tuple[int, bytes, dict[str, str]]:
-        with self.changed:
+    def aim(self, point: KillPoint | None) -> None:
+        """Number the next run's requests from 1, to be killed at `point` (None: never)."""
+        with self.lock:
+            self.requests, self.kill_at = 0, point
+        self.reached.clear()
+
+    def stage(self, number: int) -> str | None:
+        """How much of request `number` to answer before the kill (None: all of it, no kill)."""
+        point = self.kill_at
+        return point.answered if point is not None and point.request == number else None
+
+    def answer(self, target: str, base: str) -> tuple[int, int, bytes, dict[str, str]]:
+        """(the run's request number, status, body, headers) for a GET of `target`."""
+        with self.lock:
             self.requests += 1
             self.asked[target] += 1
-            tries = self.asked[target]
-            self.changed.notify_all()
+            number, tries = self.requests, self.asked[target]
         parts = urlsplit(target)
         prefix = parts.path.split("/")[1]
-        if prefix in ("a", "b") and self.page_delay:
-            time.sleep(self.page_delay)
         if prefix == "limited" and tries % 3:  # 429 twice (Retry-After 0, then 1), then the page
-            return 429, b'{"error": "Too many requests"}', {"Retry-After": str(tries % 3 - 1)}
+            body = b'{"error": "Too many requests"}'
+            return number, 429, body, {"Retry-After": str(tries % 3 - 1)}
         if prefix in self.timelines:
             items, links = page(
                 self.timelines[prefix], base + parts.path, dict(parse_qsl(parts.query))
             )
-            return 200, json.dumps(items).encode(), {"Content-Type": "application/json", **links}
+            headers = {"Content-Type": "application/json", **links}
+            return number, 200, json.dumps(items).encode(), headers
         if prefix == "broken":
-            return 500, b'{"error": "Internal server error"}', {"Content-Type": "application/json"}
+            body = b'{"error": "Internal server error"}'
+            return number, 500, body, {"Content-Type": "application/json"}
         if prefix == "bomb":
-            return 200, self.bomb, {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+            headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+            return number, 200, self.bomb, headers
         feeds = {"/feeds/blog.rss": "wordpress_tag.rss", "/feeds/laughs.rss": "billion_laughs.xml"}
         if parts.path in feeds:
             body = (FEEDS / feeds[parts.path]).read_bytes()
-            return 200, body, {"Content-Type": "application/rss+xml"}
-        return 404, b"<h1>Not Found</h1>", {"Content-Type": "text/html"}
-
-    def wait_for(self, count: int, proc: subprocess.Popen) -> None:
-        """Until this run has made `count` requests, or it ended, or WAIT passed."""
-        deadline = time.monotonic() + WAIT
-        with self.changed:
-            while self.requests < count and proc.poll() is None and time.monotonic() < deadline:
-                self.changed.wait(0.05)
+            return number, 200, body, {"Content-Type": "application/rss+xml"}
+        return number, 404, b"<h1>Not Found</h1>", {"Content-Type": "text/html"}
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -153,16 +173,33 @@ def serve(world: World) -> tuple[ThreadingHTTPServer, threading.Thread, str]:
 
         def do_GET(self) -> None:
             base = f"http://127.0.0.1:{self.server.server_address[1]}"
-            code, body, headers = world.answer(self.path, base)
+            number, code, body, headers = world.answer(self.path, base)
+            stage = world.stage(number)
+            if stage == "asked":
+                self.hold()
+                return
             self.send_response(code)
             for name, value in headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            cut = len(body) // 2 if stage == "half" else len(body)
             try:
-                self.wfile.write(body)
+                self.wfile.write(body[:cut])
             except OSError:  # the collector was killed mid-body
                 return
+            if stage == "half":
+                self.hold()
+            elif stage == "whole":
+                world.reached.set()
+
+        def hold(self) -> None:
+            """Tell the test the collector is here, and answer no more until it hangs up."""
+            world.reached.set()
+            self.close_connection = True
+            self.connection.settimeout(WAIT)
+            with contextlib.suppress(OSError):
+                self.rfile.read()  # returns once the killed collector's socket is closed
 
         def log_message(self, *args: object) -> None:
             return
@@ -296,27 +333,31 @@ def test_case_12_every_healthy_post_is_stored_once_with_each_sighting(reference,
         }  # fmt: skip
 
 
+def killed_at(point: KillPoint, world: World, project: Path) -> bool:
+    """Run `collect` and SIGKILL it at `point`; whether it was still running there."""
+    world.aim(point)
+    proc = spawn(project)
+    try:
+        for _ in range(WAIT):  # until it is there, or has ended (then it never will be)
+            if world.reached.wait(1) or proc.poll() is not None:
+                break
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=WAIT)
+    return proc.returncode == -signal.SIGKILL and world.reached.is_set()
+
+
 @pytest.mark.slow  # kills a real process
 def test_case_18_sigkill_at_many_points_then_a_rerun_equals_an_uninterrupted_run(
     servers, reference, tmp_path
 ):
     project = make_project(tmp_path / "killed", servers)
-    world = servers.world
-    world.page_delay = PAGE_DELAY
-    killed = 0
-    for count, extra in KILLS:
-        with world.changed:
-            world.requests = 0
-        proc = spawn(project)
-        world.wait_for(count, proc)
-        time.sleep(extra)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=WAIT)
-        killed += proc.returncode == -signal.SIGKILL
+    for point in KILLS:
+        assert killed_at(point, servers.world, project), f"the run ended before {point}"
         after = snapshot(project)
         assert after["integrity"] == "ok" and after["duplicates"] == []
-    assert killed >= 5  # the kills landed while collections were running
 
+    servers.world.aim(None)
     final = collect(project)
     assert (
         final.returncode == 1 and "Traceback" not in final.stderr
