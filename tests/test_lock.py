@@ -17,32 +17,33 @@ from aggregator.lock import LockError, LockHeld, RunLock, StopFlag, holder_pid, 
 from tests.helpers import ROOT, invoke, shipped_project
 
 HOLD = """
-import sys, time
+import sys
 from pathlib import Path
 from aggregator.lock import RunLock
-lock = RunLock(Path(sys.argv[1]))
-lock.acquire()
-print("locked", flush=True)
-time.sleep(120)
+with RunLock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    sys.stdin.read()  # until the test closes this pipe
 """
+WAIT = 60  # seconds: a guard against a hung test, never an assertion
 
 
 @contextlib.contextmanager
 def holding(config: Config) -> Iterator[subprocess.Popen]:
-    """Another process holding the project's lock, killed with SIGKILL at the end if still alive."""
+    """Another process holding the project's lock until the block ends (or a test kills it)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(lock_path(config))],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
-    proc.stdout.close()
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        yield proc
+    finally:
+        proc.communicate(timeout=WAIT)  # closes its stdin: it lets go of the lock and ends
+    assert proc.returncode in (0, -signal.SIGKILL)
 
 
 @pytest.fixture
