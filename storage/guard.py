@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from aggregator.clock import as_utc  # re-exported: the one conversion to aware UTC
 from connectors.base import Post
 
 __all__ = [
@@ -43,13 +44,6 @@ INT_BITS = {"postgresql": 32}  # counts are INTEGER columns: int4 on PostgreSQL,
 SURROGATE = re.compile("[\ud800-\udfff]")
 
 Check = Callable[[Any, str], str | None]  # (value, dialect) -> what is wrong with it, or None
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """Aware UTC, the form every stored time takes; naive values are taken to be UTC already."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
 
 
 def _text(value: Any, dialect: str) -> str | None:

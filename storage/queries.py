@@ -24,7 +24,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -42,13 +42,15 @@ from sqlalchemy.exc import (
     StatementError,
 )
 
+from aggregator.clock import as_utc, utcnow  # re-exported: callers import them from here
 from connectors.base import Page, Post, Quarantined
 from storage.db import StorageError, writer
-from storage.guard import as_utc, one_line, storable_json, why_unstorable
+from storage.guard import one_line, storable_json, why_unstorable
 from storage.models import (
+    POST_COLUMNS,
+    POST_TABLE,
     Assignment,
     CollectionRun,
-    PostRow,
     QuarantineRow,
     Sighting,
     SourceCursor,
@@ -76,7 +78,7 @@ __all__ = [
     "utcnow",
 ]
 
-POSTS = PostRow.__table__  # type: ignore[attr-defined]
+POSTS = POST_TABLE
 SIGHTINGS = Sighting.__table__  # type: ignore[attr-defined]
 CURSORS = SourceCursor.__table__  # type: ignore[attr-defined]
 ASSIGNMENTS = Assignment.__table__  # type: ignore[attr-defined]
@@ -93,10 +95,6 @@ MUTABLE = (*CONTENT, *COUNTS, "deleted_at")
 LOCATION_CAP, REASON_CAP = 300, 500  # characters kept of a quarantined record's place and reason
 
 Key = tuple[str, str]  # (platform, post_id)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def explain(exc: OperationalError) -> str:
@@ -140,34 +138,16 @@ def _insert(conn: Connection, table: Any) -> Any:
 
 
 def _post_values(post: Post, source: str, now: datetime) -> dict[str, Any]:
+    """The row of `post` (its stored fields, times as aware UTC) first stored by `source` at `now`."""
+    stored = {column.name: getattr(post, name) for name, column in POST_COLUMNS.items()}
+    times = {k: as_utc(v) for k, v in stored.items() if isinstance(v, datetime)}
     return {
-        "platform": post.platform,
-        "post_id": post.id,
-        "created_at": as_utc(post.created_at),
-        "author": post.author,
-        "author_name": post.author_name,
-        "text": post.text,
-        "html": post.html,
-        "url": post.url,
-        "reply_to": post.reply_to,
-        "reply_to_via": post.reply_to_via,
-        "repost_of": post.repost_of,
-        "quote_of": post.quote_of,
-        "likes": post.likes,
-        "reposts": post.reposts,
-        "replies": post.replies,
-        "quotes": post.quotes,
-        "lang": post.lang,
-        "hashtags": post.hashtags,
-        "mentions": post.mentions,
-        "links": post.links,
-        "media": post.media,
-        "edited_at": as_utc(post.edited_at),
+        **stored,
+        **times,
         "deleted_at": now if post.deleted else None,
         "source": source,
         "collected_at": now,
         "updated_at": now,
-        "raw": post.raw,
     }
 
 
@@ -503,7 +483,7 @@ def _has_hashtag(dialect: str, tags: Sequence[str]) -> Any:
 
 
 def _conditions(dialect: str, f: PostFilter) -> list[Any]:
-    where = [POSTS.c.deleted_at.is_(None)]
+    where: list[Any] = [POSTS.c.deleted_at.is_(None)]
     if f.sessions:
         named = ASSIGNMENTS.c.session_id.in_([s for s in f.sessions if s is not None])
         general = ASSIGNMENTS.c.session_id.is_(None)
