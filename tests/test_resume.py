@@ -9,7 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -213,7 +213,7 @@ def test_case_38_sigterm_stops_the_scheduler_after_the_current_page(tmp_path, ti
     assert runs(project)[0][:2] == ("schedule", "interrupted")
 
 
-def test_case_17_readers_see_a_snapshot_while_a_write_is_open(project):
+def test_case_17_readers_see_a_snapshot_while_a_write_is_open(project, monkeypatch):
     assert invoke(project, "collect").exit_code == 0
     db = project / "data" / "aggregator.db"
     writer = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
@@ -224,12 +224,35 @@ def test_case_17_readers_see_a_snapshot_while_a_write_is_open(project):
         assert exported.exit_code == 0, exported.output
         assert "half-written" not in exported.output and exported.output.count("\n") > 400
         assert invoke(project, "status").exit_code == 0
-        # A second writer waits for the first instead of failing with "database is locked".
-        threading.Timer(0.2, writer.execute, ("ROLLBACK",)).start()
+        # A second writer waits for the first instead of failing with "database is locked": the
+        # first ends its transaction only once the command is taking the write lock.
+        taking = threading.Event()
+        _on_write_lock(monkeypatch, taking.set)
+        ender = threading.Thread(target=lambda: taking.wait(WAIT) and writer.execute("ROLLBACK"))
+        ender.start()
         tagged = invoke(project, "tag")
+        ender.join(WAIT)
         assert tagged.exit_code == 0, tagged.output
+        assert taking.is_set() and not writer.in_transaction
     finally:
         writer.close()
+
+
+def _on_write_lock(monkeypatch: pytest.MonkeyPatch, then: Callable[[], object]) -> None:
+    """`then()` each time an engine the command opens is about to take the write lock."""
+    real = aggregator.cli.open_database
+
+    def opened(url: str):
+        engine = real(url)
+
+        def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if statement == "BEGIN IMMEDIATE":
+                then()
+
+        event.listen(engine, "before_cursor_execute", before)
+        return engine
+
+    monkeypatch.setattr(aggregator.cli, "open_database", opened)
 
 
 def _restricted(monkeypatch: pytest.MonkeyPatch, pragma: str) -> None:
