@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
-from typing import Any
+from types import NoneType, UnionType
+from typing import Any, get_args, get_origin, get_type_hints
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Float, Index, Integer, Table, Text, UniqueConstraint
+from sqlalchemy.orm import registry
+from sqlalchemy.types import TypeEngine
 from sqlmodel import Field, SQLModel
+from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
+
+from connectors.base import Post
 
 __all__ = [
+    "POST_COLUMNS",
+    "POST_TABLE",
     "Assignment",
     "CollectionRun",
     "Erasure",
@@ -23,48 +32,72 @@ __all__ = [
 ]
 
 
-class PostRow(SQLModel, table=True):
-    """One post, unique on (platform, post_id). `raw` keeps the payload exactly as collected."""
+# A Post field's Python type -> its column type, as SQLModel maps them in the other tables.
+_COLUMN_TYPES: dict[Any, type[TypeEngine[Any]]] = {
+    str: AutoString,
+    int: Integer,
+    datetime: UTCDateTime,
+}
 
-    __tablename__ = "post"
-    __table_args__ = (
-        UniqueConstraint("platform", "post_id", name="uq_post_platform_id"),
-        Index("ix_post_created_at", "created_at"),
-        Index("ix_post_author", "author"),
-    )
 
-    id: int | None = Field(default=None, primary_key=True)
-    platform: str
-    post_id: str
-    created_at: datetime
-    author: str
-    author_name: str | None = None
-    text: str = Field(sa_column=Column(Text, nullable=False))
-    html: str | None = Field(default=None, sa_column=Column(Text))
-    url: str | None = None
-    reply_to: str | None = None
-    reply_to_via: str | None = None  # Mastodon: the instance whose local id reply_to is
-    repost_of: str | None = None
-    quote_of: str | None = None
-    likes: int | None = None
-    reposts: int | None = None
-    replies: int | None = None
-    quotes: int | None = None
-    lang: str | None = None
-    hashtags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    links: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    media: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
+def _post_column(spec: dataclasses.Field[Any], hint: Any) -> Column[Any] | None:
+    """The column of one Post field, as its metadata says (connectors/base.py); None if not stored.
+
+    :raises TypeError: naming the field when its type has no column type here.
+    """
+    if not spec.metadata.get("stored", True):
+        return None
+    nullable = get_origin(hint) is UnionType and NoneType in get_args(hint)
+    if nullable:
+        (hint,) = (arg for arg in get_args(hint) if arg is not NoneType)
+    if spec.metadata.get("long_text"):
+        kind: Any = Text()
+    elif get_origin(hint) in (list, dict):
+        kind = JSON()
+    elif hint in _COLUMN_TYPES:
+        kind = _COLUMN_TYPES[hint]()
+    else:
+        raise TypeError(
+            f"Post.{spec.name}: no column type for {hint!r}: give it one in storage/models.py "
+            "or metadata in connectors/base.py"
+        )
+    return Column(spec.metadata.get("column", spec.name), kind, nullable=nullable)
+
+
+def _post_columns() -> dict[str, Column[Any]]:
+    hints = get_type_hints(Post)
+    columns = (
+        (spec.name, _post_column(spec, hints[spec.name])) for spec in dataclasses.fields(Post)
     )
-    edited_at: datetime | None = None
-    deleted_at: datetime | None = None
-    sentiment_polarity: float | None = None
-    sentiment_subjectivity: float | None = None
-    source: str  # the source that first found it
-    collected_at: datetime  # when it was first stored
-    updated_at: datetime
-    raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    return {name: column for name, column in columns if column is not None}
+
+
+# The stored fields of Post, by field name, in its order (`id` is the column `post_id`).
+POST_COLUMNS = _post_columns()
+# One post, unique on (platform, post_id): the Post's stored fields and what storage adds.
+# `raw` keeps the payload exactly as collected.
+POST_TABLE = Table(
+    "post",
+    SQLModel.metadata,
+    Column("id", Integer, primary_key=True),
+    *POST_COLUMNS.values(),
+    Column("deleted_at", UTCDateTime),  # when a copy first said it was deleted; it stays so
+    Column("sentiment_polarity", Float),
+    Column("sentiment_subjectivity", Float),
+    Column("source", AutoString, nullable=False),  # the source that first found it
+    Column("collected_at", UTCDateTime, nullable=False),  # when it was first stored
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("platform", "post_id", name="uq_post_platform_id"),
+    Index("ix_post_created_at", "created_at"),
+    Index("ix_post_author", "author"),
+)
+
+
+class PostRow:
+    """The `post` table as a mapped class, for queries that name its columns (`PostRow.author`)."""
+
+
+registry(metadata=SQLModel.metadata).map_imperatively(PostRow, POST_TABLE)
 
 
 class Sighting(SQLModel, table=True):
