@@ -20,9 +20,7 @@ time.tzset()
 import connectors  # noqa: E402
 from aggregator.config import Config, load_config  # noqa: E402
 from storage.db import open_database  # noqa: E402
-from tests.helpers import EXAMPLE, ROOT, Flaky, copy_database, load, shipped_project  # noqa: E402
-
-__all__ = ["EXAMPLE", "ROOT"]  # still importable from here, as tests/harness.py does
+from tests.helpers import Flaky, copy_database, load, shipped_project  # noqa: E402
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +32,7 @@ from connectors.mastodon import MastodonConnector
 from connectors.tags import COLUMNS, read_tags
 from connectors.twarc import read_twarc
 from connectors.x import XConnector
-from tests.conftest import EXAMPLE, ROOT
+from tests.helpers import EXAMPLE, ROOT, client
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 11, 28, 13, tzinfo=UTC).timestamp()  # the clock every connector is given
@@ -55,7 +54,6 @@ with (FIXTURES / "tags/archive.csv").open(newline="", encoding="utf-8") as _fh:
 SNOWFLAKE = 803236158464139264  # an X id of 2016-11-28
 FEED_URL = "https://blog.example/tag/copro16/feed/"
 JSON_TYPE = {"Content-Type": "application/json"}
-TLS = ssl.create_default_context()
 
 
 @dataclass(frozen=True)
@@ -112,11 +110,6 @@ def read_tags_rows(records: list[dict[str, str]], tmp: Path) -> list[Page]:
 
 
 # -- live sources, each answering one page through respx ----------------------------------------
-
-
-def client() -> httpx.Client:
-    """A client sharing one TLS context: making a context per client costs 50 ms a page."""
-    return httpx.Client(verify=TLS)
 
 
 def as_json(body: Any) -> httpx.Response:

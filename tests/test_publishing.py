@@ -10,10 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import update
 
-from aggregator.cli import cli
 from aggregator.pipeline import analyse, tag
 from connectors.base import Page, Post
 from reports.lang import PAGE_LANG, Language, post_language
@@ -21,7 +19,7 @@ from reports.render import write_report
 from reports.story import build_story
 from storage.models import Assignment
 from storage.queries import save_page
-from tests.conftest import ROOT
+from tests.helpers import invoke, shipped_project
 
 WELSH = "Diolch yn fawr iawn i bawb am sesiwn wych heddiw, roedd y trafodaethau yn ysbrydoledig"
 URDU = "آج کی نشست میں مریضوں کی آواز کو مرکز میں رکھنے پر بہت اچھی گفتگو ہوئی"
@@ -29,16 +27,10 @@ ENGLISH = "A really thoughtful session on how carers shape the services they rel
 BLOCKS = "▁▂▃▄▅▆▇█"
 
 
-def invoke(folder: Path, *args: str):
-    return CliRunner().invoke(cli, ["--config", str(folder / "config.toml"), *args])
-
-
 @pytest.fixture(scope="module")
 def example(tmp_path_factory) -> Path:
     """The bundled example, collected, tagged and reported once for this module's tests."""
-    folder = tmp_path_factory.mktemp("example")
-    shutil.copy(ROOT / "config.toml", folder / "config.toml")
-    shutil.copytree(ROOT / "examples", folder / "examples")
+    folder = shipped_project(tmp_path_factory.mktemp("example"))
     assert invoke(folder, "run").exit_code == 0
     return folder / "site"
 
@@ -193,6 +185,6 @@ def test_organisers_see_about_this_data_and_the_public_page_leaves_it_out(exampl
 def test_a_bad_report_audience_is_a_config_error_naming_the_key(project):
     cfg = project / "config.toml"
     cfg.write_text(cfg.read_text().replace("[report]\n", '[report]\naudience = "everyone"\n'))
-    result = CliRunner().invoke(cli, ["--config", str(cfg), "status"])
+    result = invoke(cfg, "status")
     assert result.exit_code == 2
     assert "report.audience" in result.output and '"public"' in result.output

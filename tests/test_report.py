@@ -9,31 +9,23 @@ import re
 from collections import Counter
 from datetime import timedelta
 
-from click.testing import CliRunner
 from markupsafe import escape
 from sqlalchemy import func, select
 
-from aggregator.cli import cli
 from aggregator.pipeline import analyse, collect, tag
 from connectors.base import Page, Post
 from reports.render import md_escape, write_report
 from reports.story import Part, build_story
 from storage.models import PostAnalysis, PostRow
 from storage.queries import save_page
-from tests.conftest import EXAMPLE
+from tests.helpers import EXAMPLE, invoke
 
 with EXAMPLE.open(encoding="utf-8") as _fh:
     LABELS = Counter(json.loads(line)["expected_session"] for line in _fh)
 
 
-def invoke(project, *args):
-    return CliRunner().invoke(
-        cli, ["--config", str(project / "config.toml"), *args], catch_exceptions=False
-    )
-
-
-def test_report_command_writes_the_three_files_and_names_them(project):
-    assert invoke(project, "collect").exit_code == 0
+def test_report_command_writes_the_three_files_and_names_them(example_loaded):
+    project = example_loaded
     result = invoke(project, "report")
     assert result.exit_code == 0, result.output
     site = project / "site"
@@ -43,8 +35,8 @@ def test_report_command_writes_the_three_files_and_names_them(project):
     assert not list(site.glob(".*.tmp"))
 
 
-def test_report_into_an_unusable_folder_fails_in_one_line(project):
-    assert invoke(project, "collect").exit_code == 0
+def test_report_into_an_unusable_folder_fails_in_one_line(example_loaded):
+    project = example_loaded
     (project / "site").write_text("a file where the report folder should be")
     result = invoke(project, "report")
     assert result.exit_code == 1
@@ -54,8 +46,9 @@ def test_report_into_an_unusable_folder_fails_in_one_line(project):
     )
 
 
-def test_the_bundled_example_reads_as_a_story_in_all_three_formats(project):
-    assert invoke(project, "run").exit_code == 0
+def test_the_bundled_example_reads_as_a_story_in_all_three_formats(example_loaded):
+    project = example_loaded
+    assert invoke(project, "report").exit_code == 0
     site = project / "site"
     html, markdown = (site / "index.html").read_text(), (site / "report.md").read_text()
     story = json.loads((site / "story.json").read_text())

@@ -11,15 +11,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from aggregator.cli import cli
 from aggregator.pipeline import collect, tag
 from reports.editorial import Item, build_context, highlight_eligible
 from reports.render import story_dict
 from reports.story import build_story
 from storage.db import open_database
-from tests.helpers import EXAMPLE
+from tests.helpers import EXAMPLE, invoke
 from tests.storyhelp import (
     EDITORIAL,
     editorial_posts,
@@ -241,7 +239,7 @@ def test_a_bad_new_key_is_a_config_error_naming_it(tmp_path, toml, key):
     # the key goes into the first table of its kind
     config = config.replace(f"{table}\n", f"{table}\n{line}\n", 1)
     (tmp_path / "config.toml").write_text(config)
-    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "config.toml"), "status"])
+    result = invoke(tmp_path, "status")
     assert result.exit_code == 2 and key in result.output, result.output
 
 
