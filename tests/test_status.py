@@ -140,7 +140,8 @@ def test_a_run_left_running_by_a_killed_process_is_marked_interrupted(project, e
 def test_case_13_gaps_are_recorded_when_a_source_was_away_longer_than_it_reaches_back(engine):
     source = SourceConfig("xsearch", "x", True)
     run = start_run(engine, "collect")
-    ten_days_ago = datetime.now(UTC) - timedelta(days=10)
+    now = datetime(2016, 12, 8, 13, tzinfo=UTC)
+    ten_days_ago = now - timedelta(days=10)
     record_outcome(
         engine,
         run,
@@ -153,15 +154,12 @@ def test_case_13_gaps_are_recorded_when_a_source_was_away_longer_than_it_reaches
             "finished_at": ten_days_ago,
         },
     )
-    gaps = gap_warnings(engine, source, {"since_id": "9"})
+    gaps = gap_warnings(engine, source, {"since_id": "9"}, now=now)
     assert len(gaps) == 1 and "reaches back only 7 days" in gaps[0] and "10 days ago" in gaps[0]
-    assert (
-        gap_warnings(
-            engine, SourceConfig("xsearch", "x", True, {"reach_back_days": 30}), {"since_id": "9"}
-        )
-        == []
-    )
-    reset = gap_warnings(engine, SourceConfig("xsearch", "x", True, {"reach_back_days": 30}), None)
+    assert "2016-11-28 to 2016-12-01 may be missing" in gaps[0]  # what it cannot reach back to
+    month = SourceConfig("xsearch", "x", True, {"reach_back_days": 30})
+    assert gap_warnings(engine, month, {"since_id": "9"}, now=now) == []
+    reset = gap_warnings(engine, month, None, now=now)
     assert reset == ["gap: the saved cursor is gone (reset); collecting again from the start"]
 
 
