@@ -12,7 +12,7 @@ from sqlalchemy import select
 from aggregator.config import load_config
 from storage.db import open_database
 from storage.models import Assignment, PostRow
-from tests.helpers import in_zone, invoke
+from tests.helpers import copy_database, in_zone, invoke, shipped_project
 
 REPLY = "100000000001000192"  # a reply with no cue of its own in the bundled example
 
@@ -21,6 +21,21 @@ REPLY = "100000000001000192"  # a reply with no cue of its own in the bundled ex
 def run(project: Path):
     in_zone(project, "Asia/Tokyo", example=True)
     return lambda *args: invoke(project, *args)
+
+
+@pytest.fixture(scope="module")
+def collected_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project in Tokyo with the example collected, once for this module's tests to copy."""
+    project = shipped_project(tmp_path_factory.mktemp("tokyo"))
+    in_zone(project, "Asia/Tokyo", example=True)
+    assert invoke(project, "collect").exit_code == 0
+    return project
+
+
+@pytest.fixture
+def collected(project: Path, collected_once: Path) -> None:
+    """The project's database: the example collected in Tokyo, not yet tagged."""
+    copy_database(collected_once, project)
 
 
 def assignments(project: Path) -> list[tuple]:
@@ -43,8 +58,8 @@ def enable_curation(project: Path, text: str) -> None:
     )
 
 
+@pytest.mark.usefixtures("collected")
 def test_tag_is_incremental_and_deterministic(run, project):
-    assert run("collect").exit_code == 0
     first = run("tag")
     assert first.exit_code == 0 and first.output == "Tagged 400 new posts.\n"
     before = assignments(project)
@@ -54,8 +69,8 @@ def test_tag_is_incremental_and_deterministic(run, project):
     assert assignments(project) == before  # same answers, every time
 
 
+@pytest.mark.usefixtures("collected")
 def test_tag_redoes_everything_when_the_curation_changes(run, project):
-    run("collect")
     run("tag")
     enable_curation(project, '[[highlight]]\nid = "100000000001000240"\n')
     result = run("tag")
@@ -67,8 +82,8 @@ def test_tag_redoes_everything_when_the_curation_changes(run, project):
     assert [r[0] for r in assignments(project) if r[6]] == ["100000000001000240"]
 
 
+@pytest.mark.usefixtures("collected")
 def test_a_correction_for_no_stored_post_is_a_warning(run, project):
-    run("collect")
     enable_curation(project, '[[exclude]]\nid = "404"\n')
     result = run("tag")
     assert result.exit_code == 0
@@ -90,8 +105,8 @@ def test_a_missing_curation_file_exits_2(run, project):
     assert result.exit_code == 2 and "tagging.curation: file not found" in result.stderr
 
 
+@pytest.mark.usefixtures("collected")
 def test_explain_gives_the_decision_and_every_reason(run, project):
-    run("collect")
     run("tag")
     result = run("tag", "--explain", REPLY)
     assert result.exit_code == 0, result.output
@@ -105,8 +120,8 @@ def test_explain_gives_the_decision_and_every_reason(run, project):
     assert lines[7].startswith("Stored: ") and "auto" in lines[7]
 
 
+@pytest.mark.usefixtures("collected")
 def test_explain_names_cues_their_sessions_and_corrections(run, project):
-    run("collect")
     enable_curation(project, '[[highlight]]\nid = "100000000001000240"\nnote = "lovely"\n')
     run("tag")
     out = run("tag", "--explain", "100000000001000240").output
@@ -115,14 +130,14 @@ def test_explain_names_cues_their_sessions_and_corrections(run, project):
     assert "Stored: session-3 (score 1.00, auto, highlight)" in out
 
 
+@pytest.mark.usefixtures("collected")
 def test_explain_before_tagging_says_so(run, project):
-    run("collect")
     out = run("tag", "--explain", REPLY).output
     assert "Stored: not tagged yet (run `aggregator tag`)" in out
 
 
+@pytest.mark.usefixtures("collected")
 def test_explain_of_an_unknown_id_is_one_line_and_exit_1(run, project):
-    run("collect")
     result = run("tag", "--explain", "nope")
     assert result.exit_code == 1
     assert result.stderr == (
