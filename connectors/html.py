@@ -1,8 +1,25 @@
-"""Post HTML -> plain text (for search and export) and -> sanitised HTML (nh3 allowlist)."""
+"""Post HTML -> plain text (for search and export) and -> sanitised HTML.
+
+The project's only nh3 allowlists are here, one per purpose, and differ because what they guard
+differs:
+- `STORED_HTML`, what a connector keeps of a platform's HTML in `Post.html` (`sanitize_html`): the
+  post as its author wrote it (paragraphs, headings, lists, quotes, images with their alt text,
+  Mastodon's mention, hashtag and card classes, mailto links) for the exports and any later
+  display, and nothing that runs, so no database or export holds live markup.
+- `SHOWN_HTML`, what the story page shows (reports.text.sanitise_html), on our own public page among
+  our own headings and cards: inline formatting, paragraphs, quotes, lists and http(s) links only.
+  No images (a remote address would tell another server who reads the story; the story shows a
+  post's media itself, as an archived thumbnail with its alt text or a link), no headings (they
+  would break the page's outline for screen readers), no titles or mailto; links are marked `ugc`
+  too, as user content. It is applied to whatever the database holds, which did not all come
+  through `STORED_HTML` (an imported archive's html is kept as the file gives it).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from html import unescape
 from html.entities import html5
 
@@ -12,6 +29,9 @@ __all__ = [
     "HASHTAG_RE",
     "LINK_RE",
     "MAX_HTML",
+    "SHOWN_HTML",
+    "STORED_HTML",
+    "HtmlPolicy",
     "html_to_text",
     "links_in_html",
     "links_in_text",
@@ -54,22 +74,57 @@ ATTR_AMP_RE = re.compile(r"&([A-Za-z][A-Za-z0-9]*)(?=(.?))", re.S)  # a named re
 # reports.text.MAX_SHOWN of them: nh3 takes time quadratic in a long text node or attribute of "&",
 # "©" or no-break spaces, so a megabyte of them would take minutes. The text keeps every character.
 MAX_HTML = 20_000
-SAFE_TAGS = BLOCK_TAGS | {
-    "br",
-    "a",
-    "span",
-    "em",
-    "strong",
-    "b",
-    "i",
-    "u",
-    "s",
-    "del",
-    "code",
-    "img",
-}
-SAFE_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}}
-SAFE_CLASSES = {"a": {"mention", "hashtag", "u-url"}, "span": {"invisible", "ellipsis", "h-card"}}
+
+
+@dataclass(frozen=True)
+class HtmlPolicy:
+    """What one purpose lets through of a post's HTML, an nh3 allowlist: these tags, these
+    attributes and classes on them, links and images with these URL schemes, and `link_rel` on
+    every link. Anything else goes: script and style with their content, other tags leaving
+    their text, every event handler and style attribute, any other URL."""
+
+    tags: frozenset[str]
+    attributes: Mapping[str, frozenset[str]]
+    classes: Mapping[str, frozenset[str]]
+    url_schemes: frozenset[str]
+    link_rel: str
+
+    def clean(self, html: str) -> str:
+        """`html` as this policy allows it. nh3 takes time quadratic in a long text node or
+        attribute of "&", "©" or no-break spaces: callers pass a bounded prefix."""
+        return nh3.clean(
+            html,
+            tags=set(self.tags),
+            clean_content_tags={"script", "style"},
+            attributes={tag: set(names) for tag, names in self.attributes.items()},
+            allowed_classes={tag: set(names) for tag, names in self.classes.items()},
+            url_schemes=set(self.url_schemes),
+            link_rel=self.link_rel,
+        )
+
+
+# Side by side: why they differ is in the module's docstring.
+STORED_HTML = HtmlPolicy(
+    tags=frozenset(
+        {*BLOCK_TAGS, "br", "a", "span", "em", "strong", "b", "i", "u", "s", "del", "code", "img"}
+    ),
+    attributes={"a": frozenset({"href", "title"}), "img": frozenset({"src", "alt", "title"})},
+    classes={
+        "a": frozenset({"mention", "hashtag", "u-url"}),
+        "span": frozenset({"invisible", "ellipsis", "h-card"}),
+    },
+    url_schemes=frozenset({"http", "https", "mailto"}),
+    link_rel="noopener noreferrer nofollow",
+)
+SHOWN_HTML = HtmlPolicy(
+    tags=frozenset(
+        {"a", "p", "br", "span", "strong", "em", "b", "i", "code", "blockquote", "ul", "ol", "li"}
+    ),
+    attributes={"a": frozenset({"href"})},
+    classes={"span": frozenset({"invisible", "ellipsis"})},  # Mastodon's shortened links
+    url_schemes=frozenset({"http", "https"}),
+    link_rel="noopener noreferrer nofollow ugc",
+)
 
 
 class _Parsed:
@@ -185,17 +240,9 @@ def _bare_amps(html: str) -> str:
 
 
 def sanitize_html(html: str | None) -> str | None:
-    """Allowlisted HTML: no scripts, styles, handlers or non-http links; links get rel=noopener.
-    Past MAX_HTML characters, cut (an unfinished tag dropped) and ended with "…"."""
+    """A platform's HTML as `STORED_HTML` keeps it. Past MAX_HTML characters, cut (an unfinished
+    tag dropped) and ended with "…"."""
     if not html:
         return None
-    clean = nh3.clean(
-        _bare_amps(html[:MAX_HTML]),
-        tags=SAFE_TAGS,
-        clean_content_tags={"script", "style"},
-        attributes=SAFE_ATTRIBUTES,
-        allowed_classes=SAFE_CLASSES,
-        url_schemes={"http", "https", "mailto"},
-        link_rel="noopener noreferrer nofollow",
-    )
+    clean = STORED_HTML.clean(_bare_amps(html[:MAX_HTML]))
     return clean + "…" if len(html) > MAX_HTML else clean

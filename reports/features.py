@@ -10,12 +10,10 @@ megabyte post costs no more than a long one.
 from __future__ import annotations
 
 import hashlib
-import html
 from dataclasses import asdict, dataclass
 
-import nh3
-
 from aggregator.safeguarding import disclosure, find_identifiers, role_from_profile
+from connectors.html import html_to_text
 from reports.editorial import Context, Item, classify, copy_key, is_repost, is_speaker_quote
 from reports.speech import URL
 from reports.text import MAX_ANALYSED, clean_text, sentiment, terms
@@ -55,7 +53,7 @@ def profile_text(profile: str | None) -> str | None:
     """A profile as plain text: Mastodon's note is HTML; other sources give text."""
     if not profile:
         return None
-    plain = html.unescape(nh3.clean(clean_text(profile[:PROFILE_READ]), tags=set()))
+    plain = html_to_text(clean_text(profile[:PROFILE_READ]))
     return " ".join(plain.split()) or None
 
 

@@ -16,8 +16,9 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from itertools import pairwise
 
-import nh3
 from textblob.en import sentiment as pattern_sentiment  # what TextBlob's PatternAnalyzer calls
+
+from connectors.html import SHOWN_HTML
 
 __all__ = [
     "ANALYSER",
@@ -76,8 +77,6 @@ _STOPWORDS = """a about above after again against all almost also am among an an
     nice powerful wonderful thanks thank listening watching thinking looking forward learn learning
     earlier later session sessions discussion point points event day everyone anyone someone something"""
 STOPWORDS = frozenset(_STOPWORDS.split())
-_HTML_TAGS = "a p br span strong em b i code blockquote ul ol li"
-HTML_TAGS = frozenset(_HTML_TAGS.split())  # formatting and links only
 
 
 def clean_text(value: object) -> str:
@@ -87,18 +86,12 @@ def clean_text(value: object) -> str:
 
 
 def sanitise_html(html: str | None) -> str:
-    """Post HTML through nh3's allowlist: basic formatting and http(s) links, nothing that runs;
-    past MAX_SHOWN characters, cut and ended with "…"."""
+    """Post HTML as the story shows it (connectors.html.SHOWN_HTML: basic formatting and http(s)
+    links, nothing that runs), without hidden characters; past MAX_SHOWN characters, cut and
+    ended with "…"."""
     if not html:
         return ""
-    clean = nh3.clean(
-        clean_text(html[:MAX_SHOWN]),
-        tags=HTML_TAGS,
-        attributes={"a": {"href"}},
-        allowed_classes={"span": {"invisible", "ellipsis"}},  # Mastodon's shortened links
-        url_schemes={"http", "https"},
-        link_rel="noopener noreferrer nofollow ugc",
-    )
+    clean = SHOWN_HTML.clean(clean_text(html[:MAX_SHOWN]))
     return clean + "…" if len(html) > MAX_SHOWN else clean
 
 
