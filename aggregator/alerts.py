@@ -137,8 +137,10 @@ def after_run(
     *,
     env: Mapping[str, str] | None = None,
     http: httpx.Client | None = None,
+    now: datetime | None = None,
 ) -> list[str]:
-    """Alert if the run failed (`error`) or a source failed [alerts] after_failures runs in a row."""
+    """Alert if the run failed (`error`) or a source failed [alerts] after_failures runs in a row;
+    the channels that worked. `now` is when the digest says the run was (default: now)."""
     from aggregator.health import source_health
 
     settings = getattr(config, "alerts", None)
@@ -160,7 +162,7 @@ def after_run(
         return send(
             settings,
             f"[aggregator] {config.event.name}: {what}",
-            digest(config, failing, error),
+            digest(config, failing, error, now),
             env,
             http,
         )

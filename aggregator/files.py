@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, Any, Literal, overload
+from typing import IO, Any, BinaryIO, Literal, TextIO, overload
 
 __all__ = ["atomic_write", "write_bytes", "write_text"]
 
@@ -25,12 +25,12 @@ NAME_TRIES = 100  # temporary names tried when one is taken (two random clashes 
 @contextmanager
 def atomic_write(
     path: Path, mode: Literal["w"] = "w", *, encoding: str = "utf-8", newline: str | None = None
-) -> Iterator[IO[str]]: ...
+) -> Iterator[TextIO]: ...
 @overload
 @contextmanager
 def atomic_write(
     path: Path, mode: Literal["wb"], *, encoding: None = None, newline: None = None
-) -> Iterator[IO[bytes]]: ...
+) -> Iterator[BinaryIO]: ...
 
 
 @contextmanager

@@ -35,6 +35,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from aggregator.errors import AggregatorError
+from aggregator.files import write_bytes, write_text
 from aggregator.settings import MediaSettings
 from aggregator.stop import StopFlag
 from storage.db import beside_database
@@ -134,16 +135,10 @@ class Archive:
         return Thumbnail(f"data:image/jpeg;base64,{encoded}", entry["width"], entry["height"])
 
     def save(self) -> None:
-        """The index, written to a temporary name and renamed: a reader never sees half of it."""
+        """The index, written atomically: a reader never sees half of it."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / INDEX
-        tmp = path.with_name(f".{INDEX}.tmp")
         body = {"version": 1, "images": self.images, "failed": self.failed}
-        try:
-            tmp.write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_text(self.folder / INDEX, json.dumps(body, ensure_ascii=False, indent=1))
 
 
 def _entry_ok(entry: Any) -> bool:
@@ -267,9 +262,7 @@ def _fetch_all(
         path = archive.folder / name
         if not path.exists():
             archive.folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{name}.tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            write_bytes(path, data)
             total += len(data)
         archive.images[url] = {"file": name, "width": width, "height": height, "bytes": len(data)}
         archive.failed.pop(url, None)

@@ -1,28 +1,37 @@
 """The job, one stage at a time: collect -> store -> tag -> report. Returns summaries; never prints.
 
 The tagging stage (`tag`, `explain`, `evaluate`) lives in aggregator.tagstage and is re-exported here.
+
+What a Python caller needs for the command-line's guarantees is here too: `writing(config)`, the
+database under the one writers' lock with killed runs recovered and the event stamp checked (every
+writing command runs in it), `reading(config)` for the others, and the commands' jobs whole:
+`run_nightly` (`run`, `schedule`: lock, nightly job, alerts), `run_collect` and `import_file`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 
+from aggregator.alerts import after_run
 from aggregator.config import Config, SourceConfig
 from aggregator.curation import load_curation
-from aggregator.health import gap_warnings
-from aggregator.lock import StopFlag, StopRequested
+from aggregator.errors import UsageError
+from aggregator.health import gap_warnings, recover_interrupted
+from aggregator.lock import RunLock, StopFlag, StopRequested, lock_path
 from aggregator.logs import IN_SUMMARY, redact
 from aggregator.media import MediaSummary, archive_media
 from aggregator.privacy import Redactor, drop_opted_out, redact_quarantined
+from aggregator.stamp import mismatch, record_event, recorded_event
 from aggregator.tagstage import (
     EvaluationReport,
     PostExplanation,
@@ -33,7 +42,7 @@ from aggregator.tagstage import (
 )
 from connectors import ConnectorError, Page, build_connector
 from storage.analysis import store_analysis
-from storage.db import StorageError
+from storage.db import StorageError, open_database
 from storage.models import PostAnalysis, PostRow
 from storage.queries import (
     finish_run,
@@ -45,6 +54,7 @@ from storage.queries import (
 )
 
 __all__ = [
+    "IMPORT_FORMATS",
     "CollectSummary",
     "EvaluationReport",
     "ImportSummary",
@@ -53,13 +63,19 @@ __all__ = [
     "SourceSummary",
     "TagSummary",
     "analyse",
+    "archive_reader",
     "collect",
     "evaluate",
     "explain",
+    "import_file",
     "import_pages",
     "nightly",
+    "reading",
     "report",
+    "run_collect",
+    "run_nightly",
     "tag",
+    "writing",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,6 +83,7 @@ POSTS = PostRow.__table__  # type: ignore[attr-defined]
 ANALYSIS = PostAnalysis.__table__  # type: ignore[attr-defined]
 OnPage = Callable[[str, Page], None]
 StopCheck = Callable[[], bool]
+Clock = Callable[[], datetime]
 
 
 @dataclass
@@ -269,6 +286,70 @@ def _abandon(engine: Engine, run_id: int, exc: BaseException) -> None:
         log.error("%s", problem)
 
 
+@contextmanager
+def writing(config: Config) -> Iterator[Engine]:
+    """The config's database for a writing step, as every writing command has it: under the one
+    writers' lock (aggregator.lock), opened (missing tables and columns added), the runs a killed
+    process left 'running' marked interrupted, and the config's event recorded as the database's
+    if none is (a warning is logged when the database holds another event's posts). Its
+    connections are closed at the end; the engine stays usable.
+
+    :raises LockHeld: another process is writing (no waiting). :raises LockError: the lock file
+        cannot be made. :raises StorageError: the database cannot be opened or updated.
+    """
+    with RunLock(lock_path(config)):
+        engine = open_database(config.database_url)
+        try:
+            recover_interrupted(engine)
+            _check_event(engine, config, record=True)
+            yield engine
+        finally:
+            engine.dispose()
+
+
+@contextmanager
+def reading(config: Config) -> Iterator[Engine]:
+    """The config's database for reading, without the lock (SQLite's WAL lets it read while a run
+    writes): opened, with a warning logged when it holds another event's posts. Its connections
+    are closed at the end. :raises StorageError: it cannot be opened.
+    """
+    engine = open_database(config.database_url)
+    try:
+        _check_event(engine, config)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _check_event(engine: Engine, config: Config, record: bool = False) -> None:
+    """Warn when the database holds another event's posts (a config copied beside another one
+    shares its database); with `record`, first record the config's event if none is yet."""
+    recorded = record_event(engine, config.event.name) if record else recorded_event(engine)
+    if warning := mismatch(engine, recorded, config.event.name):
+        log.warning("%s", warning)
+
+
+def run_collect(
+    config: Config,
+    *,
+    only: str | None = None,
+    on_page: OnPage | None = None,
+    should_stop: StopCheck | None = None,
+    **context: Any,
+) -> CollectSummary:
+    """`aggregator collect`: every enabled source (or only the one named `only`, enabled or not)
+    in `writing(config)`. `should_stop` and `context` as for `collect`.
+
+    :raises UsageError: no source is named `only`. :raises LockHeld: another process is writing.
+    """
+    if only is not None and config.source(only) is None:
+        names = ", ".join(s.name for s in config.sources) or "none"
+        raise UsageError(f"no source named {only!r} (configured: {names})")
+    with writing(config) as engine:
+        return collect(engine, config, only=only, on_page=on_page, should_stop=should_stop,
+                       **context)  # fmt: skip
+
+
 @dataclass
 class NightlySummary:
     collected: CollectSummary
@@ -367,6 +448,40 @@ def nightly(
     return done
 
 
+def run_nightly(
+    config: Config,
+    *,
+    command: str = "run",
+    on_page: OnPage | None = None,
+    should_stop: StopCheck | None = None,
+    env: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    **context: Any,
+) -> NightlySummary:
+    """The nightly job as `aggregator run` and every scheduled run do it: `nightly` in
+    `writing(config)`, recorded under `command` in the run log; then the [alerts] alert, if one
+    is due (a source failing `after_failures` runs in a row), sent after the lock is released.
+    When the job raises, the alert says the run failed and the error goes on.
+
+    `env` holds the alert's secrets (default: the environment); `clock` says when the alert's run
+    was (default: now). `on_page`, `should_stop` and `context` as for `collect`.
+
+    :raises LockHeld: another process is writing: nothing ran, no alert.
+    """
+    with writing(config) as engine:
+        try:
+            done = nightly(engine, config, on_page=on_page, should_stop=should_stop,
+                           command=command, **context)  # fmt: skip
+        except Exception as exc:
+            after_run(engine, config, _ended_by(exc)[1], env=env, now=clock and clock())
+            raise
+    try:  # writing() closed the engine's connections: reading the run log reopens one, closed here
+        after_run(engine, config, env=env, now=clock and clock())
+    finally:
+        engine.dispose()
+    return done
+
+
 @dataclass
 class ImportSummary:
     path: Path
@@ -422,6 +537,35 @@ def import_pages(
     record_outcome(engine, run_id, _outcome(summary.outcome(status, error), started))
     finish_run(engine, run_id, status, error)
     return summary
+
+
+IMPORT_FORMATS = ("jsonl", "twarc", "tags")  # archive files `import_file` reads
+
+
+def archive_reader(fmt: str) -> Callable[[Path], Iterator[Page]]:
+    """The reader of an archive format in IMPORT_FORMATS: path -> pages.
+
+    :raises UsageError: for any other format.
+    """
+    from connectors.archives import read_jsonl
+    from connectors.tags import read_tags
+    from connectors.twarc import read_twarc
+
+    readers = {"jsonl": read_jsonl, "twarc": read_twarc, "tags": read_tags}
+    if fmt not in readers:
+        raise UsageError(f"cannot import {fmt!r} files: use one of {', '.join(IMPORT_FORMATS)}")
+    return readers[fmt]
+
+
+def import_file(config: Config, path: Path, fmt: str = "jsonl") -> ImportSummary:
+    """`aggregator import`: an archive file of format `fmt` (IMPORT_FORMATS) stored by
+    `import_pages` in `writing(config)`, leaving out [privacy] opt_out accounts.
+
+    :raises UsageError: an unknown format. :raises LockHeld: another process is writing.
+    """
+    read = archive_reader(fmt)
+    with writing(config) as engine:
+        return import_pages(engine, path, read(path), config.privacy.opt_out)
 
 
 def _store(

@@ -6,13 +6,16 @@ import csv
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import Any, TextIO
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
+from aggregator.errors import OutputError
+from aggregator.files import atomic_write
 from aggregator.privacy import opt_out_redactor
 from aggregator.pseudonym import Pseudonymiser
 from aggregator.safeguarding import IdentifierScrubber, scrubber_for
@@ -20,14 +23,17 @@ from aggregator.settings import Config
 from connectors.base import parse_time
 from reports.columns import COLUMNS, EXTRAS, INTERCHANGE, iso_utc
 from reports.export_options import ExportOptions
-from reports.manifest import ExportStats
+from reports.manifest import ExportStats, write_manifest
+from reports.manifest import manifest as provenance
 from storage.models import PostRow
 from storage.queries import iter_posts, opted_out_filter, resolve_replies
 
 __all__ = [
     "EXCEL_MAX_ROWS",
+    "Exported",
     "csv_cell",
     "export",
+    "export_to",
     "iter_records",
     "spreadsheet_warning",
 ]
@@ -247,6 +253,42 @@ def export(
             pseudo = pseudonymiser(conn, options.key)
     WRITERS[options.fmt](iter_records(engine, config, options, stats, pseudo), out, options)
     return stats, pseudo
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What `export_to` wrote: the export file, its manifest (None unless asked for) and what
+    went into it."""
+
+    path: Path
+    stats: ExportStats
+    manifest: Path | None = None
+
+
+def export_to(
+    engine: Engine, config: Config, path: Path, options: ExportOptions, *, manifest: bool = False
+) -> Exported:
+    """Export the posts `options` select into the file `path`, written atomically (a reader sees
+    the old file or the whole new one, never a partial export); with `manifest`, then
+    FILE.manifest.json beside it (reports/manifest.py), atomically too.
+
+    :raises OutputError: when the export or its manifest cannot be written.
+    """
+    path = Path(path)
+    try:
+        with atomic_write(path, newline="") as out:  # csv writes its own \r\n: no translation
+            stats, pseudo = export(engine, config, out, options)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    if not manifest:
+        return Exported(path, stats)
+    data = provenance(engine, config, options, stats, path.name, pseudo)
+    try:
+        return Exported(path, stats, write_manifest(path, data))
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the manifest beside {path}: {exc.strerror or exc}"
+        ) from exc
 
 
 def spreadsheet_warning(rows: int) -> str | None:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from aggregator import __version__
+from aggregator.files import write_text
 from aggregator.pseudonym import Pseudonymiser
 from aggregator.safeguarding import KINDS
 from aggregator.settings import Config
@@ -112,9 +113,7 @@ def manifest_path(output: Path) -> Path:
 
 
 def write_manifest(output: Path, data: Mapping[str, Any]) -> Path:
-    """Write FILE.manifest.json beside the export, atomically."""
+    """Write FILE.manifest.json beside the export, atomically; returns its path."""
     path = manifest_path(output)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     return path

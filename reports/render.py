@@ -15,6 +15,8 @@ from urllib.parse import quote, urlsplit
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from aggregator.errors import OutputError
+from aggregator.files import write_text
 from reports import charts, narrative
 from reports.model import Review
 from reports.story import PostView, Story
@@ -164,37 +166,48 @@ def story_dict(story: Story) -> dict[str, Any]:
     return {"schema": JSON_SCHEMA, **data}
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+def _write(folder: Path, texts: dict[Path, str], what: str) -> None:
+    """Each text into its file, atomically (a reader never sees half a file), `folder` made first.
+
+    :raises OutputError: naming `what` when the folder or a file cannot be written.
+    """
     try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)  # a reader never sees half a file
-    finally:
-        tmp.unlink(missing_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        for path, text in texts.items():
+            write_text(path, text)
+    except OSError as exc:
+        raise OutputError(f"cannot write {what}: {exc.strerror or exc}") from exc
 
 
 def write_report(story: Story, output: Path) -> dict[str, Path]:
-    """Write index.html, report.md and story.json into `output`; returns {format: path}."""
-    output.mkdir(parents=True, exist_ok=True)
+    """Write index.html, report.md and story.json into `output`; returns {format: path}. All three
+    are rendered before any is written.
+
+    :raises OutputError: when the folder or a file cannot be written.
+    """
     sessions = [(p.start, p.end, p.title, p.key) for p in story.sessions if p.start and p.end]
-    texts = {
-        "html": ("index.html", html_environment().get_template("report.html.j2")),
-        "markdown": ("report.md", markdown_environment().get_template("report.md.j2")),
+    files = {
+        "html": output / "index.html",
+        "markdown": output / "report.md",
+        "json": output / "story.json",
     }
-    written: dict[str, Path] = {}
-    for fmt, (name, template) in texts.items():
-        _write(output / name, template.render(story=story, sessions=sessions))
-        written[fmt] = output / name
-    _write(
-        output / "story.json", json.dumps(story_dict(story), ensure_ascii=False, indent=1) + "\n"
-    )
-    written["json"] = output / "story.json"
-    return written
+    html = html_environment().get_template("report.html.j2")
+    markdown = markdown_environment().get_template("report.md.j2")
+    texts = {
+        files["html"]: html.render(story=story, sessions=sessions),
+        files["markdown"]: markdown.render(story=story, sessions=sessions),
+        files["json"]: json.dumps(story_dict(story), ensure_ascii=False, indent=1) + "\n",
+    }
+    _write(output, texts, f"the report into {output}")
+    return files
 
 
 def write_review(review: Review, path: Path) -> Path:
     """Write the organisers' review page (`aggregator report --review`) to `path`: autoescaped
-    like the story, under the same Content-Security-Policy."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write(path, html_environment().get_template("review.html.j2").render(review=review))
+    like the story, under the same Content-Security-Policy.
+
+    :raises OutputError: when it cannot be written.
+    """
+    page = html_environment().get_template("review.html.j2").render(review=review)
+    _write(path.parent, {path: page}, f"the review page {path}")
     return path

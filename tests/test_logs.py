@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-import aggregator.cli
+import aggregator.cli.app
 from aggregator.logs import SecretFilter, redact, secret_env_names, watch_secrets
 from tests.helpers import invoke
 
@@ -126,7 +126,7 @@ def test_progress_bars_only_on_a_terminal(project, monkeypatch):
     plain = invoke(project, "collect")
     assert plain.exit_code == 0 and "posts" not in plain.stderr  # under cron: silent
     (project / "data" / "aggregator.db").unlink()
-    monkeypatch.setattr(aggregator.cli, "_is_terminal", lambda: True)
+    monkeypatch.setattr(aggregator.cli.app, "_is_terminal", lambda: True)
     bars = invoke(project, "collect")
     assert bars.exit_code == 0
     assert "example" in bars.stderr and "1 pages, 400 posts" in bars.stderr

@@ -215,7 +215,8 @@ def test_the_log_file_keeps_warnings_and_failures_with_their_times(flaky, tmp_pa
     assert result.exit_code == 1
     stamp = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ "
     text = log.read_text(encoding="utf-8")
-    assert re.search(stamp + r"WARNING aggregator: the database .* holds the posts", text, re.M)
+    warned = r"WARNING aggregator.pipeline: the database .* holds the posts"  # pipeline.writing
+    assert re.search(stamp + warned, text, re.M)
     assert re.search(stamp + r"ERROR aggregator: 1 source\(s\) failed: news$", text, re.M)
     failed = r"ERROR aggregator.pipeline: news: https://feed.example/rss answered HTTP 503 after 5"
     assert re.search(stamp + failed, text, re.M)  # pipeline.collect_source logs it IN_SUMMARY

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 from sqlalchemy import event
 
-import aggregator.cli
+import aggregator.pipeline
 from aggregator.scheduler import set_last_fire
 from storage.db import open_database
 from tests.helpers import database, invoke, live_project, spawn
@@ -240,7 +240,7 @@ def test_case_17_readers_see_a_snapshot_while_a_write_is_open(project, monkeypat
 
 def _on_write_lock(monkeypatch: pytest.MonkeyPatch, then: Callable[[], object]) -> None:
     """`then()` each time an engine the command opens is about to take the write lock."""
-    real = aggregator.cli.open_database
+    real = aggregator.pipeline.open_database
 
     def opened(url: str):
         engine = real(url)
@@ -252,12 +252,12 @@ def _on_write_lock(monkeypatch: pytest.MonkeyPatch, then: Callable[[], object]) 
         event.listen(engine, "before_cursor_execute", before)
         return engine
 
-    monkeypatch.setattr(aggregator.cli, "open_database", opened)
+    monkeypatch.setattr(aggregator.pipeline, "open_database", opened)
 
 
 def _restricted(monkeypatch: pytest.MonkeyPatch, pragma: str) -> None:
     """Every engine the command opens runs `pragma` on each new connection."""
-    real = aggregator.cli.open_database
+    real = aggregator.pipeline.open_database
 
     def opened(url: str):
         engine = real(url)
@@ -265,7 +265,7 @@ def _restricted(monkeypatch: pytest.MonkeyPatch, pragma: str) -> None:
         engine.dispose()  # drop the connection create_all made before the pragma
         return engine
 
-    monkeypatch.setattr(aggregator.cli, "open_database", opened)
+    monkeypatch.setattr(aggregator.pipeline, "open_database", opened)
 
 
 def _cursor(project: Path) -> list[Any]:

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED
 
-from aggregator.cli.collecting import _nightly
 from aggregator.lock import RunLock, StopFlag, lock_path
+from aggregator.pipeline import run_nightly
 from aggregator.scheduler import (
     JOB_ID,
     NightlyScheduler,
@@ -152,7 +152,7 @@ def test_case_25_a_failing_job_is_logged_and_the_next_run_still_happens(engine, 
 
 def test_case_23_a_scheduled_run_while_another_holds_the_lock_is_skipped(engine, config, caplog):
     clock = Clock(at(2, 2))
-    job = lambda: _nightly(config, "schedule", StopFlag())  # noqa: E731  (what `schedule` runs)
+    job = lambda: run_nightly(config, command="schedule", should_stop=StopFlag())  # noqa: E731  (what `schedule` runs)
     with RunLock(lock_path(config)), caplog.at_level(logging.WARNING):
         scheduler(engine, config, job, clock).fire()
     assert (

@@ -8,20 +8,13 @@ from pathlib import Path
 
 import click
 
-from aggregator.cli import (
-    ConfigProblem,
-    cli,
-    fail,
-    failures,
-    get_config,
-    get_engine,
-    printable,
-    writing,
-)
+from aggregator.cli.app import fail, get_config, get_engine, printable
+from aggregator.errors import UsageError
 from aggregator.lock import holder_pid, lock_path
+from aggregator.pipeline import writing
 
 
-@cli.command("status")
+@click.command("status")
 @click.option("--runs", default=5, show_default=True, help="How many recent runs to show.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON for scripts (its shape: docs/operations.md).")  # fmt: skip
@@ -33,8 +26,7 @@ def status_cmd(ctx: click.Context, runs: int, as_json: bool) -> None:
 
     config = get_config(ctx)
     engine = get_engine(config)
-    with failures():
-        report = status_report(engine, config, runs, holder_pid(lock_path(config)))
+    report = status_report(engine, config, runs, holder_pid(lock_path(config)))
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
@@ -45,7 +37,7 @@ def status_cmd(ctx: click.Context, runs: int, as_json: bool) -> None:
         fail(f"the latest run ({latest['id']}) {how}: {latest['message']}")
 
 
-@cli.command("backup")
+@click.command("backup")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_context
 def backup_cmd(ctx: click.Context, path: Path) -> None:
@@ -56,39 +48,33 @@ def backup_cmd(ctx: click.Context, path: Path) -> None:
     config = get_config(ctx)
     engine = get_engine(config)
     if engine.dialect.name != "sqlite":  # nothing to copy here: the server holds the data
-        raise ConfigProblem(
+        raise UsageError(
             f"backup copies a SQLite database, but [storage] database is {engine.dialect.name}: "
             "back it up with pg_dump (docs/operations.md, 'PostgreSQL')"
         )
-    with failures():
-        backup(engine, path)
+    backup(engine, path)
     click.echo(f"Backed up to {path} ({path.stat().st_size} bytes).")
 
 
-@cli.command("forget")
+@click.command("forget")
 @click.argument("account")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def forget_cmd(ctx: click.Context, account: str, yes: bool) -> None:
     """Erase ACCOUNT (as in an export's author column): delete its posts everywhere, remove its handle and name from other posts, and record the erasure without it."""
     from aggregator.privacy import check_account, forget
-    from aggregator.pseudonym import PrivacyError, pseudonym_key
+    from aggregator.pseudonym import pseudonym_key
 
     config = get_config(ctx)
-    try:
-        acct = check_account(account)
-    except PrivacyError as exc:
-        raise click.BadParameter(str(exc), param_hint="ACCOUNT") from None
-    try:
-        key = pseudonym_key(os.environ, required=False)
-    except PrivacyError as exc:
-        raise ConfigProblem(str(exc)) from None
+    # PrivacyError, a usage error: a value that cannot be an account, or a key too weak
+    acct = check_account(account)
+    key = pseudonym_key(os.environ, required=False)
     if not yes:
         click.confirm(
             f"Delete every post by {acct} and remove it from other posts? This cannot be undone",
             abort=True,
         )
-    with failures(), writing(config) as engine:
+    with writing(config) as engine:
         done = forget(engine, acct, key)
     hashed = " (only a keyed hash of it)" if done.hashed else ""
     click.echo(

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
 from pathlib import Path
-from typing import Any
 
 import click
 
-from aggregator.cli import cli, fail, failures, get_config, get_engine, progress, writing
-from aggregator.config import Config
+from aggregator.cli.app import fail, get_config, get_engine, progress
 from aggregator.lock import StopFlag
-from aggregator.pipeline import CollectSummary, NightlySummary, collect, import_pages, nightly
-from connectors import ConnectorError
-from storage.db import StorageError
-
-IMPORT_FORMATS = ("jsonl", "twarc", "tags")
+from aggregator.pipeline import (
+    IMPORT_FORMATS,
+    CollectSummary,
+    NightlySummary,
+    import_file,
+    run_collect,
+    run_nightly,
+)
 
 
 def _echo_collect(summary: CollectSummary) -> None:
@@ -44,37 +44,17 @@ def _exit_if_failed(summary: CollectSummary) -> None:
 SHOW_SKIPPED = 20  # skipped lines listed one by one; past that, a count
 
 
-@cli.command("collect")
+@click.command("collect")
 @click.option("--source", metavar="NAME", help="Collect only this source (even if disabled).")
 @click.pass_context
 def collect_cmd(ctx: click.Context, source: str | None) -> None:
     """Fetch new posts from every enabled source into the database. Ctrl-C (or SIGTERM) stops it
     after the current page."""
     config = get_config(ctx)
-    if source and config.source(source) is None:
-        names = ", ".join(s.name for s in config.sources) or "none"
-        raise click.BadParameter(
-            f"no source named {source!r} (configured: {names})", param_hint="--source"
-        )
-    with failures(), writing(config) as engine, StopFlag().signals() as stop, progress(ctx) as bar:
-        summary = collect(engine, config, only=source, on_page=bar, should_stop=stop)
+    with StopFlag().signals() as stop, progress(ctx) as bar:
+        summary = run_collect(config, only=source, on_page=bar, should_stop=stop)
     _echo_collect(summary)
     _exit_if_failed(summary)
-
-
-def _nightly(config: Config, command: str, stop: StopFlag, on_page: Any = None) -> NightlySummary:
-    """The nightly job under the lock, as `run` and every scheduled run do it; then any alert."""
-    from aggregator.alerts import after_run
-
-    with writing(config) as engine:
-        try:
-            summary = nightly(engine, config, on_page=on_page, should_stop=stop, command=command)
-        except Exception as exc:
-            ours = isinstance(exc, StorageError | ConnectorError)
-            after_run(engine, config, error=str(exc) if ours else f"{type(exc).__name__}: {exc}")
-            raise
-    after_run(engine, config)
-    return summary
 
 
 def _echo_nightly(summary: NightlySummary) -> None:
@@ -85,16 +65,14 @@ def _echo_nightly(summary: NightlySummary) -> None:
         click.echo(f"Report: {summary.files['html']}")
 
 
-@cli.command("import")
+@click.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS), default="jsonl", show_default=True,
               help="The archive's format.")  # fmt: skip
 @click.pass_context
 def import_cmd(ctx: click.Context, path: Path, fmt: str) -> None:
     """Load an archive file (our JSONL, twarc, or a TAGS CSV) into the database."""
-    config = get_config(ctx)
-    with failures(), writing(config) as engine:
-        summary = import_pages(engine, path, _reader(fmt)(path), config.privacy.opt_out)
+    summary = import_file(get_config(ctx), path, fmt)
     for reason in summary.rejected[:SHOW_SKIPPED]:
         click.echo(f"! {path.name}: skipped {reason}", err=True)
     if len(summary.rejected) > SHOW_SKIPPED:
@@ -113,36 +91,19 @@ def import_cmd(ctx: click.Context, path: Path, fmt: str) -> None:
                f"{len(summary.rejected)} skipped{opted}.")  # fmt: skip
 
 
-def _reader(fmt: str) -> Any:
-    from connectors import archives
-
-    readers = {"jsonl": archives.read_jsonl}
-    for name, module, attr in (
-        ("twarc", "connectors.twarc", "read_twarc"),
-        ("tags", "connectors.tags", "read_tags"),
-    ):
-        with suppress(ImportError, AttributeError):  # not every format ships in every version
-            readers[name] = getattr(__import__(module, fromlist=[attr]), attr)
-    if fmt not in readers:
-        raise click.BadParameter(
-            f"{fmt} import is not available in this version", param_hint="--format"
-        )
-    return readers[fmt]
-
-
-@cli.command("run")
+@click.command("run")
 @click.pass_context
 def run_cmd(ctx: click.Context) -> None:
     """The nightly job: collect, tag, report. Exits 1 if any source failed (the report is still
     written). Ctrl-C (or SIGTERM) stops it after the current page."""
     config = get_config(ctx)
-    with failures(), StopFlag().signals() as stop, progress(ctx) as bar:
-        summary = _nightly(config, "run", stop, bar)
+    with StopFlag().signals() as stop, progress(ctx) as bar:
+        summary = run_nightly(config, on_page=bar, should_stop=stop)
     _echo_nightly(summary)
     _exit_if_failed(summary.collected)
 
 
-@cli.command("schedule")
+@click.command("schedule")
 @click.pass_context
 def schedule_cmd(ctx: click.Context) -> None:
     """Run the nightly job on [schedule] cron, in the foreground, until SIGTERM or Ctrl-C (a run
@@ -151,11 +112,14 @@ def schedule_cmd(ctx: click.Context) -> None:
 
     config = get_config(ctx)
     stop = StopFlag()
-    scheduler = NightlyScheduler(get_engine(config), config,
-                                 lambda: _echo_nightly(_nightly(config, "schedule", stop)), stop)  # fmt: skip
+
+    def job() -> None:  # each night: what `run` does, recorded as a `schedule` run
+        _echo_nightly(run_nightly(config, command="schedule", should_stop=stop))
+
+    scheduler = NightlyScheduler(get_engine(config), config, job, stop)
     stop.on_stop(scheduler.shutdown)
     click.echo(f"Scheduled {config.schedule_cron!r} ({config.event.timezone.key}): next run "
                f"{scheduler.next_run()}. Stop with Ctrl-C or SIGTERM.", err=True)  # fmt: skip
-    with failures(), stop.signals():
+    with stop.signals():
         scheduler.run()
     click.echo("Stopped.", err=True)

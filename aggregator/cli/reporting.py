@@ -4,34 +4,21 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.engine import Engine
 
-from aggregator.cli import ConfigProblem, cli, fail, failures, get_config, get_engine, writing
+from aggregator.cli.app import fail, get_config, get_engine
 from aggregator.config import Config
-from aggregator.pipeline import report
-
-
-def _report(config: Config, engine: Engine, review: bool = False) -> dict[str, Path]:
-    with failures():
-        try:
-            return report(engine, config, review=True) if review else report(engine, config)
-        except OSError as exc:
-            # not the system's error (jinja2's TemplateNotFound is an OSError)
-            if exc.errno is None:
-                raise
-            fail(f"cannot write the report into {config.report_output}: {exc.strerror}")
-
+from aggregator.pipeline import report, writing
+from reports.export import export, export_to, spreadsheet_warning
+from reports.export_options import ExportUsage, make_options
 
 LABELLED = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-@cli.command("report")
+@click.command("report")
 @click.option("--review", is_flag=True,
               help="Also write review.html for the organisers: every candidate the story chose from, each with the line to paste into the curation file.")  # fmt: skip
 @click.option("--evaluate", "editorial", metavar="FILE", type=LABELLED,
@@ -49,39 +36,36 @@ def report_cmd(
     if editorial or safeguarding:
         _evaluate(config, editorial, safeguarding)
         return
-    with failures(), writing(config) as engine:
-        files = _report(config, engine, review)
+    with writing(config) as engine:
+        files = report(engine, config, review=review)
     for fmt, path in files.items():
         click.echo(f"{fmt}: {path}")
 
 
 def _evaluate(config: Config, editorial: Path | None, safeguarding: Path | None) -> None:
-    """Each evaluation's table on stdout; the targets it misses fail the command."""
-    from aggregator.safeguarding import LabelledSetError, scrubber_for
+    """Each evaluation's table on stdout; the targets it misses fail the command. A labelled file
+    that cannot be read is a usage error (LabelledFileError, LabelledSetError)."""
     from aggregator.safeguarding import evaluate as evaluate_safeguarding
-    from reports.editorial_eval import LabelledFileError
+    from aggregator.safeguarding import scrubber_for
     from reports.editorial_eval import evaluate as evaluate_editorial
 
     missed: list[str] = []
-    try:
-        if editorial:
-            result = evaluate_editorial(editorial)
-            click.echo("\n".join([f"{editorial}: editorial rules", *result.format_lines()]))
-            missed += result.failures()
-        if safeguarding:
-            scrubber = scrubber_for(config.privacy)
-            allowlist = scrubber.allowlist if scrubber else None
-            found = (evaluate_safeguarding(safeguarding, allowlist) if allowlist
-                     else evaluate_safeguarding(safeguarding))  # fmt: skip
-            click.echo("\n".join(found.format_lines()))
-            missed += found.failures()
-    except (LabelledFileError, LabelledSetError) as exc:
-        raise click.BadParameter(str(exc), param_hint="--evaluate") from None
+    if editorial:
+        result = evaluate_editorial(editorial)
+        click.echo("\n".join([f"{editorial}: editorial rules", *result.format_lines()]))
+        missed += result.failures()
+    if safeguarding:
+        scrubber = scrubber_for(config.privacy)
+        allowlist = scrubber.allowlist if scrubber else None
+        found = (evaluate_safeguarding(safeguarding, allowlist) if allowlist
+                 else evaluate_safeguarding(safeguarding))  # fmt: skip
+        click.echo("\n".join(found.format_lines()))
+        missed += found.failures()
     if missed:
         fail(f"{len(missed)} target(s) missed: " + "; ".join(missed))
 
 
-@cli.command("export")
+@click.command("export")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "ids"]), default="csv", show_default=True,
               help="csv: one row per post; jsonl: the interchange format, re-importable; ids: platform and id only.")  # fmt: skip
 @click.option("--output", "-o", metavar="FILE", default="-", show_default=True,
@@ -104,12 +88,6 @@ def _evaluate(config: Config, editorial: Path | None, safeguarding: Path | None)
 @click.pass_context
 def export_cmd(ctx: click.Context, fmt: str, output: str, manifest: bool, **chosen: Any) -> None:
     """Export posts for researchers (columns: docs/data-dictionary.md); formula-like cells are neutralised."""
-    from aggregator.pseudonym import PrivacyError
-    from reports.export import export, spreadsheet_warning
-    from reports.export_options import ExportUsage, make_options
-    from reports.manifest import manifest as make_manifest
-    from reports.manifest import write_manifest
-
     config = get_config(ctx)
     if manifest and output == "-":
         raise click.BadParameter(
@@ -119,37 +97,20 @@ def export_cmd(ctx: click.Context, fmt: str, output: str, manifest: bool, **chos
         options = make_options(config, fmt, env=os.environ, **chosen)
     except ExportUsage as exc:
         raise click.BadParameter(str(exc), param_hint=exc.param) from None
-    except PrivacyError as exc:
-        raise ConfigProblem(str(exc)) from None
     engine = get_engine(config)
-    with failures(), _output(output) as out:
-        stats, pseudo = export(engine, config, out, options)
-    if fmt == "csv" and (warning := spreadsheet_warning(stats.rows)):
-        click.echo(f"! {warning}", err=True)
-    if output != "-":
-        click.echo(f"Exported {stats.rows} posts to {output}.", err=True)
-    if manifest:
-        data = make_manifest(engine, config, options, stats, Path(output).name, pseudo)
-        try:
-            click.echo(f"Manifest: {write_manifest(Path(output), data)}", err=True)
-        except OSError as exc:
-            fail(f"cannot write the manifest beside {output}: {exc.strerror}")
-
-
-@contextmanager
-def _output(output: str) -> Iterator[Any]:
-    """stdout for '-'; otherwise a temporary file renamed into place only when complete."""
     if output == "-":
-        yield sys.stdout
+        stats, _ = export(engine, config, sys.stdout, options)
         sys.stdout.flush()
+        _warn_excel(fmt, stats.rows)
         return
-    path = Path(output)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            yield fh
-        tmp.replace(path)
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror}")
-    finally:
-        tmp.unlink(missing_ok=True)
+    # written whole or not at all, then the manifest beside it
+    done = export_to(engine, config, Path(output), options, manifest=manifest)
+    _warn_excel(fmt, done.stats.rows)
+    click.echo(f"Exported {done.stats.rows} posts to {output}.", err=True)
+    if done.manifest is not None:
+        click.echo(f"Manifest: {done.manifest}", err=True)
+
+
+def _warn_excel(fmt: str, rows: int) -> None:
+    if fmt == "csv" and (warning := spreadsheet_warning(rows)):
+        click.echo(f"! {warning}", err=True)

@@ -8,17 +8,10 @@ from typing import Any
 import click
 from sqlalchemy.engine import Engine
 
-from aggregator.cli import (
-    ConfigProblem,
-    cli,
-    fail,
-    failures,
-    get_config,
-    get_engine,
-    printable,
-    writing,
-)
+from aggregator.cli.app import fail, get_config, get_engine, printable
 from aggregator.config import Config
+from aggregator.errors import UsageError
+from aggregator.pipeline import writing
 from aggregator.tagstage import evaluate, explain, tag
 from connectors import ConnectorError
 
@@ -61,8 +54,7 @@ def _explanation_lines(config: Config, x: Any) -> list[str]:
 
 
 def _echo_explanation(config: Config, engine: Engine, post_id: str) -> None:
-    with failures():
-        found = explain(engine, config, post_id)
+    found = explain(engine, config, post_id)
     if not found:
         fail(f"no stored post has id {post_id!r} (check the id, or collect the post first)")
     for x in found:
@@ -76,13 +68,13 @@ def _percent(value: float | None) -> str:
 def _echo_evaluation(config: Config, path: Path) -> None:
     try:
         report = evaluate(config, path)
-    except ConnectorError as exc:
-        raise ConfigProblem(str(exc)) from None
+    except ConnectorError as exc:  # the labelled file, not a source, is what cannot be read
+        raise UsageError(str(exc)) from None
     for reason in report.rejected:
         click.echo(f"! {path.name}: skipped {reason}", err=True)
     ev = report.evaluation
     if not ev.pairs:
-        raise ConfigProblem(f'{path}: no labelled posts (each line needs "expected_session")')
+        raise UsageError(f'{path}: no labelled posts (each line needs "expected_session")')
     click.echo(f"{path.name}: {len(ev.pairs)} labelled posts, tagged by the rules (no curation)")
     click.echo(f"Accuracy: {ev.accuracy:.1%} ({ev.correct} of {len(ev.pairs)})\n")
     click.echo(f"{'session':<20} {'precision':>9} {'recall':>7} {'labelled':>8}")
@@ -106,7 +98,7 @@ def _echo_evaluation(config: Config, path: Path) -> None:
         click.echo(f"({report.unlabelled} posts without expected_session: context, not scored.)")
 
 
-@cli.command("tag")
+@click.command("tag")
 @click.option("--all", "full", is_flag=True, help="Re-tag every post, not only new ones.")
 @click.option("--explain", "post_id", metavar="POST_ID",
               help="Say why a stored post is in its session: every cue, the live session, the "
@@ -124,10 +116,9 @@ def tag_cmd(ctx: click.Context, full: bool, post_id: str | None, labelled: Path 
     config = get_config(ctx)
     if labelled is not None:
         return _echo_evaluation(config, labelled)
-    engine = get_engine(config)
     if post_id is not None:
-        return _echo_explanation(config, engine, post_id)
-    with failures(), writing(config) as engine:
+        return _echo_explanation(config, get_engine(config), post_id)
+    with writing(config) as engine:
         summary = tag(engine, config, full=full)
     for problem in summary.unmatched:
         click.echo(f"! {config.curation}: {problem}", err=True)
