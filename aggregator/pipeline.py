@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from aggregator.alerts import after_run
 from aggregator.config import Config, SourceConfig
 from aggregator.curation import load_curation
-from aggregator.errors import UsageError
+from aggregator.errors import AggregatorError, UsageError
 from aggregator.health import gap_warnings, recover_interrupted
 from aggregator.lock import RunLock, StopFlag, StopRequested, lock_path
 from aggregator.logs import IN_SUMMARY, redact
@@ -273,8 +273,8 @@ def _ended_by(exc: BaseException) -> tuple[str, str]:
     Ctrl-C or an exit."""
     if not isinstance(exc, Exception):
         return "interrupted", "stopped before the run finished"
-    # our messages say it all; others need their type
-    ours = isinstance(exc, StorageError | ConnectorError)
+    # our messages (every AggregatorError's) say it all; others need their type
+    ours = isinstance(exc, AggregatorError)
     return "failed", redact(str(exc) if ours else f"{type(exc).__name__}: {exc}".rstrip(": "))
 
 
