@@ -6,10 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from connectors.base import Post
+from typing import Any, Protocol, TypeVar
 
 __all__ = [
     "EARLIEST",
@@ -36,6 +33,25 @@ TEXT_FIELDS = ("url", "author_name", "lang", "html", "via", "reply_to_via")
 COUNT_FIELDS = ("likes", "reposts", "replies", "quotes")
 LIST_FIELDS = ("hashtags", "mentions", "links")
 SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+class Checked(Protocol):
+    """What `storable` reads of a post by name (`connectors.base.Post` has it all; the other
+    fields are named in the lists above). Named here, so that this module needs nothing from
+    connectors.base, which builds on it."""
+
+    platform: str
+    id: str
+    author: str
+    created_at: datetime
+    edited_at: datetime | None
+    text: str
+    media: list[dict[str, Any]]
+    deleted: bool
+    raw: dict[str, Any]
+
+
+PostT = TypeVar("PostT", bound=Checked)
 
 
 def brief(value: Any, limit: int = 60) -> str:
@@ -123,7 +139,7 @@ def count(value: Any, what: str, strict: bool = False) -> int | None:
     return None
 
 
-def storable(post: Post) -> Post:
+def storable(post: PostT) -> PostT:
     """The post as storage can hold it, checked field by field.
 
     Unpaired surrogates (invalid Unicode that UTF-8 cannot encode) are replaced with U+FFFD in
@@ -163,7 +179,7 @@ def storable(post: Post) -> Post:
     return post
 
 
-def _keys(post: Post) -> None:
+def _keys(post: Checked) -> None:
     """The values storage indexes: platform, id and author (required), and the references."""
     post.platform = _valid_key(account(post.platform, "platform"), "platform")
     post.id = _valid_key(account(post.id, "id"), "id")
