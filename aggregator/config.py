@@ -18,7 +18,6 @@ from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aggregator.cron import cron_problem
@@ -36,6 +35,7 @@ from aggregator.settings import (
     SmtpSettings,
     SourceConfig,
 )
+from connectors import parse_settings
 
 # The types are aggregator.settings'; they are named here too, for callers that load a config.
 __all__ = [
@@ -57,25 +57,10 @@ __all__ = [
 
 DEFAULT_CONFIG = "config.toml"
 
-# How hard a live source retries (connectors/http.py maps them onto its HTTP client).
-RETRY_OPTIONS = ("max_attempts", "backoff_seconds", "max_wait_seconds")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ALERT_KEYS = {"webhook_url_env", "after_failures", "smtp"}
 SMTP_KEYS = {"host", "port", "from", "to", "starttls", "username_env", "password_env"}
 MEDIA_KEYS = {"archive", "max_image_bytes", "max_images_per_run", "max_total_bytes"}
-
-
-def retry_option_problem(key: str, value: Any) -> str | None:
-    """None if `value` is usable for retry option `key` (or unset), else what is wrong."""
-    if value is None:
-        return None
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if key == "max_attempts":
-        ok = number and isinstance(value, int) and value >= 1
-        return None if ok else f"must be a whole number of at least 1 (got {value!r})"
-    return (
-        None if number and value >= 0 else f"must be a number of seconds, 0 or more (got {value!r})"
-    )
 
 
 def read_media_settings(tbl: Any) -> tuple[MediaSettings | None, list[str]]:
@@ -410,6 +395,8 @@ class _Validator:
         return tuple(ordered)
 
     def sources(self, event: EventConfig | None) -> tuple[SourceConfig, ...]:
+        """Every [[sources]] table: the keys every source has, read here, and its type's own
+        settings, read by its connector's parser (problems named `sources[N].key`)."""
         raw = self.data.get("sources", [])
         if not isinstance(raw, list):
             self.bad("sources", "must be [[sources]] tables")
@@ -418,6 +405,9 @@ class _Validator:
         out: list[SourceConfig] = []
         for i, tbl in enumerate(raw):
             where = f"sources[{i}]"
+            if not isinstance(tbl, dict):
+                self.bad(where, "must be a table, e.g. [[sources]]")
+                continue
             name = self.string(tbl, where, "name")
             if name in seen:
                 self.bad(f"{where}.name", f"duplicate source name {name!r}")
@@ -431,29 +421,35 @@ class _Validator:
             enabled = tbl.get("enabled", True)
             if not isinstance(enabled, bool):
                 self.bad(f"{where}.enabled", "must be true or false")
-            options = {k: v for k, v in tbl.items() if k not in ("name", "type", "enabled")}
-            if "hashtags" in options:
-                options["hashtags"] = [
-                    h.lstrip("#＃") for h in self.strings(tbl, where, "hashtags")
-                ]
-            elif event:
-                options["hashtags"] = list(event.hashtags)
-            path = self.source_path(tbl, where, stype, bool(enabled))
-            self.source_urls(tbl, where, stype)
-            for key in RETRY_OPTIONS:
-                problem = retry_option_problem(key, tbl.get(key))
-                if problem and stype not in ARCHIVE_TYPES:
-                    self.bad(f"{where}.{key}", problem)
+            self.reach_back(tbl, where)
+            zone = event.timezone if event else ZoneInfo("UTC")
+            settings, problems = parse_settings(stype, tbl, zone)
+            self.problems += [f"{where}.{problem}" for problem in problems]
+            hashtags = (h.lstrip("#＃") for h in self.strings(tbl, where, "hashtags"))
             out.append(
                 SourceConfig(
                     name=name,
                     type=stype,
                     enabled=bool(enabled),
-                    options=MappingProxyType(options),
-                    path=path,
+                    options=MappingProxyType(
+                        {k: v for k, v in tbl.items() if k not in ("name", "type", "enabled")}
+                    ),
+                    path=self.source_path(tbl, where, stype, bool(enabled)),
+                    settings=settings,
+                    hashtags=tuple(dict.fromkeys(h for h in hashtags if h)),
                 )
             )
         return tuple(out)
+
+    def reach_back(self, tbl: Mapping[str, Any], where: str) -> None:
+        """`reach_back_days`: how far back the source can still fetch (aggregator.health)."""
+        days = tbl.get("reach_back_days")
+        if days is not None and (
+            not isinstance(days, int | float) or isinstance(days, bool) or days <= 0
+        ):
+            self.bad(
+                f"{where}.reach_back_days", f"must be a number of days, more than 0 (got {days!r})"
+            )
 
     def source_path(
         self, tbl: Mapping[str, Any], where: str, stype: str, enabled: bool
@@ -496,19 +492,3 @@ class _Validator:
             organisation_domains=tuple(d.lower().lstrip("@.") for d in domains),
             organisation_postcodes=self.strings(table, "privacy", "organisation_postcodes"),
         )
-
-    def source_urls(self, tbl: Mapping[str, Any], where: str, stype: str) -> None:
-        keys = {"mastodon": "instance", "feed": "url"}
-        key = keys.get(stype)
-        if key is None:
-            return
-        values = tbl.get(key)
-        if isinstance(values, str):
-            values = [values]
-        if not isinstance(values, list) or not values:
-            self.bad(f"{where}.{key}", "is required: an http(s) URL")
-            return
-        for value in values:
-            parsed = urlparse(value) if isinstance(value, str) else None
-            if not parsed or parsed.scheme not in ("http", "https") or not parsed.netloc:
-                self.bad(f"{where}.{key}", f"{value!r} is not an http(s) URL")

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 
+from aggregator import __version__
 from aggregator.alerts import after_run
 from aggregator.config import Config, SourceConfig
 from aggregator.curation import load_curation
@@ -31,6 +32,7 @@ from aggregator.lock import RunLock, StopFlag, StopRequested, lock_path
 from aggregator.logs import IN_SUMMARY, redact
 from aggregator.media import MediaSummary, archive_media
 from aggregator.privacy import Redactor, drop_opted_out, redact_quarantined
+from aggregator.settings import ARCHIVE_TYPES
 from aggregator.stamp import mismatch, record_event, recorded_event
 from aggregator.tagstage import (
     EvaluationReport,
@@ -41,6 +43,7 @@ from aggregator.tagstage import (
     tag,
 )
 from connectors import ConnectorError, Page, build_connector
+from connectors.http import HttpClient, user_agent
 from storage.analysis import store_analysis
 from storage.db import StorageError, open_database
 from storage.models import PostAnalysis, PostRow
@@ -171,7 +174,7 @@ def collect_source(
     one error line), never raised. A stop during one of its waits ends it as interrupted."""
     summary = SourceSummary(source.name)
     try:
-        connector = build_connector(source, config, **context)
+        connector = build_connector(source, config.event, **context)
         cursor = get_cursor(engine, source.name)
         log.debug("%s: resuming from cursor %s", source.name, cursor)
         summary.warnings += gap_warnings(engine, source, cursor)
@@ -208,14 +211,22 @@ def collect(
 ) -> CollectSummary:
     """Collect every enabled source (or just `only`), recording the run and each source's outcome.
 
+    The run's live sources share one HTTP client (`http`), made here with the user agent naming
+    this version and closed when the run ends, unless `context` lends one (its owner closes it);
+    `context` also brings its `sleep` and `clock`, and the connectors' `env` and `clock`.
     `should_stop` is asked between pages; when it says yes the run ends there, as interrupted.
-    A `StopFlag` also ends the connectors' retry and rate-limit waits (it becomes their `sleep`,
-    unless `context` brings one). With `run_id` the outcomes join that run, and finishing it is
-    the caller's job.
+    A `StopFlag` also ends the retry and rate-limit waits (it becomes the client's `sleep`, unless
+    `context` brings one). With `run_id` the outcomes join that run, and finishing it is the
+    caller's job.
     """
     if isinstance(should_stop, StopFlag):
         context.setdefault("sleep", should_stop.sleep)
     sources = [s for s in config.sources if (s.name == only if only else s.enabled)]
+    sleep, made = context.pop("sleep", None), None
+    if "http" not in context and any(s.type not in ARCHIVE_TYPES for s in sources):
+        made = context["http"] = HttpClient(
+            sleep=sleep, clock=context.get("clock"), user_agent=user_agent(__version__)
+        )
     own = run_id is None
     summary = CollectSummary(start_run(engine, command, pid=os.getpid()) if own else run_id, [])
     try:
@@ -234,6 +245,9 @@ def collect(
         if own:
             _abandon(engine, summary.run_id, exc)
         raise
+    finally:
+        if made is not None:
+            made.close()
     if own:
         finish_run(engine, summary.run_id, *summary.verdict())
     return summary

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from aggregator.config import Config, SourceConfig
-from connectors.base import ConnectorError, Page, Post, parse_time, reason
+from connectors.base import ConnectorError, Page, Post, SourceSpec, parse_time, reason
 from connectors.html import links_in_text
+from connectors.settings import FileSettings
 from connectors.values import account, brief, count, optional_id, post_id, storable
 
 __all__ = [
@@ -228,11 +228,11 @@ class FileSource:
     count_key = "line"  # the cursor key counting lines (or rows) already read
     first_count = 0  # what a reader starts counting from when the file is read from the top
 
-    def __init__(self, source: SourceConfig, config: Config, **_: Any) -> None:
-        self.name = source.name
-        if source.path is None:
-            raise ConnectorError(f'source {source.name!r}: set path = "..." to the {self.kind}')
-        self.path = source.path
+    def __init__(self, spec: SourceSpec[FileSettings], **_: Any) -> None:
+        self.name = spec.name
+        if spec.path is None:
+            raise ConnectorError(f'source {spec.name!r}: set path = "..." to the {self.kind}')
+        self.path = spec.path
         self.page_size = PAGE_SIZE
 
     def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:

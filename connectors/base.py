@@ -1,4 +1,5 @@
-"""The Post record every connector yields, the Connector protocol, and the one error type."""
+"""The Post record every connector yields, the Connector protocol with the spec a connector is
+made from, and the one error type."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, tzinfo
-from typing import Any, Protocol, TypeVar
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
 
 from aggregator.errors import AggregatorError
 from connectors.values import brief, in_window, storable
@@ -18,16 +20,16 @@ __all__ = [
     "Page",
     "Post",
     "Quarantined",
+    "SourceSpec",
     "each_isolated",
     "isolate",
     "parse_time",
     "reason",
-    "since_option",
-    "source_hashtags",
 ]
 
 log = logging.getLogger(__name__)
 Unit = TypeVar("Unit")
+Settings = TypeVar("Settings")
 
 
 class ConnectorError(AggregatorError):
@@ -109,8 +111,25 @@ class Page:
         self.quarantined.append(item)
 
 
+@dataclass(frozen=True)
+class SourceSpec(Generic[Settings]):
+    """What a connector is told of its source: its name, its settings as its type parsed them when
+    the config loaded (`connectors.settings`: valid, never checked again), the hashtags it collects
+    (its own, else the event's: no '#', each once) and, for an archive, its file."""
+
+    name: str
+    settings: Settings
+    hashtags: tuple[str, ...] = ()
+    path: Path | None = None  # archives: resolved against the config's folder
+
+
 class Connector(Protocol):
-    """A source of posts.
+    """A source of posts, made as `Type(spec, **context)` (`connectors.build_connector`).
+
+    `spec` is its `SourceSpec`. `context` is what the run lends every connector, each taking what
+    it uses: `http`, the run's one `connectors.http.HttpClient` (live sources: its owner closes
+    it); `env`, where credentials are read (default os.environ); `clock`, epoch seconds (default
+    time.time). Making one does no I/O; a credential missing from `env` is a ConnectorError.
 
     `fetch(cursor)` yields Pages in the order they must be saved, starting from the cursor the
     last saved Page carried (None on the first run). It never touches the database.
@@ -119,6 +138,8 @@ class Connector(Protocol):
     """
 
     name: str
+
+    def __init__(self, spec: SourceSpec[Any], **context: Any) -> None: ...
 
     def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]: ...
 
@@ -134,40 +155,6 @@ def parse_time(value: Any, what: str = "date-time") -> datetime:
     except (AttributeError, TypeError, ValueError):
         raise ValueError(f"{what} {brief(value)} is not ISO 8601") from None
     return in_window(parsed, what, value)
-
-
-def since_option(value: Any, tz: tzinfo, source: str, key: str = "since") -> datetime | None:
-    """A source's start option (`since`, X's `start_time`) as an aware UTC instant, by one rule for
-    every connector (docs/connectors.md): a date is its midnight in the event's time zone, a
-    date-time without an offset is in the event's time zone, one with an offset (or Z) is that
-    instant. None when the option is not set.
-
-    :raises ConnectorError: naming the source and option when the value is not a date.
-    """
-    if value is None or value == "":
-        return None
-    given = value
-    try:
-        if isinstance(value, str):
-            text = value.strip()
-            timed = "T" in text or " " in text
-            value = datetime.fromisoformat(text) if timed else date.fromisoformat(text)
-        if isinstance(value, date) and not isinstance(value, datetime):
-            value = datetime.combine(value, time(0))
-        if not isinstance(value, datetime):
-            raise ValueError(value)
-        return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise ConnectorError(
-            f"source {source!r}: {key} {given!r} is not a date like 2016-11-28 "
-            "or a date-time like 2016-11-28T09:00"
-        ) from None
-
-
-def source_hashtags(options: Mapping[str, Any], default: Iterable[str] = ()) -> list[str]:
-    """The hashtags a live source collects (its own `hashtags`, else `default`): no '#', each once."""
-    tags = options.get("hashtags") or list(default)
-    return list(dict.fromkeys(str(t).lstrip("#＃") for t in tags if str(t).strip("#＃")))
 
 
 def each_isolated(

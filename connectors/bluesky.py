@@ -8,29 +8,18 @@ mid-sweep with the saved API cursor and moves `since` only when the sweep ends.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from aggregator.config import Config, SourceConfig
-from connectors.base import (
-    ConnectorError,
-    Page,
-    Post,
-    isolate,
-    parse_time,
-    since_option,
-    source_hashtags,
-)
-from connectors.http import HttpClient, HttpError, http_knobs
+from connectors.base import ConnectorError, Page, Post, SourceSpec, isolate, parse_time
+from connectors.http import HttpClient, HttpError
+from connectors.settings import BlueskySettings
 from connectors.values import account, brief, count, optional_id, optional_text
 
 __all__ = ["BlueskyConnector", "byte_slice", "post_from_view"]
 
-HANDLE_ENV = "AGGREGATOR_BLUESKY_HANDLE"
-PASSWORD_ENV = "AGGREGATOR_BLUESKY_APP_PASSWORD"  # noqa: S105 - a variable name, not a secret
-DEFAULT_SERVICE = "https://bsky.social"
 FACET = "app.bsky.richtext.facet#"
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # before this, createdAt is a broken clock (1970 seen)
 FUTURE_SLACK = timedelta(hours=1)  # createdAt this far past indexedAt is a broken clock too
@@ -240,47 +229,32 @@ class BlueskyConnector:
 
     def __init__(
         self,
-        source: SourceConfig,
-        config: Config,
+        spec: SourceSpec[BlueskySettings],
         *,
-        http: HttpClient | None = None,
+        http: HttpClient,
         env: Mapping[str, str] | None = None,
-        clock: Callable[[], float] | None = None,
-        sleep: Callable[[float], None] | None = None,
         **_: Any,
     ) -> None:
-        self.name = source.name
+        settings = spec.settings
+        self.name = spec.name
         env = os.environ if env is None else env
-        names = (
-            source.option("handle_env", HANDLE_ENV),
-            source.option("password_env", PASSWORD_ENV),
-        )
+        names = (settings.handle_env, settings.password_env)
         for var, what in zip(names, ("your Bluesky handle", "a Bluesky app password"), strict=True):
             if not env.get(var):
-                raise ConnectorError(f"source {source.name!r}: set {var} to {what}")
-        self.service = str(source.option("service", DEFAULT_SERVICE)).rstrip("/")
-        self._owns_http = http is None  # a client we made is ours to close when fetch ends
-        self.http = http or HttpClient(
-            sleep=sleep, clock=clock, **http_knobs(source.options, source.name)
-        )
+                raise ConnectorError(f"source {spec.name!r}: set {var} to {what}")
+        self.service = settings.service
+        self.http = http.retrying(settings.retry)
         hint = f"check {names[0]} and {names[1]}; use an app password"
         self.session = _Session(self.http, self.service, env[names[0]], env[names[1]], hint)
-        self.hashtags = source_hashtags(source.options, config.event.hashtags if config else ())
-        since = since_option(
-            source.option("since"), config.event.timezone if config else UTC, source.name
-        )
-        self.since = _iso(since) if since else None
+        self.hashtags = spec.hashtags
+        self.since = _iso(settings.since) if settings.since else None
         self.host = urlsplit(self.service).netloc
 
     def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
         state = {t: dict(s) for t, s in ((cursor or {}).get("tags") or {}).items()}
-        try:
-            for tag in self.hashtags:
-                state.setdefault(tag, {"since": self.since})
-                yield from self._sweep(tag, state)
-        finally:
-            if self._owns_http:
-                self.http.close()
+        for tag in self.hashtags:
+            state.setdefault(tag, {"since": self.since})
+            yield from self._sweep(tag, state)
 
     def _sweep(self, tag: str, state: dict[str, dict[str, Any]]) -> Iterator[Page]:
         """One hashtag, newest first, down to `since`; restarts below the cap with `until`."""

@@ -21,10 +21,10 @@ import defusedxml.ElementTree as SafeET
 import feedparser
 from defusedxml import DefusedXmlException
 
-from aggregator.config import Config, SourceConfig
-from connectors.base import ConnectorError, Page, Post, each_isolated, isolate, source_hashtags
+from connectors.base import ConnectorError, Page, Post, SourceSpec, each_isolated, isolate
 from connectors.html import HASHTAG_RE, html_to_text, links_in_html, links_in_text, sanitize_html
-from connectors.http import HttpClient, client_for, http_knobs
+from connectors.http import HttpClient
+from connectors.settings import FeedSettings
 from connectors.values import in_window
 
 __all__ = ["FeedConnector", "check_safe_xml", "post_from_entry"]
@@ -34,7 +34,6 @@ ACCEPT = (
     "application/atom+xml, application/rss+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.1"
 )
 ENTITY_RE = re.compile(rb"<!ENTITY", re.I)
-FILTERS = ("all", "hashtags")
 MASTODON_LINK_RE = re.compile(r"https?://([^/@]+)/@([\w.-]+)/[\w-]+$")
 
 
@@ -43,34 +42,28 @@ class FeedConnector:
 
     def __init__(
         self,
-        source: SourceConfig,
-        config: Config,
+        spec: SourceSpec[FeedSettings],
         *,
-        http: Any = None,
-        env: Mapping[str, str] | None = None,
+        http: HttpClient,
         clock: Callable[[], float] | None = None,
-        sleep: Callable[[float], None] | None = None,
         **_: Any,
     ) -> None:
-        self.name = source.name
-        self.urls = _urls(source.option("url"), source.name)
-        self.filter = source.option("filter") or "all"
-        if self.filter not in FILTERS:
-            raise ConnectorError(f'source {self.name!r}: filter must be "all" or "hashtags"')
-        self.hashtags = [t.lower() for t in source_hashtags(source.options, config.event.hashtags)]
-        self._http, self._clock, self._sleep = http, clock, sleep
-        self._knobs = http_knobs(source.options, source.name)
+        self.name = spec.name
+        self.urls = spec.settings.urls
+        self.filter = spec.settings.filter
+        self.hashtags = [t.lower() for t in spec.hashtags]
+        self.http = http.retrying(spec.settings.retry)
+        self._clock = clock or time.time
 
     def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
         """One Page per feed, each carrying the whole cursor to save after it."""
         feeds = (cursor or {}).get("feeds")
         state: dict[str, Any] = copy.deepcopy(dict(feeds)) if isinstance(feeds, Mapping) else {}
-        with client_for(self._http, clock=self._clock, sleep=self._sleep, **self._knobs) as http:
 
-            def feed(url: str) -> Iterator[Page]:
-                yield self._fetch_one(http, url, state)
+        def feed(url: str) -> Iterator[Page]:
+            yield self._fetch_one(self.http, url, state)
 
-            yield from each_isolated(self.name, self.urls, feed)
+        yield from each_isolated(self.name, self.urls, feed)
 
     def _fetch_one(self, http: HttpClient, url: str, state: dict[str, Any]) -> Page:
         saved = state.get(url) if isinstance(state.get(url), Mapping) else {}
@@ -109,7 +102,7 @@ class FeedConnector:
 
     def _posts(self, parsed: Any, url: str, page: Page) -> list[Post]:
         """The feed's entries as posts; an entry that cannot be read is quarantined on `page`."""
-        fetched_at = datetime.fromtimestamp((self._clock or time.time)(), UTC)
+        fetched_at = datetime.fromtimestamp(self._clock(), UTC)
         posts = isolate(
             parsed.entries,
             lambda entry: post_from_entry(entry, parsed.feed, url, fetched_at),
@@ -229,18 +222,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
-
-
-def _urls(value: Any, source: str) -> list[str]:
-    """http(s) URLs only: a path, file:, gopher: and friends are refused before any fetch."""
-    values = [value] if isinstance(value, str) else value
-    if not isinstance(values, list) or not values:
-        raise ConnectorError(f'source {source!r}: set url = "https://example.org/feed" (or a list)')
-    for item in values:
-        parts = urlsplit(str(item).strip())
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise ConnectorError(
-                f"source {source!r}: feed url {item!r} is not an http(s) URL "
-                "(archives are read through path = ...)"
-            )
-    return list(dict.fromkeys(str(v).strip() for v in values))

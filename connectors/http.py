@@ -2,12 +2,17 @@
 
 Public API (stable: the Mastodon, Bluesky, X and feed connectors build on it)::
 
-    http = HttpClient()                # or HttpClient(httpx.Client(...), sleep=..., clock=...)
+    http = HttpClient(sleep=..., clock=..., user_agent=user_agent(version))
+    http = HttpClient(httpx.Client(...))     # or around a client made elsewhere
+    mine = http.retrying(settings.retry)     # a source's retries: the same connections and waits
     resp = http.get(url, params={...}, headers={"Authorization": ...}, accept=(404,))
     resp.status, resp.headers, resp.content, resp.text, resp.json(), resp.links  # {"next": url}
     resp = http.post(url, json={...})
     http.waits                               # rate-limit waits so far: read it before/after a page
     http, owned = as_http_client(context_http, clock=..., sleep=...)  # accept HttpClient/httpx/None
+
+The pipeline makes one HttpClient per run, naming the tool's version in its user agent, and lends
+it to every live connector; each uses it with its own source's retry settings (`retrying`).
 
 `request()` returns 2xx and 304 responses, and any status listed in `accept`. Anything else
 raises `HttpError` (a ConnectorError with `.status`, None for network failures, `.url` with
@@ -32,18 +37,16 @@ import re
 import time
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from aggregator import __version__
-from aggregator.config import retry_option_problem
 from connectors.base import ConnectorError, parse_time
+from connectors.settings import Retry
 
 __all__ = [
     "USER_AGENT",
@@ -51,14 +54,20 @@ __all__ = [
     "HttpError",
     "Response",
     "as_http_client",
-    "http_knobs",
     "safe_url",
+    "user_agent",
 ]
 
 log = logging.getLogger(__name__)
 
-# Names the tool and version so instance admins can tell what is calling; no URL until one is public.
-USER_AGENT = f"hashtag-aggregator/{__version__} (event hashtag collector)"
+
+def user_agent(version: str) -> str:
+    """What every request says it is: the tool and its version, so instance admins can tell what
+    is calling (no URL until one is public)."""
+    return f"hashtag-aggregator/{version} (event hashtag collector)"
+
+
+USER_AGENT = user_agent("unknown")  # a client not told its version (the pipeline tells its own)
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 MiB = 1024 * 1024
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504}) | frozenset(range(505, 600))
@@ -72,6 +81,7 @@ MAX_SANE_RESET = 86_400.0  # a reset further away than a day is a broken header,
 ACCEPT_ENCODING = "gzip, deflate"
 WBITS = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
 DECODE_STEP = 256 * 1024  # decompressed bytes per step, however far one network chunk expands
+Number = TypeVar("Number", int, float)
 
 
 class HttpError(ConnectorError):
@@ -163,6 +173,7 @@ class HttpClient:
         max_wait: float = 900.0,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] | None = None,
+        user_agent: str = USER_AGENT,
     ) -> None:
         self._owns_client = client is None
         self.client = client or httpx.Client(timeout=DEFAULT_TIMEOUT, follow_redirects=True)
@@ -174,9 +185,30 @@ class HttpClient:
         self.max_wait = max_wait
         self.sleep = sleep or time.sleep
         self.clock = clock or time.time
+        self.user_agent = user_agent
         self.waits = 0
         # host -> epoch before which we must not call it: a response said its window is used up
         self._not_before: dict[str, float] = {}
+
+    def retrying(self, retry: Retry) -> HttpClient:
+        """This client with a source's retry settings (those it leaves unset stay this client's):
+        the same connections, user agent, sleep and clock, and the same rate-limit windows, so a
+        host's used-up window holds for every source calling it. It counts its own `waits`, and
+        closing it closes nothing."""
+        view = HttpClient(
+            self.client,
+            max_bytes=self.max_bytes,
+            deadline=self.deadline,
+            max_attempts=_given(retry.max_attempts, self.max_attempts),
+            backoff=_given(retry.backoff_seconds, self.backoff),
+            max_backoff=self.max_backoff,
+            max_wait=_given(retry.max_wait_seconds, self.max_wait),
+            sleep=self.sleep,
+            clock=self.clock,
+            user_agent=self.user_agent,
+        )
+        view._not_before = self._not_before
+        return view
 
     def close(self) -> None:
         if self._owns_client:
@@ -211,7 +243,7 @@ class HttpClient:
             params=params,
             json=json,
             headers={
-                "User-Agent": USER_AGENT,
+                "User-Agent": self.user_agent,
                 "Accept-Encoding": ACCEPT_ENCODING,
                 **(headers or {}),
             },
@@ -363,6 +395,10 @@ def _inflate(compressed: Iterator[bytes], coding: str) -> Iterator[bytes]:
     yield inflater.flush()  # the few bytes a last full step may hold back
 
 
+def _given(value: Number | None, default: Number) -> Number:
+    return default if value is None else value
+
+
 def _attempts(n: int) -> str:
     return f"{n} attempt" if n == 1 else f"{n} attempts"
 
@@ -394,23 +430,6 @@ def _describe(exc: httpx.TransportError) -> str:
     return f"connection failed ({type(exc).__name__})"
 
 
-@contextmanager
-def client_for(
-    http: HttpClient | httpx.Client | None,
-    *,
-    clock: Callable[[], float] | None = None,
-    sleep: Callable[[float], None] | None = None,
-    **knobs: Any,
-) -> Iterator[HttpClient]:
-    """`as_http_client` for a `with` block: a client made here is closed when the block ends."""
-    client, owned = as_http_client(http, clock=clock, sleep=sleep, **knobs)
-    try:
-        yield client
-    finally:
-        if owned:
-            client.close()
-
-
 def as_http_client(
     http: HttpClient | httpx.Client | None,
     *,
@@ -418,33 +437,11 @@ def as_http_client(
     sleep: Callable[[float], None] | None = None,
     **knobs: Any,
 ) -> tuple[HttpClient, bool]:
-    """The HttpClient a connector should use, and whether it made it (and so must close it).
-    `knobs` (from `http_knobs`) set up a client made here; an HttpClient passed in keeps its own."""
+    """An HttpClient for `http` (an HttpClient as it is, an httpx.Client wrapped, None: a new one),
+    and whether it was made here (and so must be closed). `knobs` (HttpClient's keyword arguments)
+    set up a client made or wrapped here; an HttpClient passed in keeps its own."""
     if isinstance(http, HttpClient):
         return http, False
     if isinstance(http, httpx.Client):
         return HttpClient(http, clock=clock, sleep=sleep, **knobs), False
     return HttpClient(clock=clock, sleep=sleep, **knobs), True
-
-
-# Source option -> HttpClient argument: how hard a source retries, for impatient or test setups.
-KNOBS = {
-    "max_attempts": "max_attempts",
-    "backoff_seconds": "backoff",
-    "max_wait_seconds": "max_wait",
-}
-
-
-def http_knobs(options: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """The retry settings a source's config sets, as HttpClient keyword arguments.
-
-    :raises ConnectorError: naming the option when a value is not a usable number.
-    """
-    out: dict[str, Any] = {}
-    for key, arg in KNOBS.items():
-        value = options.get(key)
-        if (problem := retry_option_problem(key, value)) is not None:
-            raise ConnectorError(f"source {source!r}: {key} {problem}")
-        if value is not None:
-            out[arg] = value
-    return out

@@ -17,19 +17,18 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from aggregator.config import Config, SourceConfig
 from connectors.base import (
     ConnectorError,
     Page,
     Post,
+    SourceSpec,
     each_isolated,
     isolate,
     parse_time,
-    since_option,
-    source_hashtags,
 )
 from connectors.html import html_to_text, links_in_html, sanitize_html
-from connectors.http import HttpClient, HttpError, client_for, http_knobs
+from connectors.http import HttpClient, HttpError
+from connectors.settings import MASTODON_TOKEN_ENV, MastodonSettings
 from connectors.values import brief, count, optional_id, optional_text
 
 __all__ = ["MastodonConnector", "id_key", "instance_key", "post_from_status"]
@@ -39,7 +38,6 @@ log = logging.getLogger(__name__)
 PAGE_LIMIT = 40
 AUTH_STATUSES = (401, 403, 422)
 OPT_OUT_RE = re.compile(r"#(?:nobots?|nosearch|noindex)\b", re.I)
-EXAMPLE_ENV = "AGGREGATOR_MASTODON_TOKEN"
 
 
 def id_key(status_id: str) -> tuple[int, str]:
@@ -52,34 +50,29 @@ class MastodonConnector:
 
     def __init__(
         self,
-        source: SourceConfig,
-        config: Config,
+        spec: SourceSpec[MastodonSettings],
         *,
-        http: Any = None,
+        http: HttpClient,
         env: Mapping[str, str] | None = None,
-        clock: Any = None,
-        sleep: Any = None,
         **_: Any,
     ) -> None:
-        self.name = source.name
-        self.instances = _instances(source.option("instance"), source.name)
-        self.hashtags = source_hashtags(source.options, config.event.hashtags)
-        self.since = since_option(source.option("since"), config.event.timezone, source.name)
-        self.token_env = source.option("token_env")
+        self.name = spec.name
+        self.instances = spec.settings.instances
+        self.hashtags = spec.hashtags
+        self.since = spec.settings.since
+        self.token_env = spec.settings.token_env
         self.env = os.environ if env is None else env
-        self._http, self._clock, self._sleep = http, clock, sleep
-        self._knobs = http_knobs(source.options, source.name)
+        self.http = http.retrying(spec.settings.retry)
 
     def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
         """Pages per (instance, tag), each carrying the whole cursor to save after it."""
         state = _load_state(cursor)
-        with client_for(self._http, clock=self._clock, sleep=self._sleep, **self._knobs) as http:
 
-            def instance(base: str) -> Iterator[Page]:
-                for tag in self.hashtags:
-                    yield from self._stream(http, base, tag, state)
+        def instance(base: str) -> Iterator[Page]:
+            for tag in self.hashtags:
+                yield from self._stream(self.http, base, tag, state)
 
-            yield from each_isolated(self.name, self.instances, instance)
+        yield from each_isolated(self.name, self.instances, instance)
 
     def _stream(
         self, http: HttpClient, base: str, tag: str, state: dict[str, Any]
@@ -202,7 +195,7 @@ class MastodonConnector:
             return f"Mastodon instance {base} needs a token (HTTP {status}): set the env var {name}"
         return (
             f"Mastodon instance {base} needs a token (HTTP {status}): set an env var such as "
-            f'{EXAMPLE_ENV} and add token_env = "{EXAMPLE_ENV}" to source {self.name!r}'
+            f'{MASTODON_TOKEN_ENV} and add token_env = "{MASTODON_TOKEN_ENV}" to source {self.name!r}'
         )
 
 
@@ -328,18 +321,3 @@ def _load_state(cursor: Mapping[str, Any] | None) -> dict[str, Any]:
     return {
         str(k): dict(v) for k, v in copy.deepcopy(dict(streams)).items() if isinstance(v, Mapping)
     }
-
-
-def _instances(value: Any, source: str) -> list[str]:
-    values = [value] if isinstance(value, str) else value
-    if not isinstance(values, list) or not values:
-        raise ConnectorError(
-            f'source {source!r}: set instance = "https://mastodon.social" (or a list)'
-        )
-    out: list[str] = []
-    for item in values:
-        parts = urlsplit(str(item).strip())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConnectorError(f"source {source!r}: instance {item!r} is not an http(s) URL")
-        out.append(f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}")
-    return list(dict.fromkeys(out))

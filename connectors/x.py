@@ -10,20 +10,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aggregator.config import Config, SourceConfig
-from connectors.base import (
-    ConnectorError,
-    Page,
-    Post,
-    isolate,
-    parse_time,
-    since_option,
-    source_hashtags,
-)
-from connectors.http import HttpClient, http_knobs
+from connectors.base import ConnectorError, Page, Post, SourceSpec, isolate, parse_time
+from connectors.http import HttpClient
+from connectors.settings import XSettings
 from connectors.values import account, brief, count, optional_id, optional_text
 
 __all__ = [
@@ -36,7 +28,6 @@ __all__ = [
     "tweet_url",
 ]
 
-TOKEN_ENV = "AGGREGATOR_X_BEARER_TOKEN"  # noqa: S105 - a variable name, not a secret
 API = "https://api.x.com/2/tweets/search/"
 MAX_RESULTS = {"recent": 100, "all": 500}
 RECENT_REACH = timedelta(days=7)
@@ -213,55 +204,35 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _start_time(source: SourceConfig, tz: tzinfo) -> str | None:
-    """The `start_time` option (the `since` rule: docs/connectors.md) as X wants it, or None."""
-    moment = since_option(source.option("start_time"), tz, source.name, "start_time")
-    return _stamp(moment) if moment else None
-
-
 class XConnector:
     """An `x` source: posts matching the query (by default the event's hashtags OR'ed)."""
 
     def __init__(
         self,
-        source: SourceConfig,
-        config: Config,
+        spec: SourceSpec[XSettings],
         *,
-        http: HttpClient | None = None,
+        http: HttpClient,
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] | None = None,
-        sleep: Callable[[float], None] | None = None,
         **_: Any,
     ) -> None:
-        self.name = source.name
+        settings = spec.settings
+        self.name = spec.name
         env = os.environ if env is None else env
-        self.token_env = str(source.option("token_env", TOKEN_ENV))
+        self.token_env = settings.token_env
         self._token = env.get(self.token_env)
         if not self._token:
             raise ConnectorError(
-                f"source {source.name!r}: set {self.token_env} to an X API bearer token "
+                f"source {spec.name!r}: set {self.token_env} to an X API bearer token "
                 "(X has no free read access: see docs/connectors.md)"
             )
-        self.endpoint = str(source.option("endpoint", "recent"))
-        if self.endpoint not in MAX_RESULTS:
-            raise ConnectorError(f'source {source.name!r}: endpoint must be "recent" or "all"')
-        tags = source_hashtags(source.options, config.event.hashtags if config else ())
-        self.query = str(source.option("query") or " OR ".join(f"#{t}" for t in tags))
-        self.start_time = _start_time(source, config.event.timezone if config else UTC)
+        self.endpoint = settings.endpoint
+        self.query = settings.query or " OR ".join(f"#{t}" for t in spec.hashtags)
+        self.start_time = _stamp(settings.start_time) if settings.start_time else None
         self.clock = clock or time.time
-        self._owns_http = http is None  # a client we made is ours to close when fetch ends
-        self.http = http or HttpClient(
-            sleep=sleep, clock=clock, **http_knobs(source.options, source.name)
-        )
+        self.http = http.retrying(settings.retry)
 
     def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
-        try:
-            yield from self._fetch(cursor)
-        finally:
-            if self._owns_http:
-                self.http.close()
-
-    def _fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
         state = dict(cursor or {})
         if state.get("next_token") and state.get("query") != self.query:
             # a next_token only works with the query that made it; the since point still holds

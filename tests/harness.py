@@ -13,26 +13,24 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 from xml.sax.saxutils import escape
 
 import httpx
 import respx
 
-from aggregator.config import Config, SourceConfig, load_config
 from connectors.archives import read_jsonl
-from connectors.base import Page
+from connectors.base import Page, SourceSpec
 from connectors.bluesky import BlueskyConnector
 from connectors.feeds import FeedConnector
 from connectors.http import HttpClient
 from connectors.mastodon import MastodonConnector
+from connectors.settings import BlueskySettings, FeedSettings, MastodonSettings, XSettings
 from connectors.tags import COLUMNS, read_tags
 from connectors.twarc import read_twarc
 from connectors.x import XConnector
-from tests.helpers import EXAMPLE, ROOT, client
+from tests.helpers import EXAMPLE, client
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 11, 28, 13, tzinfo=UTC).timestamp()  # the clock every connector is given
@@ -124,14 +122,13 @@ def mastodon_good(n: int) -> dict[str, Any]:
 
 
 def read_mastodon(records: list[Any], tmp: Path) -> list[Page]:
-    source = SourceConfig("m", "mastodon", True, MappingProxyType({
-        "instance": "https://a.example", "hashtags": ["CoPro16"]}))  # fmt: skip
+    source = SourceSpec("m", MastodonSettings(instances=("https://a.example",)), ("CoPro16",))
     with respx.mock(assert_all_called=False) as router:
         router.get(url__startswith="https://a.example/api/v1/timelines/tag/").mock(
             side_effect=[as_json(records), as_json([])]
         )
         http = HttpClient(client(), sleep=lambda _: None, clock=lambda: NOW)
-        return list(MastodonConnector(source, _config(), http=http, env={}).fetch(None))
+        return list(MastodonConnector(source, http=http, env={}).fetch(None))
 
 
 def bluesky_good(n: int) -> dict[str, Any]:
@@ -148,14 +145,14 @@ def bluesky_pages(body: Any) -> list[Page]:
     """What the Bluesky connector yields when the search answers `body` (and no cursor)."""
     env = {"AGGREGATOR_BLUESKY_HANDLE": "comms.example.org",
            "AGGREGATOR_BLUESKY_APP_PASSWORD": "abcd-efgh-ijkl-mnop"}  # fmt: skip
-    source = SourceConfig("b", "bluesky", True, MappingProxyType({"hashtags": ["CoPro16"]}))
+    source = SourceSpec("b", BlueskySettings(), ("CoPro16",))
     with respx.mock(base_url="https://bsky.social/xrpc", assert_all_called=False) as router:
         router.post("/com.atproto.server.createSession").respond(
             200, json={"accessJwt": "a", "refreshJwt": "r", "handle": "comms.example.org"}
         )
         router.get("/app.bsky.feed.searchPosts").mock(return_value=as_json(body))
         http = HttpClient(client(), sleep=lambda _: None, clock=lambda: NOW)
-        bluesky = BlueskyConnector(source, None, http=http, env=env)  # type: ignore[arg-type]
+        bluesky = BlueskyConnector(source, http=http, env=env)
         return list(bluesky.fetch(None))
 
 
@@ -169,12 +166,12 @@ def read_x(records: list[Any], tmp: Path) -> list[Page]:
 
 def x_pages(body: Any) -> list[Page]:
     """What the X connector yields when the recent search answers `body`."""
-    source = SourceConfig("x", "x", True, MappingProxyType({"hashtags": ["CoPro16"]}))
+    source = SourceSpec("x", XSettings(), ("CoPro16",))
     with respx.mock(base_url="https://api.x.com/2/tweets/search") as router:
         router.get("/recent").mock(return_value=as_json(body))
         http = HttpClient(client(), sleep=lambda _: None, clock=lambda: NOW)
         env = {"AGGREGATOR_X_BEARER_TOKEN": "token"}
-        x = XConnector(source, None, http=http, env=env, clock=lambda: NOW)  # type: ignore[arg-type]
+        x = XConnector(source, http=http, env=env, clock=lambda: NOW)
         return list(x.fetch(None))
 
 
@@ -202,19 +199,13 @@ def rss(items: list[dict[str, str]]) -> bytes:
 
 
 def read_feed(records: list[dict[str, str]], tmp: Path) -> list[Page]:
-    source = SourceConfig("news", "feed", True, MappingProxyType({"url": FEED_URL}))
+    source = SourceSpec("news", FeedSettings(urls=(FEED_URL,)), ("CoPro16",))
     with respx.mock() as router:
         router.get(FEED_URL).respond(
             200, content=rss(records), headers={"Content-Type": "application/rss+xml"}
         )
         http = HttpClient(client(), sleep=lambda _: None, clock=lambda: NOW)
-        return list(FeedConnector(source, _config(), http=http, clock=lambda: NOW).fetch(None))
-
-
-@cache
-def _config() -> Config:
-    """The shipped config (the event's hashtags and time zone); only read, never written."""
-    return load_config(ROOT / "config.toml")
+        return list(FeedConnector(source, http=http, clock=lambda: NOW).fetch(None))
 
 
 HARNESSES = {

@@ -24,14 +24,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -43,9 +42,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from aggregator.cli import cli
-from aggregator.config import Config, SourceConfig, load_config
-from connectors.base import ConnectorError, Page, Post, parse_time
+from aggregator.config import Config, load_config
+from connectors.base import ConnectorError, Page, Post, SourceSpec, parse_time
 from connectors.mastodon import id_key
+from connectors.settings import MastodonSettings, parse_mastodon
 from reports import speech
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -254,8 +254,8 @@ class Flaky:
     broken = True
     served = 0
 
-    def __init__(self, source: SourceConfig, config: Config, **_: Any) -> None:
-        self.name = source.name
+    def __init__(self, spec: SourceSpec[Any], **_: Any) -> None:
+        self.name = spec.name
 
     def fetch(self, cursor: Any) -> Iterator[Page]:
         if Flaky.broken:
@@ -346,11 +346,14 @@ class FakeInstance:
         )
 
 
-def mastodon_source(**options: Any) -> SourceConfig:
-    """A `mastodon` source on instance `A` following #CoPro16, unless `options` say otherwise."""
-    options.setdefault("instance", A)
-    options.setdefault("hashtags", ["CoPro16"])
-    return SourceConfig("mastodon", "mastodon", True, MappingProxyType(options))
+def mastodon_source(
+    hashtags: Sequence[str] = ("CoPro16",), zone: tzinfo = UTC, **options: Any
+) -> SourceSpec[MastodonSettings]:
+    """A `mastodon` source on instance `A` following #CoPro16, unless `options` (its table, read
+    as the config's loader reads it, in the event's time `zone`) say otherwise."""
+    settings, problems = parse_mastodon({"instance": A, **options}, zone)
+    assert settings is not None, problems
+    return SourceSpec("mastodon", settings, tuple(hashtags))
 
 
 def live_project(tmp_path: Path, name: str, base: str, cron: str = "0 2 * * *") -> Path:

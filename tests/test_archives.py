@@ -7,6 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.archives import JsonlConnector, post_from_interchange, read_jsonl
+from connectors.base import SourceSpec
+from connectors.settings import FileSettings
 from tests.helpers import EXAMPLE
 
 GOOD = {
@@ -48,11 +50,10 @@ def test_bad_lines_are_reported_with_their_line_number_and_good_lines_kept(tmp_p
     assert "author" in rejected[2]
 
 
-def test_connector_resumes_after_what_it_read_and_restarts_on_a_new_file(tmp_path, config):
+def test_connector_resumes_after_what_it_read_and_restarts_on_a_new_file(tmp_path):
     path = tmp_path / "posts.jsonl"
     path.write_text(json.dumps(GOOD) + "\n")
-    source = config.sources[0].__class__(name="f", type="jsonl", enabled=True, path=path)
-    conn = JsonlConnector(source, config)
+    conn = JsonlConnector(SourceSpec("f", FileSettings(), path=path))
     first = list(conn.fetch(None))
     cursor = first[-1].cursor
     with path.open("a") as fh:

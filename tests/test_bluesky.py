@@ -6,7 +6,6 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -15,10 +14,10 @@ import respx
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.config import SourceConfig
-from connectors.base import ConnectorError, Page
+from connectors.base import ConnectorError, Page, SourceSpec
 from connectors.bluesky import BlueskyConnector, byte_slice, post_from_view
 from connectors.http import HttpClient
+from connectors.settings import BlueskySettings, parse_bluesky
 from tests.helpers import FakeClock, client
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bluesky"
@@ -159,11 +158,10 @@ def api() -> Iterator[respx.MockRouter]:
 def connector(
     fake: FakeClock, tags: tuple[str, ...] = ("CoPro16",), **options: Any
 ) -> BlueskyConnector:
-    source = SourceConfig(
-        "bluesky", "bluesky", True, MappingProxyType({"hashtags": list(tags), **options})
-    )
+    settings, problems = parse_bluesky(options)  # no event: dates are read in UTC
+    assert settings is not None, problems
     http = HttpClient(client(), sleep=fake.sleep, clock=fake.clock, max_attempts=3)
-    return BlueskyConnector(source, None, http=http, env=ENV)  # type: ignore[arg-type]
+    return BlueskyConnector(SourceSpec("bluesky", settings, tags), http=http, env=ENV)
 
 
 def collect(pages: Iterator[Page], stop_after: int | None = None) -> tuple[list[Page], Any]:
@@ -240,17 +238,17 @@ def test_a_slice_through_a_character_is_refused() -> None:
 
 @pytest.mark.parametrize("missing", list(ENV))
 def test_case_37_a_missing_credential_names_the_env_var(missing: str) -> None:
-    source = SourceConfig("bluesky", "bluesky", True, MappingProxyType({"hashtags": ["CoPro16"]}))
+    source = SourceSpec("bluesky", BlueskySettings(), ("CoPro16",))
     env = {k: v for k, v in ENV.items() if k != missing}
-    with pytest.raises(ConnectorError, match=missing):
-        BlueskyConnector(source, None, env=env)  # type: ignore[arg-type]
+    with pytest.raises(ConnectorError, match=missing), HttpClient(client()) as http:
+        BlueskyConnector(source, http=http, env=env)
 
 
 def test_custom_env_var_names_are_used() -> None:
-    options = {"hashtags": ["CoPro16"], "handle_env": "MY_HANDLE", "password_env": "MY_PASS"}
-    source = SourceConfig("bluesky", "bluesky", True, MappingProxyType(options))
-    with pytest.raises(ConnectorError, match="MY_PASS"):
-        BlueskyConnector(source, None, env={"MY_HANDLE": "me.example"})  # type: ignore[arg-type]
+    settings, _ = parse_bluesky({"handle_env": "MY_HANDLE", "password_env": "MY_PASS"})
+    source = SourceSpec("bluesky", settings, ("CoPro16",))
+    with pytest.raises(ConnectorError, match="MY_PASS"), HttpClient(client()) as http:
+        BlueskyConnector(source, http=http, env={"MY_HANDLE": "me.example"})
 
 
 def test_login_failure_is_plain_and_keeps_the_password_out(api: respx.MockRouter) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import feedparser
@@ -13,11 +12,11 @@ import httpx
 import pytest
 import respx
 
-from aggregator.config import SourceConfig
-from connectors.base import ConnectorError, Page
+from connectors.base import ConnectorError, Page, SourceSpec
 from connectors.feeds import FeedConnector
 from connectors.http import HttpClient
-from tests.helpers import client
+from connectors.settings import parse_feed
+from tests.helpers import client, invoke
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
 MASTO = "https://mastodon.example/tags/copro16.rss"
@@ -39,10 +38,13 @@ def xml(body: bytes, **headers: str) -> httpx.Response:
 def connector(
     config, url: Any = MASTO, sleeps: list | None = None, **options: Any
 ) -> FeedConnector:
-    source = SourceConfig("news", "feed", True, MappingProxyType({"url": url, **options}))
+    """A connector for a feed source with these settings, following `config`'s event hashtags."""
+    settings, problems = parse_feed({"url": url, **options})
+    assert settings is not None, problems
     sleeps = [] if sleeps is None else sleeps
     http = HttpClient(client(), sleep=sleeps.append, clock=NOW.timestamp)
-    return FeedConnector(source, config, http=http, clock=NOW.timestamp)
+    source = SourceSpec("news", settings, config.event.hashtags)
+    return FeedConnector(source, http=http, clock=NOW.timestamp)
 
 
 def run(conn: FeedConnector, cursor: dict | None = None) -> list[Page]:
@@ -230,14 +232,20 @@ def test_entries_without_id_are_rejected_and_bare_guids_qualified(config):
         "https://",
     ],
 )
-def test_case_16_non_http_urls_are_refused_before_any_fetch(config, url):
+def test_case_16_non_http_urls_are_refused_before_any_fetch(project, url):
+    cfg = project / "config.toml"
+    toml_url = json.dumps(url)  # a TOML basic string is a JSON string
+    cfg.write_text(cfg.read_text() + f'\n[[sources]]\nname = "news"\ntype = "feed"\n'
+                   f'url = ["https://ok.example/feed", {toml_url}]\n')  # fmt: skip
     with respx.mock(assert_all_called=False) as router:
         catch_all = router.route().mock(return_value=httpx.Response(200))
-        with pytest.raises(ConnectorError, match=r"is not an http\(s\) URL"):
-            run(connector(config, ["https://ok.example/feed", url]))
+        result = invoke(project, "collect")
+    assert result.exit_code == 2, result.output
+    assert f"sources[4].url: {url!r} is not an http(s) URL" in result.output
     assert catch_all.call_count == 0
 
 
-def test_unknown_filter_is_refused(config):
-    with pytest.raises(ConnectorError, match='filter must be "all" or "hashtags"'):
-        connector(config, filter="some")
+def test_unknown_filter_is_refused():
+    settings, problems = parse_feed({"url": MASTO, "filter": "some"})
+    assert settings is None
+    assert problems == ['filter: must be "all" or "hashtags" (got \'some\')']

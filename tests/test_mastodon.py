@@ -16,8 +16,9 @@ from sqlalchemy import text
 
 from aggregator.pipeline import explain, tag
 from connectors.base import ConnectorError, Page
-from connectors.http import HttpClient, as_http_client
+from connectors.http import HttpClient
 from connectors.mastodon import MastodonConnector, id_key, instance_key, post_from_status
+from connectors.settings import parse_mastodon
 from storage.queries import save_page
 from tests.helpers import (
     T0,
@@ -35,9 +36,11 @@ B = "https://b.example"
 
 
 def connector(config, sleeps: list | None = None, env=None, **options) -> MastodonConnector:
+    """A connector for `mastodon_source(**options)`, its `since` read in `config`'s event zone."""
     sleeps = [] if sleeps is None else sleeps
     http = HttpClient(client(), sleep=sleeps.append, clock=lambda: T0.timestamp())
-    return MastodonConnector(mastodon_source(**options), config, http=http, env=env or {})
+    source = mastodon_source(zone=config.event.timezone, **options)
+    return MastodonConnector(source, http=http, env=env or {})
 
 
 def run(conn: MastodonConnector, cursor: dict | None, stop_after: int | None = None) -> list[Page]:
@@ -359,26 +362,26 @@ def test_opted_out_posts_are_not_yielded_but_the_cursor_moves(config):
 
 def test_bad_options_are_refused_and_a_since_date_is_midnight_in_the_event_zone(project):
     config = in_zone(project, "Asia/Tokyo")
-    with pytest.raises(ConnectorError, match="is not an http"):
-        MastodonConnector(mastodon_source(instance="file:///etc"), config)
-    with pytest.raises(ConnectorError, match="since"):
-        MastodonConnector(mastodon_source(since="last week"), config)
-    conn = MastodonConnector(mastodon_source(instance=A + "/", since="2016-11-28"), config)
-    assert conn.instances == [A]
+    zone = config.event.timezone
+    assert parse_mastodon({"instance": "file:///etc"}, zone)[1] == [
+        "instance: 'file:///etc' is not an http(s) URL"
+    ]
+    settings, problems = parse_mastodon({"instance": A, "since": "last week"}, zone)
+    assert settings is None and [p.split(":")[0] for p in problems] == ["since"]
+    conn = connector(config, instance=A + "/", since="2016-11-28")
+    assert conn.instances == (A,)
     assert conn.since == datetime(2016, 11, 27, 15, tzinfo=UTC)  # midnight in Tokyo
 
 
 def test_bad_retry_knobs_are_refused_and_good_ones_reach_the_http_client(config):
     for key, value in (("max_attempts", 0), ("max_attempts", 1.5), ("backoff_seconds", -1),
                        ("max_wait_seconds", "soon"), ("backoff_seconds", True)):  # fmt: skip
-        with pytest.raises(ConnectorError, match=f"source 'mastodon': {key} must be"):
-            MastodonConnector(mastodon_source(**{key: value}), config)
-    conn = MastodonConnector(
-        mastodon_source(max_attempts=2, backoff_seconds=0, max_wait_seconds=0.5), config
-    )
-    http, owned = as_http_client(None, **conn._knobs)
-    assert owned and (http.max_attempts, http.backoff, http.max_wait) == (2, 0, 0.5)
-    http.close()
+        settings, problems = parse_mastodon({"instance": A, key: value})
+        assert settings is None and len(problems) == 1, problems
+        assert problems[0].startswith(f"{key}: must be"), problems
+    conn = connector(config, max_attempts=2, backoff_seconds=0, max_wait_seconds=0.5)
+    http = conn.http
+    assert (http.max_attempts, http.backoff, http.max_wait) == (2, 0, 0.5)
 
 
 def test_a_reply_keeps_its_instance_local_parent_id_and_names_the_instance():

@@ -68,12 +68,12 @@ def server() -> Iterator[tuple[str, FakeInstance]]:
     thread.join()
 
 
-def test_pages_back_and_forward_over_real_http(server, config):
+def test_pages_back_and_forward_over_real_http(server):
     base, instance = server
     instance.statuses = many(90)
     sleeps: list[float] = []
     with HttpClient(sleep=sleeps.append) as http:
-        conn = MastodonConnector(mastodon_source(instance=base), config, http=http, env={})
+        conn = MastodonConnector(mastodon_source(instance=base), http=http, env={})
         first = list(conn.fetch(None))
         got = [p.raw["id"] for page in first for p in page.posts]
         assert sorted(got, key=id_key) == [str(n) for n in range(1, 91)]

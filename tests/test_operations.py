@@ -244,8 +244,8 @@ def test_lines_in_the_summary_reach_the_log_file_but_not_the_terminal(tmp_path, 
 class HalfFeed:
     """A `feed` stand-in that stores one page, then fails (case 3: pages fetched are kept)."""
 
-    def __init__(self, source, config, **_):
-        self.name = source.name
+    def __init__(self, spec, **_):
+        self.name = spec.name
 
     def fetch(self, cursor) -> Iterator[Page]:
         when = datetime(2016, 11, 28, 13, tzinfo=UTC)

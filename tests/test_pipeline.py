@@ -16,8 +16,8 @@ from storage.queries import get_cursor
 
 
 class Broken:
-    def __init__(self, source, config, **_):
-        self.name = source.name
+    def __init__(self, spec, **_):
+        self.name = spec.name
 
     def fetch(self, cursor) -> Iterator[Page]:
         yield Page(

@@ -22,8 +22,8 @@ class Odd:
     """A source whose one page holds a good post, one the database cannot hold (a count of
     10**30 got past the connector), and a record the connector itself set aside."""
 
-    def __init__(self, source, config, **_):
-        self.name = source.name
+    def __init__(self, spec, **_):
+        self.name = spec.name
 
     def fetch(self, cursor):
         page = Page(

@@ -8,15 +8,14 @@ import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.config import SourceConfig
-from connectors.base import ConnectorError, Post
+from connectors.base import ConnectorError, Post, SourceSpec
+from connectors.settings import FileSettings
 from connectors.tags import COLUMNS, TagsConnector, read_tags, recover_id
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tags"
@@ -34,8 +33,8 @@ def all_pages(path: Path) -> tuple[dict[str, Post], list[str], list[str]]:
     return posts, rejected, warnings
 
 
-def source(path: Path | None) -> SourceConfig:
-    return SourceConfig("sheet", "tags", True, MappingProxyType({}), path)
+def source(path: Path | None) -> SourceSpec[FileSettings]:
+    return SourceSpec("sheet", FileSettings(), path=path)
 
 
 def write_csv(path: Path, rows: list[dict[str, str]], encoding: str = "utf-8") -> None:
@@ -133,7 +132,7 @@ def run(connector: TagsConnector, cursor: dict[str, Any] | None, stop_after: int
 def test_case_06_killed_import_resumes_no_gap_no_duplicate(tmp_path: Path, kill_after: int) -> None:
     path = tmp_path / "sheet.csv"
     shutil.copy(ARCHIVE, path)
-    connector = TagsConnector(source(path), None)  # type: ignore[arg-type]
+    connector = TagsConnector(source(path))
     connector.page_size = 1
     expected, _ = run(connector, None)
     first, cursor = run(connector, None, stop_after=kill_after)
@@ -144,7 +143,7 @@ def test_case_06_killed_import_resumes_no_gap_no_duplicate(tmp_path: Path, kill_
 
 def test_missing_path_is_a_clear_error() -> None:
     with pytest.raises(ConnectorError, match="path"):
-        TagsConnector(source(None), None)  # type: ignore[arg-type]
+        TagsConnector(source(None))
 
 
 ids = st.integers(min_value=10**17, max_value=2**63 - 1).map(str)
@@ -171,7 +170,7 @@ def test_case_06_byte_cursor_resumes_whatever_the_text(texts: list[str], kill_af
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sheet.csv"
         write_csv(path, rows)
-        connector = TagsConnector(source(path), None)  # type: ignore[arg-type]
+        connector = TagsConnector(source(path))
         connector.page_size = 1
         first, cursor = run(connector, None, stop_after=kill_after)
         rest, _ = run(connector, cursor)

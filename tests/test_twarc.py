@@ -6,15 +6,14 @@ import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.config import SourceConfig
-from connectors.base import ConnectorError, Post
+from connectors.base import ConnectorError, Post, SourceSpec
+from connectors.settings import FileSettings
 from connectors.twarc import V1_TIME, TwarcConnector, read_twarc, twitter_time
 
 FIXTURES = Path(__file__).parent / "fixtures" / "twarc"
@@ -30,8 +29,8 @@ def all_pages(path: Path) -> tuple[dict[str, Post], list[str]]:
     return posts, rejected
 
 
-def source(path: Path | None) -> SourceConfig:
-    return SourceConfig("archive", "twarc", True, MappingProxyType({}), path)
+def source(path: Path | None) -> SourceSpec[FileSettings]:
+    return SourceSpec("archive", FileSettings(), path=path)
 
 
 def test_v1_tweet_fields() -> None:
@@ -137,10 +136,10 @@ def run(connector: TwarcConnector, cursor: dict[str, Any] | None, stop_after: in
 def test_case_06_killed_import_resumes_without_gap_or_duplicate(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     shutil.copy(FIXTURES / "twarc1.jsonl", path)
-    whole = TwarcConnector(source(path), None)  # type: ignore[arg-type]
+    whole = TwarcConnector(source(path))
     whole.page_size = 1
     expected, _ = run(whole, None)
-    killed = TwarcConnector(source(path), None)  # type: ignore[arg-type]
+    killed = TwarcConnector(source(path))
     killed.page_size = 1
     first, cursor = run(killed, None, stop_after=2)
     rest, _ = run(killed, cursor)
@@ -151,7 +150,7 @@ def test_case_06_killed_import_resumes_without_gap_or_duplicate(tmp_path: Path) 
 def test_appended_file_resumes_and_replaced_file_restarts(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     shutil.copy(FIXTURES / "twarc1.jsonl", path)
-    connector = TwarcConnector(source(path), None)  # type: ignore[arg-type]
+    connector = TwarcConnector(source(path))
     _, cursor = run(connector, None)
     with path.open("a") as fh:
         fh.write((FIXTURES / "twarc2_pages.jsonl").read_text().splitlines()[1] + "\n")
@@ -166,7 +165,7 @@ def test_appending_to_a_small_file_resumes(tmp_path: Path) -> None:
     path = tmp_path / "small.jsonl"
     lines = (FIXTURES / "twarc1.jsonl").read_text().splitlines()
     path.write_text(lines[0] + "\n")  # well under 4 KiB
-    connector = TwarcConnector(source(path), None)  # type: ignore[arg-type]
+    connector = TwarcConnector(source(path))
     first, cursor = run(connector, None)
     with path.open("a") as fh:
         fh.write(lines[1] + "\n")
@@ -176,8 +175,8 @@ def test_appending_to_a_small_file_resumes(tmp_path: Path) -> None:
 
 def test_missing_path_and_missing_file_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ConnectorError, match="path"):
-        TwarcConnector(source(None), None)  # type: ignore[arg-type]
-    connector = TwarcConnector(source(tmp_path / "gone.jsonl"), None)  # type: ignore[arg-type]
+        TwarcConnector(source(None))
+    connector = TwarcConnector(source(tmp_path / "gone.jsonl"))
     with pytest.raises(ConnectorError, match="file not found"):
         list(connector.fetch(None))
 

@@ -7,7 +7,6 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -16,9 +15,9 @@ import respx
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.config import SourceConfig
-from connectors.base import ConnectorError, Page
+from connectors.base import ConnectorError, Page, SourceSpec
 from connectors.http import HttpClient
+from connectors.settings import parse_x
 from connectors.x import SNOWFLAKE_EPOCH_MS, XConnector, id_time
 from tests.helpers import FakeClock, client
 
@@ -46,10 +45,11 @@ def connector(
     fake: FakeClock | None = None, env: dict[str, str] = ENV, **options: Any
 ) -> XConnector:
     fake = fake or FakeClock(NOW)
-    opts = {"hashtags": ["CoPro16", "EveryoneIncluded"], **options}
-    source = SourceConfig("x", "x", True, MappingProxyType(opts))
+    settings, problems = parse_x(options)  # no event: dates are read in UTC
+    assert settings is not None, problems
+    source = SourceSpec("x", settings, ("CoPro16", "EveryoneIncluded"))
     http = HttpClient(client(), sleep=fake.sleep, clock=fake.clock, max_attempts=3)
-    return XConnector(source, None, http=http, env=env, clock=fake.clock)  # type: ignore[arg-type]
+    return XConnector(source, http=http, env=env, clock=fake.clock)
 
 
 @pytest.fixture
@@ -299,12 +299,10 @@ def test_id_time_reads_the_snowflake(moment: datetime, seq: int) -> None:
     assert id_time(make_id(moment, seq)) == moment
 
 
-def test_a_client_the_connector_made_is_closed_when_fetching_ends(api: respx.MockRouter) -> None:
+def test_the_client_passed_in_stays_open_and_keeps_its_own_retries(api: respx.MockRouter) -> None:
     api.get("/recent").mock(side_effect=answer_by_token({None: EMPTY}))
-    source = SourceConfig("x", "x", True, MappingProxyType({"hashtags": ["CoPro16"]}))
-    own = XConnector(source, None, env=ENV)  # type: ignore[arg-type]
-    run(own)
-    assert own.http.client.is_closed
     lent = connector()
     run(lent)
-    assert not lent.http.client.is_closed  # a client passed in belongs to the caller
+    assert not lent.http.client.is_closed  # the client belongs to the caller (the pipeline)
+    assert lent.http.max_attempts == 3  # the source sets no retries: the client's hold
+    assert connector(max_attempts=1).http.max_attempts == 1
