@@ -35,7 +35,7 @@ __all__ = [
     "tokens",
 ]
 
-ANALYSER = "text-3"  # bump when terms/flags change (or reports/features.py): all is analysed again
+ANALYSER = "text-4"  # bump when terms/flags change (or reports/features.py): all is analysed again
 MAX_ANALYSED = 10_000  # characters of a post the analysis reads: a megabyte post costs no more
 # Characters of a post's HTML shown: nh3 takes time quadratic in a text node or attribute full of "&",
 # "©" or no-break spaces, so a megabyte of them would take minutes. Far above any real post.
