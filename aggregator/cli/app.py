@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from aggregator import __version__
 from aggregator.config import Config, ConfigError, load_config, resolve_config_path
 from aggregator.curation import load_curation
-from aggregator.errors import AggregatorError, UsageError
+from aggregator.errors import EXIT_FAILED, EXIT_USAGE, AggregatorError
 from aggregator.lock import LockHeld
 from aggregator.logs import (
     IN_SUMMARY,
@@ -45,6 +45,14 @@ def fail(message: str) -> NoReturn:
     raise AggregatorError(message)
 
 
+class _Failed(click.ClickException):
+    exit_code = EXIT_FAILED
+
+
+class _Usage(click.ClickException):
+    exit_code = EXIT_USAGE
+
+
 def _exit_for(exc: AggregatorError) -> click.ClickException:
     """The one-line exit for one of the project's errors, with its exit code."""
     if isinstance(exc, ConfigError) and len(exc.problems) > 1:
@@ -54,12 +62,11 @@ def _exit_for(exc: AggregatorError) -> click.ClickException:
         message = f"{exc}: wait for it to finish (`aggregator status` shows it)"
     else:
         message = str(exc)
-    if not isinstance(exc, UsageError):  # what failed may quote a secret or a post: masked
-        message = redact(message)
-        log.error("%s", message, extra=IN_SUMMARY)  # click prints it on stderr
-    ended = click.ClickException(message)
-    ended.exit_code = exc.exit_code
-    return ended
+    if exc.exit_code == EXIT_USAGE:  # the user's own command or files, said as they are
+        return _Usage(message)
+    message = redact(message)  # what failed may quote a secret or a post
+    log.error("%s", message, extra=IN_SUMMARY)  # --log-file keeps it; click prints it on stderr
+    return _Failed(message)
 
 
 class _Group(click.Group):
