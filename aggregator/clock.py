@@ -10,6 +10,7 @@ Core layer: standard library only.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Literal, overload
 
 __all__ = ["EventClock", "as_utc", "iso_utc", "utcnow"]
 
@@ -19,22 +20,30 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+@overload
+def as_utc(value: datetime | None) -> datetime | None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """Aware UTC, the form every time takes inside the program; a naive value is taken to be UTC
     already (never the machine's zone); None stays None."""
-    return None if value is None else _utc(value)
-
-
-def _utc(value: datetime) -> datetime:
+    if value is None:
+        return None
     return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
 
 
-def iso_utc(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC to the whole second, ending in Z (`2016-11-28T13:05:00Z`): how exports,
-    manifests and `status --json` write times. Fractions of a second are dropped; None stays None."""
+def iso_utc(
+    value: datetime | None, precision: Literal["seconds", "milliseconds"] = "seconds"
+) -> str | None:
+    """ISO 8601 in UTC ending in Z, the one UTC form machine-readable output takes: to the whole
+    second in exports and manifests (`2016-11-28T13:05:00Z`), to the millisecond in `status
+    --json`, which orders runs a moment apart (`2016-11-28T13:05:00.412Z`). Finer digits are
+    dropped, never rounded; None stays None."""
     if value is None:
         return None
-    return _utc(value).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return as_utc(value).isoformat(timespec=precision).replace("+00:00", "Z")
 
 
 class EventClock:
@@ -51,7 +60,12 @@ class EventClock:
 
     def local(self, instant: datetime) -> datetime:
         """The instant as the event's wall clock reads it (aware, in the event's zone)."""
-        return _utc(instant).astimezone(self.tz)
+        return as_utc(instant).astimezone(self.tz)
+
+    def shown(self, instant: datetime) -> datetime:
+        """The instant as a view (the story's model) holds it: the event's wall clock to the whole
+        second, so a template writing it out agrees with `iso`."""
+        return self.local(instant).replace(microsecond=0)
 
     def day_of(self, instant: datetime) -> date:
         """The event-local date the instant falls on."""
@@ -63,17 +77,17 @@ class EventClock:
         return self._midnight(day), self._midnight(day + timedelta(days=1))
 
     def _midnight(self, day: date) -> datetime:
-        return _utc(datetime.combine(day, time(0), tzinfo=self.tz))
+        return as_utc(datetime.combine(day, time(0), tzinfo=self.tz))
 
     def hour_start(self, instant: datetime) -> datetime:
         """The UTC instant the event-local hour holding `instant` began (not UTC's own hour: the
         event's zone may be half an hour off it)."""
-        return _utc(self.local(instant).replace(minute=0, second=0, microsecond=0))
+        return as_utc(self.local(instant).replace(minute=0, second=0, microsecond=0))
 
     def after(self, instant: datetime, elapsed: timedelta) -> datetime:
         """`elapsed` real time after `instant`, in the event's zone (adding to a local time
         directly counts wall-clock time, an hour out across a clock change)."""
-        return self.local(_utc(instant) + elapsed)
+        return self.local(as_utc(instant) + elapsed)
 
     # the forms a person reads
 

@@ -73,7 +73,7 @@ def _time(value: Any, _dialect: str) -> str | None:
         utc = as_utc(value)
     except Exception as exc:  # year 9999 at -05:00 is past the calendar in UTC; a broken tzinfo
         return f"{_shown(value)} cannot be converted to UTC ({one_line(exc, 200)})"
-    if not EARLIEST <= utc < LATEST:  # type: ignore[operator]
+    if not EARLIEST <= utc < LATEST:
         return f"{_shown(value)} is too near an end of the calendar to show in every time zone"
     return None
 

@@ -54,8 +54,17 @@ def test_iso_utc_is_one_precision_ending_in_z():
     assert iso_utc(None) is None
 
 
+def test_iso_utc_to_the_millisecond_for_status():
+    assert iso_utc(POSTED, "milliseconds") == "2016-11-28T13:05:17.549Z"
+    assert iso_utc(POSTED.replace(microsecond=549999), "milliseconds") == (
+        "2016-11-28T13:05:17.549Z"  # dropped, not rounded
+    )
+    assert iso_utc(utc(2016, 11, 28, 13, 5), "milliseconds") == "2016-11-28T13:05:00.000Z"
+
+
 def test_the_event_clock_shows_an_instant_in_the_event_zone_in_every_form():
     assert TOKYO.local(POSTED).utcoffset() == timedelta(hours=9)
+    assert TOKYO.shown(POSTED).isoformat() == TOKYO.iso(POSTED)  # a view's time is to the second
     assert TOKYO.day_of(POSTED) == date(2016, 11, 28)
     assert TOKYO.time_of_day(POSTED) == "22:05"
     assert TOKYO.stamp(POSTED) == "2016-11-28 22:05 JST"
