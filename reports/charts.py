@@ -5,9 +5,12 @@ Only numbers and short labels here: the templates draw the SVG from them, autoes
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
+
+from aggregator.clock import EventClock, as_utc
 
 __all__ = [
     "Activity",
@@ -23,6 +26,7 @@ __all__ = [
 ]
 
 BIN_WIDTHS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 180, 360, 720, 1440)  # minutes
+HOUR = timedelta(hours=1)
 
 
 @dataclass
@@ -36,8 +40,22 @@ class Activity:
     outside: int = 0  # posts outside the window (a session's, looking back later)
 
     @property
+    def clock(self) -> EventClock:
+        """The event's clock, whose zone `start` is shown in."""
+        return EventClock(self.start.tzinfo or UTC)
+
+    def bin_start(self, i: int) -> datetime:
+        """When bin `i` begins, in the event's zone (bins are real time: one of a day the clocks
+        change is still `minutes` long)."""
+        return self.clock.after(self.start, timedelta(minutes=self.minutes * i))
+
+    @property
     def end(self) -> datetime:
-        return self.start + timedelta(minutes=self.minutes * len(self.counts))
+        return self.bin_start(len(self.counts))
+
+    def seconds(self, when: datetime) -> float:
+        """Real seconds from `start` to `when`."""
+        return (as_utc(when) - as_utc(self.start)).total_seconds()
 
 
 def window(
@@ -52,11 +70,12 @@ def window(
     for minute, n in inside.items():
         counts[int((minute - start).total_seconds() // 60) // width] += n
     peak = min(inside, key=lambda m: (-inside[m], m)) if inside else None
+    clock = EventClock(tz)
     return Activity(
-        start=start.astimezone(tz),
+        start=clock.local(start),
         minutes=width,
         counts=counts,
-        peak=f"{peak.astimezone(tz):%H:%M}" if peak else None,
+        peak=clock.time_of_day(peak) if peak else None,
         peak_count=inside[peak] if peak else 0,
         outside=sum(minutes.values()) - sum(inside.values()),
     )
@@ -85,31 +104,36 @@ def spread(minutes: Mapping[datetime, int], tz: tzinfo) -> Activity | None:
     draw thousands of empty days; what falls outside is counted in `outside`."""
     if not minutes:
         return None
-    local = {m.astimezone(tz): n for m, n in minutes.items()}
-    first, last = min(local), max(local)
-    daily = last - first > timedelta(days=2)
-    unit = timedelta(days=1) if daily else timedelta(hours=1)
-    floor = first.replace(minute=0, second=0, microsecond=0)
-    if daily:
-        days: dict[date, int] = {}
-        for when, n in local.items():
-            days[when.date()] = days.get(when.date(), 0) + n
-        start = _busiest_days(days, MAX_DAYS)
-        floor = floor.replace(year=start.year, month=start.month, day=start.day, hour=0)
-        last = min(last, floor + timedelta(days=MAX_DAYS) - timedelta(minutes=1))
-    counts = [0] * (int((last - floor) / unit) + 1)
+    clock = EventClock(tz)
+    if max(minutes) - min(minutes) > timedelta(days=2):
+        return _daily(minutes, clock)
+    floor = clock.hour_start(min(minutes))
+    counts = [0] * (int((max(minutes) - floor) / HOUR) + 1)
+    for when, n in minutes.items():
+        counts[int((when - floor) / HOUR)] += n
+    i = counts.index(max(counts))
+    return Activity(clock.local(floor), 60, counts, clock.time_of_day(floor + HOUR * i), "hour",
+                    counts[i])  # fmt: skip
+
+
+def _daily(minutes: Mapping[datetime, int], clock: EventClock) -> Activity:
+    """Posts per event-local day, over the busiest MAX_DAYS."""
+    days: Counter[date] = Counter()
+    for when, n in minutes.items():
+        days[clock.day_of(when)] += n
+    start = _busiest_days(days, MAX_DAYS)
+    counts = [0] * ((min(max(days), start + timedelta(days=MAX_DAYS - 1)) - start).days + 1)
     outside = 0
-    for when, n in local.items():
-        i = int((when - floor) / unit) if when >= floor else -1
+    for day, n in days.items():
+        i = (day - start).days
         if 0 <= i < len(counts):
             counts[i] += n
         else:
             outside += n
     i = counts.index(max(counts))
-    at = floor + unit * i
-    label = f"{at:%A} {at.day} {at:%B}" if daily else f"{at:%H:%M}"
-    return Activity(floor, int(unit.total_seconds() // 60), counts, label,
-                    "day" if daily else "hour", counts[i], outside)  # fmt: skip
+    midnight = clock.local(clock.day_bounds(start)[0])
+    return Activity(midnight, 1440, counts, clock.day(start + timedelta(days=i), year=False), "day",
+                    counts[i], outside)  # fmt: skip
 
 
 @dataclass
@@ -150,7 +174,7 @@ class Chart:
 
 
 def _scale(activity: Activity, left: float, right: float) -> tuple[float, float]:
-    seconds = max((activity.end - activity.start).total_seconds(), 1)
+    seconds = max(activity.seconds(activity.end), 1)
     return left, (right - left) / seconds
 
 
@@ -164,28 +188,28 @@ def day_chart(
     x0, per_second = _scale(activity, left, right)
     peak = max(activity.counts, default=0)
     slot = (right - left) / max(len(activity.counts), 1)
+    clock = activity.clock
     bars = []
     for i, n in enumerate(activity.counts):
         h = (bottom - top) * n / peak if peak else 0.0
-        when = activity.start + timedelta(minutes=activity.minutes * i)
+        label = clock.time_of_day(activity.bin_start(i))
         bars.append(Bar(round(left + i * slot + 0.5, 2), round(bottom - h, 2),
-                        round(max(slot - 1.0, 0.5), 2), round(h, 2), n, f"{when:%H:%M}"))  # fmt: skip
+                        round(max(slot - 1.0, 0.5), 2), round(h, 2), n, label))  # fmt: skip
     bands = []
     for i, (start, end, title, key) in enumerate(sessions):
-        a = max((start - activity.start).total_seconds(), 0) * per_second + x0
-        b = min((end - activity.start).total_seconds() * per_second + x0, right)
+        a = max(activity.seconds(start), 0) * per_second + x0
+        b = min(activity.seconds(end) * per_second + x0, right)
         bands.append(Band(round(a, 2), round(max(b - a, 0), 2), key, title, i % 2 == 0))
-    hours = max(int((activity.end - activity.start).total_seconds() // 3600), 1)
+    seconds = activity.seconds(activity.end)
+    hours = max(int(seconds // 3600), 1)
     step = 1 if hours <= 12 else 2 if hours <= 24 else 24
     ticks = []
-    tick = activity.start.replace(minute=0, second=0, microsecond=0)
-    while tick <= activity.end:
-        if tick >= activity.start and tick.hour % step == 0:
-            x = (tick - activity.start).total_seconds() * per_second + x0
-            ticks.append(
-                Tick(round(x, 2), f"{tick:%H:%M}" if step < 24 else f"{tick.day} {tick:%b}")
-            )
-        tick += timedelta(hours=1)
+    tick = clock.hour_start(activity.start)  # every hour in real time, labelled as the clock reads
+    while (after := activity.seconds(tick)) <= seconds:
+        if after >= 0 and clock.local(tick).hour % step == 0:
+            label = clock.time_of_day(tick) if step < 24 else clock.short_day(tick)
+            ticks.append(Tick(round(after * per_second + x0, 2), label))
+        tick += HOUR
     return Chart(width, height, top, bottom, bars, bands, ticks, peak)
 
 
@@ -198,9 +222,9 @@ def sparkline(activity: Activity | None, width: int = 120, height: int = 28) -> 
     bars = []
     for i, n in enumerate(activity.counts):
         h = max((height - 2) * n / peak, 1.0 if n else 0.0)
-        when = activity.start + timedelta(minutes=activity.minutes * i)
+        label = activity.clock.time_of_day(activity.bin_start(i))
         bars.append(Bar(round(i * slot, 2), round(height - h, 2), round(max(slot - 1, 0.5), 2),
-                        round(h, 2), n, f"{when:%H:%M}"))  # fmt: skip
+                        round(h, 2), n, label))  # fmt: skip
     return bars
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import Text, and_, case, false, func, literal, not_, or_, select
 from sqlalchemy import distinct as sql_distinct
 from sqlalchemy.engine import Connection, Engine
 
+from aggregator.clock import EventClock
 from aggregator.scrubber import account_key
 from aggregator.settings import Config
 from reports.model import SourceView
@@ -465,7 +466,7 @@ def texts_by_id(conn: Connection, ids: list[int], read: int = MAX_ANALYSED) -> l
 
 def _sources(engine: Engine, conn: Connection, config: Config) -> list[SourceView]:
     """Each configured source's health from the run log, with the posts it found; then imports."""
-    tz = config.event.timezone
+    clock = EventClock(config.event.timezone)
     found = select(POSTS.c.source, func.count()).group_by(POSTS.c.source)
     posts = {r[0]: r[1] for r in conn.execute(found)}
     views = []
@@ -475,8 +476,8 @@ def _sources(engine: Engine, conn: Connection, config: Config) -> list[SourceVie
         failing = h.failures_in_a_row > 0
         views.append(SourceView(
             h.name, posts.get(h.name, 0), "failed" if failing else "ok" if h.last_success else "never",
-            h.last_error_at.astimezone(tz) if failing and h.last_error_at else None,
-            h.last_success.astimezone(tz) if h.last_success else None,
+            clock.shown(h.last_error_at) if failing and h.last_error_at else None,
+            clock.shown(h.last_success) if h.last_success else None,
             h.last_error if failing else None, [clean_text(w) for w in h.warnings],
         ))  # fmt: skip
     known = {v.name for v in views} | {s.name for s in config.sources}

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
+from aggregator.clock import EventClock
 from reports.model import SourceView
 
 __all__ = ["Facts", "join_and", "narrative", "post_label", "quality_lines", "said", "summary"]
@@ -216,23 +216,21 @@ def narrative(f: Facts) -> str:
     return " ".join([*f.points, summary(f)])
 
 
-def _at(when: datetime) -> str:
-    return f"{when.day} {when:%B %Y} at {when:%H:%M}"
-
-
-def _origin(s: SourceView) -> str:
+def _origin(s: SourceView, clock: EventClock) -> str:
     posts = f"{s.posts} post{'s' if s.posts != 1 else ''}"
     if s.status == "imported":
         return f"{s.name} ({posts}, imported)"
-    when = f"last collected {_at(s.last_ok)}" if s.last_ok else "not yet collected successfully"
+    when = (
+        f"last collected {clock.full(s.last_ok)}" if s.last_ok else "not yet collected successfully"
+    )
     return f"{s.name} ({posts}, {when})"
 
 
-def _problems(sources: Sequence[SourceView]) -> list[str]:
+def _problems(sources: Sequence[SourceView], clock: EventClock) -> list[str]:
     lines = []
     for s in sources:
         if s.status == "failed":
-            when = f" ({_at(s.last_run)})" if s.last_run else ""
+            when = f" ({clock.full(s.last_run)})" if s.last_run else ""
             lines.append(
                 f"{s.name} failed on its latest run{when}: {s.error or 'no reason recorded'}"
             )
@@ -262,13 +260,16 @@ def quality_lines(
     untagged: int,
     spam: tuple[int, int] = (0, 0),
     redacted: Mapping[str, int] | None = None,
+    *,
+    clock: EventClock,
 ) -> list[str]:
     """The data-quality line: where posts came from and when, failures, gaps, and what is not shown.
     `hidden` counts posts not shown by reason (deleted, excluded, opted_out, muted); `spam` is
-    (posts, accounts) set aside as spam; `redacted` the personal identifiers removed by kind."""
+    (posts, accounts) set aside as spam; `redacted` the personal identifiers removed by kind;
+    times are told by the event's `clock`."""
     used = [s for s in sources if s.posts or s.status != "never"]
-    lines = [f"Posts came from {', '.join(_origin(s) for s in used)}."] if used else []
-    problems = _problems(sources)
+    lines = [f"Posts came from {', '.join(_origin(s, clock) for s in used)}."] if used else []
+    problems = _problems(sources, clock)
     lines += problems or (["No failures or gaps were recorded on the latest runs."] if used else [])
     deleted, excluded, opted = hidden["deleted"], hidden["excluded"], hidden["opted_out"]
     muted = hidden.get("muted", 0)

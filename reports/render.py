@@ -11,10 +11,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from aggregator.clock import EventClock
 from aggregator.errors import OutputError
 from aggregator.files import write_text
 from reports import charts, narrative
@@ -144,20 +146,21 @@ def markdown_environment() -> Environment:
     return _environment(autoescape=False, finalize=md_escape)
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, clock: EventClock) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        return clock.iso(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _plain(v, clock) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [_plain(v, clock) for v in value]
     return value
 
 
 def story_dict(story: Story) -> dict[str, Any]:
     """The story as plain JSON data, the same structure the templates read (docs/report.md); for
-    a public audience without what only the organisers see (ORGANISER_ONLY)."""
-    data = _plain(dataclasses.asdict(story))
+    a public audience without what only the organisers see (ORGANISER_ONLY). Times are in the
+    event's zone with its offset, to the second."""
+    data = _plain(dataclasses.asdict(story), EventClock(ZoneInfo(story.timezone)))
     if story.audience == "public":
         for where, keys in ORGANISER_ONLY.items():
             for item in data[where] if isinstance(data[where], list) else [data[where]]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta
 from statistics import median
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from aggregator.clock import EventClock, as_utc, utcnow
 from aggregator.curation import Curation
 from aggregator.media import Archive, media_folder
 from aggregator.privacy import Redactor, opt_out_redactor
@@ -124,30 +125,20 @@ class Shown:
         return dict(sum(self.found.values(), Counter()))
 
 
-def _date_label(sessions: tuple[SessionConfig, ...], tz: tzinfo) -> str:
+def _date_label(sessions: tuple[SessionConfig, ...], clock: EventClock) -> str:
     if not sessions:
         return ""
-    first, last = (
-        sessions[0].start.astimezone(tz),
-        (sessions[-1].end - timedelta(seconds=1)).astimezone(tz),
-    )
-    if first.date() == last.date():
-        return f"{first:%A} {first.day} {first:%B %Y}"
-    if (first.year, first.month) == (last.year, last.month):
-        return f"{first.day}–{last.day} {first:%B %Y}"
-    return f"{first.day} {first:%B} – {last.day} {last:%B %Y}"
+    last = as_utc(sessions[-1].end) - timedelta(seconds=1)  # a session ending at midnight
+    return clock.days(clock.day_of(sessions[0].start), clock.day_of(last))
 
 
-def _when(at: datetime, day: Any) -> str:
-    return f"{at:%H:%M}" if at.date() == day else f"{at:%a} {at.day} {at:%b}, {at:%H:%M}"
-
-
-def _post(row: Any, tz: tzinfo, day: Any, shown: Shown, archive: Archive) -> PostView:
+def _post(
+    row: Any, clock: EventClock, day: date | None, shown: Shown, archive: Archive
+) -> PostView:
     """A post as shown: opted-out accounts and names it mentions removed (posts stored before
     that person opted out still carry them), identifiers redacted, cut for its card, with its
     language and archived images. Its HTML is shown only when nothing was cut or redacted."""
     fields = {**row._mapping, **(shown.opt_out.fields(row._mapping) if shown.opt_out else {})}
-    at = row.created_at.astimezone(tz)
     url = fields["url"] if isinstance(fields["url"], str) else None
     whole = clean_text(fields["text"])
     redacted = shown.text(row.id, whole)
@@ -157,7 +148,8 @@ def _post(row: Any, tz: tzinfo, day: Any, shown: Shown, archive: Archive) -> Pos
     return PostView(
         platform=row.platform, post_id=row.post_id, url=url, author=clean_text(row.author),
         author_name=shown.name(row.author, row.author_name),
-        created_at=at, when=_when(at, day), text=text, html=sanitise_html(html),
+        created_at=clock.shown(row.created_at), when=clock.when(row.created_at, day), text=text,
+        html=sanitise_html(html),
         likes=row.likes or 0, reposts=row.reposts or 0, replies=row.replies or 0,
         quotes=row.quotes or 0, pinned=bool(row.pinned),
         media=[_media(row.id, m, url, row.author, archive, shown) for m in fields["media"] or []
@@ -178,14 +170,12 @@ def _media(
                      *((thumb.data_uri, thumb.width, thumb.height) if thumb else ()))  # fmt: skip
 
 
-def _parts(config: Config, notes: Mapping[str, str]) -> list[Part]:
-    tz = config.event.timezone
+def _parts(config: Config, notes: Mapping[str, str], clock: EventClock) -> list[Part]:
     sessions = []
     for s in config.sessions:
-        start, end = s.start.astimezone(tz), s.end.astimezone(tz)
-        sessions.append(Part(s.id, "session", s.title, start, end, f"{start:%H:%M}–{end:%H:%M}",
-                             list(s.speakers), s.description, notes.get(s.id, ""),
-                             label=s.label, key=s.key))  # fmt: skip
+        sessions.append(Part(s.id, "session", s.title, clock.shown(s.start), clock.shown(s.end),
+                             clock.span(s.start, s.end), list(s.speakers), s.description,
+                             notes.get(s.id, ""), label=s.label, key=s.key))  # fmt: skip
     return [
         Part("before", "before", "Before the event", None, None, note=notes.get("before", "")),
         *sessions,
@@ -211,23 +201,21 @@ def _sentiment(positive: int, neutral: int, negative: int) -> Sentiment:
     return Sentiment(positive, neutral, negative, *percentages((positive, neutral, negative)))
 
 
-def _peak_label(a: Activity | None, day: Any) -> str:
+def _peak_label(a: Activity | None, day: date | None, clock: EventClock) -> str:
     """The busiest time in words, naming the day whenever it is not the event's."""
     if not a or not a.peak:
         return ""
     if a.peak_unit == "day":
         return a.peak
     hour, minute = int(a.peak[:2]), int(a.peak[3:5])
-    busy = {
-        (a.start + timedelta(minutes=a.minutes * i)).date() for i, n in enumerate(a.counts) if n
-    }
-    times = [a.start.replace(year=d.year, month=d.month, day=d.day, hour=hour, minute=minute)
-             for d in sorted(busy)]  # fmt: skip
-    times = [t for t in times if a.start <= t < a.end]
+    busy = {clock.day_of(a.bin_start(i)) for i, n in enumerate(a.counts) if n}
+    times = [as_utc(a.start.replace(year=d.year, month=d.month, day=d.day, hour=hour,
+                                    minute=minute)) for d in sorted(busy)]  # fmt: skip
+    times = [t for t in times if 0 <= a.seconds(t) < a.seconds(a.end)]
     if not times:
         return a.peak
-    at = max(times, key=lambda t: a.counts[int((t - a.start).total_seconds() // 60) // a.minutes])
-    return a.peak if at.date() == day else f"{a.peak} on {at:%A} {at.day} {at:%B}"
+    at = max(times, key=lambda t: a.counts[int(a.seconds(t) // 60) // a.minutes])
+    return a.peak if clock.day_of(at) == day else f"{a.peak} on {clock.day(at, year=False)}"
 
 
 class _Picker:
@@ -279,13 +267,11 @@ def _fill(
     part.copies = scan.counts[(part.id, "copies")]
     part.originals = part.posts - part.copies
     minutes = data.minutes.get(part.id, {})
-    tz = data.tz
-    if part.start and part.end:
-        part.activity = window(
-            minutes, part.start.astimezone(UTC), part.end.astimezone(UTC), 24, tz
-        )
+    session = config.session(part.id) if part.kind == "session" else None
+    if session:
+        part.activity = window(minutes, as_utc(session.start), as_utc(session.end), 24, data.tz)
     else:
-        part.activity = spread(minutes, tz)
+        part.activity = spread(minutes, data.tz)
     listed = lambda kind: [posts[i] for i in scan.ranked(kind, part.id) if i in posts]  # noqa: E731
     pinned = [posts[i] for i in scan.pinned.get(part.id, []) if i in posts]
     best = [posts[i] for i in scan.ranked("best", part.id) if i in posts and i not in cited]
@@ -318,8 +304,9 @@ def _speakers(config: Config, part: Part) -> list[str]:
 
 
 def _key_points(
-    part: Part, turn: int, config: Config, sample: list[Any], shown: Shown, tz: tzinfo, day: Any
-) -> set[int]:
+    part: Part, turn: int, config: Config, sample: list[Any], shown: Shown, clock: EventClock,
+    day: date | None,
+) -> set[int]:  # fmt: skip
     """The part's key points, from its sample (the posts the scan kept: originals, never spam,
     low content, technical problems, questions, pledges or flagged disclosures), each attributed
     and citing the posts it stands for; the pks of the posts they quote."""
@@ -342,17 +329,19 @@ def _key_points(
         text = said(point.sentence, speaker, author, len(point.post_ids) - 1, turn + n)
         part.key_points.append(KeyPointView(
             text=text, sentence=point.sentence, speaker=speaker, author=author,
-            posts=len(point.post_ids), cites=_cites(point, rows, tz, day),
+            posts=len(point.post_ids), cites=_cites(point, rows, clock, day),
         ))  # fmt: skip
     return {int(point.post_ids[0]) for point in found}
 
 
-def _cites(point: KeyPoint, rows: Mapping[int, Any], tz: tzinfo, day: Any) -> list[Citation]:
+def _cites(
+    point: KeyPoint, rows: Mapping[int, Any], clock: EventClock, day: date | None
+) -> list[Citation]:
     """Links to the posts a key point stands for, its own first, with text saying whose and when."""
     out = []
     for pk in point.post_ids[: SHOW["cites"]]:
         row = rows[int(pk)]
-        when = _when(row.created_at.astimezone(tz), day)
+        when = clock.when(row.created_at, day)
         url = row.url if isinstance(row.url, str) else None
         out.append(Citation(url, post_label(row.platform, row.author, row.author_name, when)))
     return out
@@ -418,33 +407,33 @@ def tell(engine: Engine, config: Config, curation: Curation | None = None) -> To
     """The story of every visible post (not deleted, not excluded by an organiser, not opted out,
     not muted), with the curation file's notes, mutes and roles."""
     curation = curation or Curation()
-    tz = config.event.timezone
+    clock = EventClock(config.event.timezone)
     voices = Voices.of(config, curation.roles, curation.mutes)
-    parts = _parts(config, curation.notes)
-    day = config.sessions[0].start.astimezone(tz).date() if config.sessions else None
+    parts = _parts(config, curation.notes, clock)
+    day = clock.day_of(config.sessions[0].start) if config.sessions else None
     with engine.connect() as conn:
         data = report_data(engine, conn, config, SHOW, voices)
         shown = Shown(config, opt_out_redactor(conn, config.privacy.opt_out))
         archive = Archive(media_folder(config))
         rows = {r.id: r for r in posts_by_id(conn, data.scan.wanted())}
-        posts = {pk: _post(r, tz, day, shown, archive) for pk, r in rows.items()}
+        posts = {pk: _post(r, clock, day, shown, archive) for pk, r in rows.items()}
         samples = {p.id: texts_by_id(conn, data.scan.ranked("sample", p.id)) for p in parts}
     picker = _Picker()
     for turn, part in enumerate(parts):
-        cited = _key_points(part, turn, config, samples[part.id], shown, tz, day)
+        cited = _key_points(part, turn, config, samples[part.id], shown, clock, day)
         picker.why.update({id(posts[pk]): "quoted as a key point" for pk in cited if pk in posts})
         _fill(part, data, posts, picker, config, shown, cited)
-        part.peak_label = _peak_label(part.activity, day)
+        part.peak_label = _peak_label(part.activity, day, clock)
     _themes(parts, data, config, [p.text for p in posts.values()], shown)
     sessions = [p for p in parts if p.kind == "session"]
     for turn, part in enumerate(parts):
         facts = _facts(part, sessions, turn)
         part.summary, part.narrative = summary(facts), narrative(facts)
     story = Story(
-        event=config.event.name, date_label=_date_label(config.sessions, tz), timezone=str(tz),
-        hashtags=list(config.event.hashtags),
-        generated_at=datetime.now(UTC).astimezone(tz).replace(microsecond=0),
-        overview=_overview(config, data, sessions, shown, day), parts=parts,
+        event=config.event.name, date_label=_date_label(config.sessions, clock),
+        timezone=str(config.event.timezone), hashtags=list(config.event.hashtags),
+        generated_at=clock.shown(utcnow()),
+        overview=_overview(config, data, sessions, shown, day, clock), parts=parts,
         audience=config.report_audience,
     )  # fmt: skip
     return Told(story, data, posts, rows, voices, curation, picker.why)
@@ -462,29 +451,31 @@ def build_story(
 
 
 def _overview(
-    config: Config, data: ReportData, sessions: list[Part], shown: Shown, day: Any
-) -> Overview:
-    tz = data.tz
+    config: Config, data: ReportData, sessions: list[Part], shown: Shown, day: date | None,
+    clock: EventClock,
+) -> Overview:  # fmt: skip
+    """The whole event; its chart runs from the event-local hour before the first session to the
+    hour after the last one ends."""
     every: Counter[datetime] = Counter()
     for minutes in data.minutes.values():
         every.update(minutes)
-    if sessions and sessions[0].start and sessions[-1].end:
-        start = sessions[0].start.replace(minute=0, second=0) - timedelta(hours=1)
-        end = sessions[-1].end + timedelta(minutes=59)
-        end = end.replace(minute=0, second=0) + timedelta(hours=1)
+    if config.sessions:
+        start = clock.hour_start(config.sessions[0].start) - timedelta(hours=1)
+        end = clock.hour_start(config.sessions[-1].end + timedelta(minutes=59)) + timedelta(hours=1)
     else:
-        start = end = datetime.now(tz).replace(second=0, microsecond=0)
+        start = end = utcnow().replace(second=0, microsecond=0)
     scan, ctx = data.scan, data.context
     hashtags = [Tally(scan.hashtag_forms.get(k, k), n) for k, n in scan.hashtags.most_common(8)]
     links = [Tally(u, n) for u, n in scan.all_links.most_common() if shown.unchanged(u)][:8]
     spam = sum(n for (_, kind), n in scan.counts.items() if kind == "spam"), len(ctx.spam_accounts)
     redacted = shown.totals()
-    activity = window(every, start.astimezone(UTC), end.astimezone(UTC), 96, tz)
+    activity = window(every, start, end, 96, data.tz)
     return Overview(
         posts=sum(t.posts for t in data.totals.values()), people=data.people,
         sessions=len(sessions), platforms=[Tally(k, n) for k, n in data.platforms.most_common()],
         hashtags=hashtags, links=links,
-        activity=activity, peak_label=_peak_label(activity, day), sources=data.sources,
-        quality=quality_lines(data.sources, data.hidden, data.untagged, spam, redacted),
+        activity=activity, peak_label=_peak_label(activity, day, clock), sources=data.sources,
+        quality=quality_lines(data.sources, data.hidden, data.untagged, spam, redacted,
+                              clock=clock),
         redacted=redacted,
     )  # fmt: skip
