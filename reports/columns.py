@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from aggregator.clock import iso_utc  # re-exported: how every export and manifest writes times
 
 __all__ = ["COLUMNS", "EXTRAS", "INTERCHANGE", "iso_utc"]
 
@@ -11,8 +11,8 @@ COLUMNS: dict[str, str] = {
     "platform": "text: mastodon, bluesky, x, feed, or an archive's own name",
     "post_id": "text: the post's id on its platform (never a number: long ids stay exact)",
     "url": "text: link to the post; empty when unknown, always empty when pseudonymised",
-    "created_at": "ISO 8601 date-time in UTC, ending in Z",
-    "created_local": "ISO 8601 date-time in the event's time zone, with its offset",
+    "created_at": "ISO 8601 date-time in UTC to the second, ending in Z",
+    "created_local": "ISO 8601 date-time in the event's time zone to the second, with its offset",
     "author": "text: the account (user@instance, a handle, or a screen name); a pseudonym when pseudonymised",
     "author_name": "text: the display name; empty when unknown; a pseudonym when pseudonymised",
     "text": "text: the post's plain text",
@@ -35,7 +35,7 @@ COLUMNS: dict[str, str] = {
     "sentiment_polarity": "number -1 to 1; empty when not computed",
     "sentiment_subjectivity": "number 0 to 1; empty when not computed",
     "source": "text: the source that first found the post",
-    "collected_at": "ISO 8601 date-time in UTC when the post was first stored",
+    "collected_at": "ISO 8601 date-time in UTC to the second, ending in Z: when the post was first stored",
 }
 # The JSONL interchange keys (docs/jsonl.md), then the other columns a JSONL line carries.
 INTERCHANGE = (
@@ -47,8 +47,3 @@ EXTRAS = (
     "created_local", "session_id", "session_title", "tag_reason", "tag_score",
     "sentiment_polarity", "sentiment_subjectivity", "source", "collected_at",
 )  # fmt: skip
-
-
-def iso_utc(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC ending in Z, as every export and manifest writes times; None stays None."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None

@@ -7,13 +7,14 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, tzinfo
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
+from aggregator.clock import EventClock
 from aggregator.errors import OutputError
 from aggregator.files import atomic_write
 from aggregator.privacy import opt_out_redactor
@@ -60,11 +61,13 @@ def _provenance(row: Any) -> tuple[str, datetime]:
     return row.source, row.collected_at
 
 
-def _record(row: Any, titles: Mapping[str, str], tz: tzinfo) -> dict[str, Any]:
+def _record(row: Any, titles: Mapping[str, str], clock: EventClock) -> dict[str, Any]:
+    """One post as exported; times stay instants (the writers format them), except
+    `created_local`, which exists only to be read: the post's time in the event's zone, as text."""
     source, collected = _provenance(row)
     return {
         "platform": row.platform, "post_id": row.post_id, "url": row.url,
-        "created_at": row.created_at, "created_local": row.created_at.astimezone(tz),
+        "created_at": row.created_at, "created_local": clock.iso(row.created_at),
         "author": row.author, "author_name": row.author_name, "text": row.text, "lang": row.lang,
         "hashtags": list(row.hashtags or []), "mentions": list(row.mentions or []),
         "links": list(row.links or []), "media": list(row.media or []),
@@ -122,6 +125,7 @@ def iter_records(
     opt_out = config.privacy.opt_out
     filters = replace(options.filters, exclude_authors=opted_out_filter(opt_out).exclude_authors)
     titles = {s.id: s.title for s in config.sessions}
+    clock = EventClock(config.event.timezone)
     identifiers = scrubber_for(config.privacy)
     if stats is not None and identifiers is not None:
         stats.identifiers = identifiers.counts  # filled as the rows stream
@@ -130,7 +134,7 @@ def iter_records(
         if options.key and pseudo is None:
             pseudo = pseudonymiser(conn, options.key)
         for row in _resolved(conn, iter_posts(conn, filters=filters)):
-            rec = _record(row, titles, config.event.timezone)
+            rec = _record(row, titles, clock)
             if redactor:
                 rec.update(redactor.fields(rec))
                 rec["tag_reason"] = rec["tag_reason"] and redactor.text(rec["tag_reason"])
@@ -187,7 +191,6 @@ def _cell_list(items: Sequence[Any]) -> str:
 def _csv_row(rec: Mapping[str, Any]) -> list[Any]:
     values = dict(rec)
     values["created_at"] = iso_utc(rec["created_at"])
-    values["created_local"] = rec["created_local"].isoformat()
     values["collected_at"] = iso_utc(rec["collected_at"])
     values["mentions"] = [str(m).lstrip("@") for m in rec["mentions"]]
     values["media"] = [m.get("url", "") for m in rec["media"] if isinstance(m, dict)]
@@ -213,7 +216,6 @@ def _interchange(rec: Mapping[str, Any], pseudonymised: bool) -> dict[str, Any]:
         if k != "id"
     }
     obj = {"platform": rec["platform"], "id": rec["post_id"], **obj, "url": rec["url"] or ""}
-    obj["created_local"] = rec["created_local"].isoformat()
     raw = rec["raw"]
     if pseudonymised or not raw:
         return obj

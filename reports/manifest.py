@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from aggregator import __version__
+from aggregator.clock import EventClock, utcnow
 from aggregator.files import write_text
 from aggregator.pseudonym import Pseudonymiser
 from aggregator.safeguarding import KINDS
@@ -76,16 +77,17 @@ def manifest(
 ) -> dict[str, Any]:
     """Provenance for an export: the event, sources, window, counts, gaps, filters and columns."""
     f = options.filters
+    clock = EventClock(config.event.timezone)
     columns = {"csv": COLUMNS, "ids": {k: COLUMNS[k] for k in ("platform", "post_id")}}
     return {
         "file": file_name,
         "format": options.fmt,
-        "generated_at": iso_utc(datetime.now(UTC)),
+        "generated_at": iso_utc(utcnow()),
         "tool": {"name": "hashtag-aggregator", "version": __version__},
         "event": {"name": config.event.name, "timezone": str(config.event.timezone),
                   "hashtags": list(config.event.hashtags),
-                  "sessions": [{"id": s.id, "title": s.title, "start": s.start.isoformat(),
-                                "end": s.end.isoformat()} for s in config.sessions]},
+                  "sessions": [{"id": s.id, "title": s.title, "start": clock.iso(s.start),
+                                "end": clock.iso(s.end)} for s in config.sessions]},
         "sources": [{"name": s.name, "type": s.type, "enabled": s.enabled} for s in config.sources],
         "collection": {f"{edge}_{column}": stats.window(column, i)
                        for column in ("created_at", "collected_at")
