@@ -11,12 +11,13 @@ import os
 import smtplib
 import ssl
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 import httpx
 
+from aggregator.clock import EventClock, utcnow
 from aggregator.logs import redact
 from aggregator.settings import AlertSettings, SmtpSettings
 
@@ -33,20 +34,14 @@ log = logging.getLogger(__name__)
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
-def _when(value: datetime | None, config: Config) -> str:
-    if value is None:
-        return "never"
-    return value.astimezone(config.event.timezone).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def _worked(h: SourceHealth, config: Config) -> str:
+def _worked(h: SourceHealth, clock: EventClock) -> str:
     """When the source last worked; posts stored by a run that did not finish count, never 'never'."""
-    worked = f"it last worked {_when(h.last_success, config)}"
+    worked = f"it last worked {clock.stamp(h.last_success)}"
     if h.last_progress is None:
         return worked
     if h.last_success is None:
         worked = "it has not finished a run yet"
-    return f"{worked}, and last stored posts {_when(h.last_progress, config)} ({h.progress})"
+    return f"{worked}, and last stored posts {clock.stamp(h.last_progress)} ({h.progress})"
 
 
 def digest(
@@ -55,15 +50,16 @@ def digest(
     error: str | None = None,
     now: datetime | None = None,
 ) -> str:
-    """One paragraph: what failed, each failing source's error and when it last worked."""
-    now = now or datetime.now(UTC)
+    """One paragraph: what failed, each failing source's error and when it last worked, times in
+    the event's zone."""
+    clock = EventClock(config.event.timezone)
     parts = [f"Hashtag Aggregator, {config.event.name}:"]
     if error:
-        parts.append(f"the run at {_when(now, config)} failed: {error.rstrip('.')}.")
+        parts.append(f"the run at {clock.stamp(now or utcnow())} failed: {error.rstrip('.')}.")
     for h in failing:
         parts.append(
             f"Source {h.name!r} has failed {h.failures_in_a_row} run(s) in a row "
-            f"(latest error: {(h.last_error or 'unknown').rstrip('.')}); {_worked(h, config)}."
+            f"(latest error: {(h.last_error or 'unknown').rstrip('.')}); {_worked(h, clock)}."
         )
     parts.append("Posts already collected are kept; `aggregator status` shows the details.")
     return redact(" ".join(parts))

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from aggregator.clock import EventClock, iso_utc
 from aggregator.config import Config, SourceConfig
 from aggregator.media import archive_counts
 from storage.db import writer
@@ -99,7 +100,9 @@ def recover_interrupted(engine: Engine) -> list[int]:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return as_utc(value).isoformat() if value else None  # type: ignore[union-attr]
+    """A time as `status --json` writes it: UTC to the millisecond, so runs a moment apart keep
+    their order."""
+    return iso_utc(value, "milliseconds")
 
 
 def _run(run: Any, outcomes: list[Any]) -> dict[str, Any]:
@@ -158,29 +161,27 @@ def status_report(
     }
 
 
-def _local(value: str | None, config: Config) -> str:
-    if not value:
-        return "never"
-    when = datetime.fromisoformat(value).astimezone(config.event.timezone)
-    return when.strftime("%Y-%m-%d %H:%M %Z")
+def _local(value: str | None, clock: EventClock) -> str:
+    """A time from the report (UTC, as `status --json` writes it) as the event's clock shows it."""
+    return clock.stamp(datetime.fromisoformat(value) if value else None)
 
 
-def _source_line(s: dict[str, Any], config: Config) -> str:
+def _source_line(s: dict[str, Any], clock: EventClock) -> str:
     if s["failures_in_a_row"]:
         state = (
             f"FAILING {s['failures_in_a_row']} run(s) in a row; last error "
-            f"{_local(s['last_error_at'], config)}: {s['last_error']}"
+            f"{_local(s['last_error_at'], clock)}: {s['last_error']}"
         )
     elif s["last_progress"]:
         state = "interrupted"
     else:
         state = "ok" if s["last_success"] else "not collected yet"
     if s["last_success"] or not s["last_progress"]:
-        worked = f"last success {_local(s['last_success'], config)}"
+        worked = f"last success {_local(s['last_success'], clock)}"
     else:  # posts were stored: never "never"
         worked = "no complete run yet"
     if s["last_progress"]:
-        worked += f"; last progress {_local(s['last_progress'], config)} ({s['progress']})"
+        worked += f"; last progress {_local(s['last_progress'], clock)} ({s['progress']})"
     nights = s["nights_since_new_posts"]
     fresh = (
         "no new posts yet"
@@ -194,7 +195,9 @@ def _source_line(s: dict[str, Any], config: Config) -> str:
 
 
 def format_status(report: dict[str, Any], config: Config) -> list[str]:
-    """The report as lines for people: recent runs with what each source did, then each source's health."""
+    """The report as lines for people: recent runs with what each source did, then each source's
+    health; times in the event's zone."""
+    clock = EventClock(config.event.timezone)
     lines = [f"{report['event']}: {report['posts']} posts stored in {report['database']}"]
     if report["quarantined"]:
         lines.append(
@@ -213,7 +216,7 @@ def format_status(report: dict[str, Any], config: Config) -> list[str]:
     for run in report["runs"]:
         note = f" ({run['message']})" if run["message"] and run["status"] != "ok" else ""
         lines.append(
-            f"run {run['id']} ({run['command']}) {_local(run['started_at'], config)}: "
+            f"run {run['id']} ({run['command']}) {_local(run['started_at'], clock)}: "
             f"{run['status']}{note}"
         )
         for o in run["sources"]:
@@ -225,5 +228,5 @@ def format_status(report: dict[str, Any], config: Config) -> list[str]:
             lines.append(f"  {o['source']}: {o['status']}, {detail}")
             lines += [f"    ! {w}" for w in o["warnings"] or [] if str(w).startswith("gap")]
     lines.append("Sources:")
-    lines += [_source_line(s, config) for s in report["sources"]]
+    lines += [_source_line(s, clock) for s in report["sources"]]
     return lines
