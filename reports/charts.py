@@ -45,8 +45,11 @@ class Activity:
         return EventClock(self.start.tzinfo or UTC)
 
     def bin_start(self, i: int) -> datetime:
-        """When bin `i` begins, in the event's zone (bins are real time: one of a day the clocks
-        change is still `minutes` long)."""
+        """When bin `i` begins, in the event's zone. Bins are real time (one on a day the clocks
+        change is still `minutes` long), except daily bins: event-local days, of 23 or 25 hours."""
+        if self.peak_unit == "day":
+            day = self.start.date() + timedelta(days=i)
+            return self.clock.local(self.clock.day_bounds(day)[0])
         return self.clock.after(self.start, timedelta(minutes=self.minutes * i))
 
     @property

@@ -144,3 +144,18 @@ def test_a_chart_across_the_clocks_going_back_labels_each_real_hour():
     assert f"{a.end:%H:%M %Z}" == "03:00 GMT"
     hours = spread(posts, LONDON)
     assert hours is not None and hours.counts == [1, 1, 1, 1] and hours.peak == "00:00"
+
+
+def test_daily_bins_across_the_clocks_going_back_are_event_local_days():
+    posts = {CLOCKS_BACK + timedelta(days=d, hours=12): 1 for d in range(4)}  # noon, 29 Oct on
+    days = spread(posts, LONDON)
+    assert days is not None and days.peak_unit == "day" and days.counts == [1, 1, 1, 1]
+    starts = [f"{days.bin_start(i):%d %H:%M %Z}" for i in range(5)]
+    assert starts == [
+        "30 00:00 BST",
+        "31 00:00 GMT",
+        "01 00:00 GMT",
+        "02 00:00 GMT",
+        "03 00:00 GMT",
+    ]
+    assert f"{days.end:%d %H:%M}" == "03 00:00"
