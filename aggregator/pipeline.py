@@ -42,7 +42,7 @@ from aggregator.tagstage import (
     explain,
     tag,
 )
-from connectors import ConnectorError, Page, build_connector
+from connectors import Page, build_connector
 from connectors.http import HttpClient, user_agent
 from storage.analysis import store_analysis
 from storage.db import StorageError, open_database
@@ -187,7 +187,7 @@ def collect_source(
     except StopRequested as exc:
         summary.stopped, summary.status = True, "interrupted"
         log.warning("%s: %s", source.name, exc)
-    except (ConnectorError, StorageError) as exc:
+    except AggregatorError as exc:  # a source's or the database's known failure: one line
         summary.status, summary.error = "failed", redact(str(exc))
         # the file keeps it with its time; on stderr the command's summary says it (✗ name: error)
         log.error("%s: %s", source.name, summary.error, extra=IN_SUMMARY)

@@ -22,8 +22,8 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from aggregator.errors import AggregatorError
 from aggregator.lock import LockHeld
-from connectors.base import ConnectorError
 from storage.db import StorageError, writer
 from storage.models import ScheduleState
 from storage.queries import as_utc, finish_run, start_run, storage_errors, utcnow
@@ -268,7 +268,7 @@ class NightlyScheduler:
                 self.job()
             except LockHeld as exc:  # a manual run is going: never two at once
                 log.warning("skipped the run due at %s: %s", self._local(due), exc)
-            except (StorageError, ConnectorError, OSError) as exc:  # known failures: one line
+            except (AggregatorError, OSError) as exc:  # known failures: one line
                 log.error("the scheduled run due at %s failed: %s", self._local(due), exc)
             except Exception:
                 log.exception("the scheduled run due at %s failed", self._local(due))
