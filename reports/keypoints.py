@@ -102,7 +102,9 @@ def _score(unit: _Unit, weight: dict[str, float], speakers: frozenset[str]) -> _
     """Centroid score: how much of the part's shared vocabulary the sentence holds, length-fair."""
     if len(unit.terms) < 2:
         return unit
-    score = sum(weight.get(t, 0.0) for t in unit.terms) / math.sqrt(len(unit.terms))
+    # fsum: exact whatever the order a frozenset yields its terms in (a plain sum's last digits
+    # follow the hash seed, and so would which of two close sentences wins)
+    score = math.fsum(weight.get(t, 0.0) for t in unit.terms) / math.sqrt(len(unit.terms))
     if unit.speaker:
         score *= SPEAKER_WEIGHT if _key(unit.speaker) in speakers else QUOTE_WEIGHT
     return _Unit(unit.sentence, unit.post, unit.terms, unit.speaker, score)

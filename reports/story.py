@@ -197,6 +197,13 @@ def percentages(counts: Iterable[int]) -> list[int]:
     return out
 
 
+def _most_common(counts: Counter[str]) -> list[tuple[str, int]]:
+    """Links or hashtags, the most used first, ties in alphabetical order: never in the order
+    they were first counted, which follows the order of a set (a post's links and hashtags), and
+    so the hash seed."""
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
 def _sentiment(positive: int, neutral: int, negative: int) -> Sentiment:
     return Sentiment(positive, neutral, negative, *percentages((positive, neutral, negative)))
 
@@ -284,7 +291,7 @@ def _fill(
         part.technical_total = scan.counts[(part.id, "technical")]
     media = [m for p in listed("media") for m in p.media]
     part.media, part.media_total = media[: SHOW["media"]], scan.counts[(part.id, "media")]
-    links = [(u, n) for u, n in scan.links[part.id].most_common() if shown.unchanged(u)]
+    links = [(u, n) for u, n in _most_common(scan.links[part.id]) if shown.unchanged(u)]
     part.links = [Tally(u, n) for u, n in links[: SHOW["links"]]]
     part.contributors = [Contributor(clean_text(a), shown.name(a, n), c)
                          for a, n, c in data.contributors.get(part.id, [])]  # fmt: skip
@@ -465,8 +472,8 @@ def _overview(
     else:
         start = end = utcnow().replace(second=0, microsecond=0)
     scan, ctx = data.scan, data.context
-    hashtags = [Tally(scan.hashtag_forms.get(k, k), n) for k, n in scan.hashtags.most_common(8)]
-    links = [Tally(u, n) for u, n in scan.all_links.most_common() if shown.unchanged(u)][:8]
+    hashtags = [Tally(scan.hashtag_forms.get(k, k), n) for k, n in _most_common(scan.hashtags)[:8]]
+    links = [Tally(u, n) for u, n in _most_common(scan.all_links) if shown.unchanged(u)][:8]
     spam = sum(n for (_, kind), n in scan.counts.items() if kind == "spam"), len(ctx.spam_accounts)
     redacted = shown.totals()
     activity = window(every, start, end, 96, data.tz)
