@@ -29,6 +29,10 @@ from storage.db import open_database
 from storage.queries import save_page
 from tests.helpers import image_bytes, serving
 
+# Pages as people see them, in a real browser: CI runs these (`pytest -m browser`); the default run
+# leaves them out, as it does the slow tests, to stay under a minute.
+pytestmark = pytest.mark.browser
+
 CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
 WIDTHS = {"desktop": 1280, "phone": 390}
 
