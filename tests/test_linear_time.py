@@ -70,9 +70,9 @@ def adversarial(size: int) -> str:
 def best(f: Callable[[str], object], value: str) -> float:
     times = []
     for _ in range(REPS):
-        start = time.perf_counter()
+        start = time.process_time()
         f(value)
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return min(times)
 
 

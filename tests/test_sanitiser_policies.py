@@ -217,9 +217,9 @@ SHAPES = {
 def best(f: Callable[[str], object], value: str) -> float:
     times = []
     for _ in range(REPS):
-        start = time.perf_counter()
+        start = time.process_time()
         f(value)
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return min(times)
 
 
