@@ -22,11 +22,12 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from aggregator.clock import EventClock, as_utc, utcnow
 from aggregator.errors import AggregatorError
 from aggregator.lock import LockHeld
 from storage.db import StorageError, writer
 from storage.models import ScheduleState
-from storage.queries import as_utc, finish_run, start_run, storage_errors, utcnow
+from storage.queries import finish_run, start_run, storage_errors
 
 __all__ = [
     "JOB_ID",
@@ -135,7 +136,7 @@ def cron_trigger(expr: str, timezone: ZoneInfo) -> NightlyTrigger:
     fields = expr.split()
     if len(fields) == 5:
         fields[4] = _cron_weekdays(fields[4])
-    return NightlyTrigger.from_crontab(" ".join(fields), timezone=timezone)  # type: ignore[no-any-return]
+    return NightlyTrigger.from_crontab(" ".join(fields), timezone=timezone)
 
 
 def cron_problem(expr: str, timezone: ZoneInfo, now: datetime | None = None) -> str | None:
@@ -147,7 +148,7 @@ def cron_problem(expr: str, timezone: ZoneInfo, now: datetime | None = None) -> 
         trigger = cron_trigger(expr, timezone)
     except ValueError as exc:
         return f"{expr!r} is not a valid cron line ({exc})"
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     fire = trigger.get_next_fire_time(None, now)
     if fire is None or fire > _plus(now, FIRES_WITHIN):
         return (
@@ -220,9 +221,10 @@ class NightlyScheduler:
     ) -> None:
         self.engine, self.job, self.stop = engine, job, stop
         self.tz = config.event.timezone
+        self.event_clock = EventClock(self.tz)  # how the log says when a run was due
         self.trigger = cron_trigger(config.schedule_cron, self.tz)
         self.grace = timedelta(minutes=getattr(config, "misfire_grace_minutes", 60))
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or utcnow
         self._busy = threading.Lock()
         self.scheduler = BlockingScheduler(timezone=self.tz)
         self.scheduler.add_job(
@@ -251,7 +253,7 @@ class NightlyScheduler:
         if plan.catch_up is not None:
             log.warning(
                 "catching up the run due at %s (missed while the scheduler was down)",
-                self._local(plan.catch_up),
+                self.event_clock.stamp(plan.catch_up),
             )
             self.fire(plan.catch_up)
         return plan
@@ -259,19 +261,20 @@ class NightlyScheduler:
     def fire(self, due: datetime | None = None) -> None:
         """One scheduled run. Errors are logged, never raised: the scheduler keeps going."""
         due = due or self._due()
+        at = self.event_clock.stamp(due)
         with self._busy:
             last = get_last_fire(self.engine)
             if last is not None and _wall(due, self.tz) <= _wall(last, self.tz):
-                log.info("the run due at %s already happened; skipped", self._local(due))
+                log.info("the run due at %s already happened; skipped", at)
                 return
             try:
                 self.job()
             except LockHeld as exc:  # a manual run is going: never two at once
-                log.warning("skipped the run due at %s: %s", self._local(due), exc)
+                log.warning("skipped the run due at %s: %s", at, exc)
             except (AggregatorError, OSError) as exc:  # known failures: one line
-                log.error("the scheduled run due at %s failed: %s", self._local(due), exc)
+                log.error("the scheduled run due at %s failed: %s", at, exc)
             except Exception:
-                log.exception("the scheduled run due at %s failed", self._local(due))
+                log.exception("the scheduled run due at %s failed", at)
             finally:
                 self._remember(due)
 
@@ -286,7 +289,7 @@ class NightlyScheduler:
 
     def next_run(self) -> str:
         """When the schedule fires next, in the event's time zone."""
-        return self._local(self.trigger.get_next_fire_time(None, self.clock()))
+        return self.event_clock.stamp(self.trigger.get_next_fire_time(None, self.clock()))
 
     def shutdown(self) -> None:
         """Leave the schedule loop (call from a signal handler after setting the stop flag)."""
@@ -309,7 +312,7 @@ class NightlyScheduler:
 
     def _record_missed(self, missed: tuple[datetime, ...], why: str) -> None:
         count = f"at least {len(missed)}" if len(missed) >= MAX_FIRES else str(len(missed))
-        first, latest = self._local(missed[0]), self._local(missed[-1])
+        first, latest = self.event_clock.stamp(missed[0]), self.event_clock.stamp(missed[-1])
         span = first if len(missed) == 1 else f"{first} to {latest}"
         message = (
             f"missed {count} scheduled run(s) ({span}): {why}; the grace is "
@@ -321,6 +324,3 @@ class NightlyScheduler:
             finish_run(self.engine, run_id, "missed", message)
         except StorageError as exc:
             log.error("%s", exc)
-
-    def _local(self, when: datetime | None) -> str:
-        return when.astimezone(self.tz).strftime("%Y-%m-%d %H:%M %Z") if when else "never"

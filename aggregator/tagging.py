@@ -12,9 +12,10 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import accumulate
 
+from aggregator.clock import as_utc
 from aggregator.settings import Config, SessionConfig
 
 __all__ = [
@@ -266,10 +267,6 @@ class Programme:
         return chosen[0].id, f"posted before all of them: {chosen[0].id} comes first"
 
 
-def utc(when: datetime) -> datetime:
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
 def find_cues(post: TagInput, programme: Programme) -> list[Cue]:
     """Every cue the post names, longest first; a cue inside a longer one found adds nothing."""
     said = Said.of(post)
@@ -318,7 +315,7 @@ def _root(reason: str) -> str:
 
 def explain(post: TagInput, programme: Programme, parent: Decision | None = None) -> Explanation:
     """Apply the rules: cues > a reply's parent > the live session > general; say why."""
-    when = utc(post.created_at)
+    when = as_utc(post.created_at)
     cues = find_cues(post, programme)
     live, in_grace = programme.live(when)
     parent = parent if post.reply_to else None
@@ -355,7 +352,7 @@ def decide_all(
 
     `adjust` may change a decision (organisers' corrections) before any reply follows it.
     """
-    ordered = sorted(posts, key=lambda p: (utc(p.created_at), p.platform, p.post_id))
+    ordered = sorted(posts, key=lambda p: (as_utc(p.created_at), p.platform, p.post_id))
     batch = {(p.platform, p.post_id) for p in ordered}
     decided: dict[Key, Decision] = dict(known or {})
     out: dict[Key, Decision] = {}

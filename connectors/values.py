@@ -8,6 +8,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from aggregator.clock import as_utc
+
 __all__ = [
     "EARLIEST",
     "LATEST",
@@ -71,7 +73,7 @@ def in_window(moment: datetime, what: str = "date-time", shown: Any = None) -> d
     :raises ValueError: "<what> <shown> is out of range …" (also for dates past what UTC can hold).
     """
     try:
-        utc = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+        utc = as_utc(moment)
     except OverflowError:  # 9999-12-31T23:59:59-05:00 is past year 9999 in UTC
         utc = None
     if utc is None or not EARLIEST <= utc < LATEST:

@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 
+from aggregator.clock import EventClock, as_utc, utcnow
 from aggregator.settings import Config
 from storage.models import Sighting, SourceOutcome
-from storage.queries import as_utc, utcnow
 
 __all__ = ["SourceHealth", "latest_outcome", "source_health"]
 
@@ -48,7 +48,7 @@ def _last_stored(engine: Engine) -> dict[str, datetime]:
     finished (a killed run leaves no outcome, but its pages are saved)."""
     stmt = select(SIGHTINGS.c.source, func.max(SIGHTINGS.c.first_seen)).group_by(SIGHTINGS.c.source)
     with engine.connect() as conn:
-        return {source: as_utc(when) for source, when in conn.execute(stmt)}  # type: ignore[misc]
+        return {source: as_utc(when) for source, when in conn.execute(stmt)}
 
 
 def _progress(
@@ -71,8 +71,8 @@ def source_health(
 ) -> list[SourceHealth]:
     """Every configured source: last success, later progress and last error, failures in a row,
     nights since new posts."""
-    now = now or utcnow()
-    today = now.astimezone(config.event.timezone).date()
+    clock = EventClock(config.event.timezone)
+    today = clock.day_of(now or utcnow())
     stored = _last_stored(engine)
     out = []
     for source in config.sources:
@@ -98,8 +98,7 @@ def source_health(
             t for t in (as_utc(fresh.finished_at) if fresh else None, stored.get(source.name)) if t
         ]
         if seen:
-            last_new = max(seen).astimezone(config.event.timezone).date()
-            h.nights_since_new_posts = (today - last_new).days
+            h.nights_since_new_posts = (today - clock.day_of(max(seen))).days
         h.warnings = list(latest.warnings or []) if latest else []
         out.append(h)
     return out

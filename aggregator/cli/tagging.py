@@ -9,6 +9,7 @@ import click
 from sqlalchemy.engine import Engine
 
 from aggregator.cli.app import fail, get_config, get_engine, printable
+from aggregator.clock import EventClock
 from aggregator.config import Config
 from aggregator.errors import UsageError
 from aggregator.pipeline import writing
@@ -22,9 +23,9 @@ def _named(session_id: str | None) -> str:
 
 def _explanation_lines(config: Config, x: Any) -> list[str]:
     """`tag --explain` for one post: the decision, then every reason behind it."""
-    tz, p, why, d = config.event.timezone, x.post, x.why, x.final.decision
+    clock, p, why, d = EventClock(config.event.timezone), x.post, x.why, x.final.decision
     lines = [
-        f"{p.platform} {p.post_id} at {p.created_at.astimezone(tz):%Y-%m-%d %H:%M %Z} {p.url or ''}",
+        f"{p.platform} {p.post_id} at {clock.stamp(p.created_at)} {p.url or ''}",
         f"  {printable(p.text)!r}",
         f"Decision: {_named(d.session_id)} (score {d.score:.2f}, {x.final.method}): {d.reason}",
         "Cues: "
@@ -35,8 +36,7 @@ def _explanation_lines(config: Config, x: Any) -> list[str]:
         lines.append("Live session: none (outside every session)")
     else:
         grace = " (within the grace minutes)" if why.in_grace else ""
-        span = f"{live.start.astimezone(tz):%H:%M}–{live.end.astimezone(tz):%H:%M}"
-        lines.append(f"Live session: {live.id} ({span}){grace}")
+        lines.append(f"Live session: {live.id} ({clock.span(live.start, live.end)}){grace}")
     if p.reply_to:
         parent = why.parent
         state = f"in {_named(parent.session_id)}: {parent.reason}" if parent else "not tagged"
