@@ -421,7 +421,7 @@ class _Validator:
             enabled = tbl.get("enabled", True)
             if not isinstance(enabled, bool):
                 self.bad(f"{where}.enabled", "must be true or false")
-            self.reach_back(tbl, where)
+            reach_back_days = self.reach_back(tbl, where)
             zone = event.timezone if event else ZoneInfo("UTC")
             settings, problems = parse_settings(stype, tbl, zone)
             self.problems += [f"{where}.{problem}" for problem in problems]
@@ -431,25 +431,25 @@ class _Validator:
                     name=name,
                     type=stype,
                     enabled=bool(enabled),
-                    options=MappingProxyType(
-                        {k: v for k, v in tbl.items() if k not in ("name", "type", "enabled")}
-                    ),
                     path=self.source_path(tbl, where, stype, bool(enabled)),
                     settings=settings,
                     hashtags=tuple(dict.fromkeys(h for h in hashtags if h)),
+                    reach_back_days=reach_back_days,
                 )
             )
         return tuple(out)
 
-    def reach_back(self, tbl: Mapping[str, Any], where: str) -> None:
+    def reach_back(self, tbl: Mapping[str, Any], where: str) -> float | None:
         """`reach_back_days`: how far back the source can still fetch (aggregator.health)."""
         days = tbl.get("reach_back_days")
-        if days is not None and (
-            not isinstance(days, int | float) or isinstance(days, bool) or days <= 0
-        ):
+        if days is None:
+            return None
+        if not isinstance(days, int | float) or isinstance(days, bool) or days <= 0:
             self.bad(
                 f"{where}.reach_back_days", f"must be a number of days, more than 0 (got {days!r})"
             )
+            return None
+        return days
 
     def source_path(
         self, tbl: Mapping[str, Any], where: str, stype: str, enabled: bool

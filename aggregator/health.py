@@ -47,21 +47,24 @@ NOT_OK = ("failed", "interrupted", "missed")
 
 
 def gap_warnings(
-    engine: Engine, source: SourceConfig, cursor: Any, now: datetime | None = None
-) -> list[str]:
-    """Gaps to record before collecting: a pause longer than the source can reach back, a lost cursor."""
+    engine: Engine, source: SourceConfig, cursor: Any, clock: EventClock,
+    now: datetime | None = None,
+) -> list[str]:  # fmt: skip
+    """Gaps to record before collecting: a pause longer than the source can reach back, a lost
+    cursor. The days a gap may have lost are the event's (`clock`)."""
     now = now or utcnow()
     ok = latest_outcome(engine, source.name, OUTCOMES.c.status == "ok")
     if ok is None:
         return []
     gaps = []
-    reach = source.option("reach_back_days", REACH_BACK_DAYS.get(source.type))
+    reach = source.reach_back_days or REACH_BACK_DAYS.get(source.type)
     last = as_utc(ok.finished_at) or now
-    if isinstance(reach, int | float) and now - last > timedelta(days=reach):
+    if reach is not None and now - last > timedelta(days=reach):
+        reached = now - timedelta(days=reach)
         gaps.append(
             f"gap: the last successful collection was {(now - last).days} days ago, but a "
             f"{source.type} source reaches back only {reach:g} days: posts from "
-            f"{last:%Y-%m-%d} to {now - timedelta(days=reach):%Y-%m-%d} may be missing"
+            f"{clock.day_of(last)} to {clock.day_of(reached)} may be missing"
         )
     if cursor is None and ok.cursor:
         gaps.append("gap: the saved cursor is gone (reset); collecting again from the start")

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from aggregator import __version__
 from aggregator.alerts import after_run
+from aggregator.clock import EventClock
 from aggregator.config import Config, SourceConfig
 from aggregator.curation import load_curation
 from aggregator.errors import AggregatorError, UsageError
@@ -177,7 +178,7 @@ def collect_source(
         connector = build_connector(source, config.event, **context)
         cursor = get_cursor(engine, source.name)
         log.debug("%s: resuming from cursor %s", source.name, cursor)
-        summary.warnings += gap_warnings(engine, source, cursor)
+        summary.warnings += gap_warnings(engine, source, cursor, EventClock(config.event.timezone))
         for gap in summary.warnings:
             log.warning("%s: %s", source.name, gap)
         _drain(

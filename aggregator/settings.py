@@ -76,16 +76,13 @@ class SourceConfig:
     name: str
     type: str
     enabled: bool
-    # its table as written, less name, type and enabled: keys every source may have, such as
-    # `reach_back_days` (aggregator.health), are read from here
-    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     path: Path | None = None  # archives only, resolved against the config folder
     # its type's own settings as its connector parsed them (connectors.settings), valid
     settings: Any = None
     hashtags: tuple[str, ...] = ()  # its own `hashtags` (no '#'); empty: the event's
-
-    def option(self, key: str, default: Any = None) -> Any:
-        return self.options.get(key, default)
+    # how many days back it can still fetch, more than 0 (aggregator.health's gap warnings);
+    # None: its type's own reach if it has one (X recent search: 7 days), else no limit known
+    reach_back_days: float | None = None
 
 
 MiB = 1024 * 1024

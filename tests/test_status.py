@@ -10,6 +10,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+from aggregator.clock import EventClock
 from aggregator.config import SourceConfig
 from aggregator.health import gap_warnings, recover_interrupted, source_health
 from aggregator.lock import RunLock, lock_path
@@ -140,7 +141,8 @@ def test_a_run_left_running_by_a_killed_process_is_marked_interrupted(project, e
 def test_case_13_gaps_are_recorded_when_a_source_was_away_longer_than_it_reaches_back(engine):
     source = SourceConfig("xsearch", "x", True)
     run = start_run(engine, "collect")
-    now = datetime(2016, 12, 8, 13, tzinfo=UTC)
+    now = datetime(2016, 12, 8, 20, tzinfo=UTC)  # already the 9th in Tokyo
+    tokyo = EventClock(TOKYO)
     ten_days_ago = now - timedelta(days=10)
     record_outcome(
         engine,
@@ -154,12 +156,13 @@ def test_case_13_gaps_are_recorded_when_a_source_was_away_longer_than_it_reaches
             "finished_at": ten_days_ago,
         },
     )
-    gaps = gap_warnings(engine, source, {"since_id": "9"}, now=now)
+    gaps = gap_warnings(engine, source, {"since_id": "9"}, tokyo, now=now)
     assert len(gaps) == 1 and "reaches back only 7 days" in gaps[0] and "10 days ago" in gaps[0]
-    assert "2016-11-28 to 2016-12-01 may be missing" in gaps[0]  # what it cannot reach back to
-    month = SourceConfig("xsearch", "x", True, {"reach_back_days": 30})
-    assert gap_warnings(engine, month, {"since_id": "9"}, now=now) == []
-    reset = gap_warnings(engine, month, None, now=now)
+    # what it cannot reach back to, in the event's days (UTC's would be the 28th to the 1st)
+    assert "2016-11-29 to 2016-12-02 may be missing" in gaps[0]
+    month = SourceConfig("xsearch", "x", True, reach_back_days=30)
+    assert gap_warnings(engine, month, {"since_id": "9"}, tokyo, now=now) == []
+    reset = gap_warnings(engine, month, None, tokyo, now=now)
     assert reset == ["gap: the saved cursor is gone (reset); collecting again from the start"]
 
 
