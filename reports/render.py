@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,21 @@ def short_url(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _shown(form: Callable[[EventClock, datetime], str]) -> Callable[[datetime], str]:
+    """A template filter writing a view's time in one of the clock's forms. A view (reports.model)
+    holds its times in the event's zone already, so the clock is the time's own zone's."""
+    return lambda value: form(EventClock(value.tzinfo or UTC), value)
+
+
+# The event clock's forms, for the templates: never strftime or isoformat in a template.
+TIME_FILTERS = {
+    "iso": _shown(EventClock.iso),  # 2016-11-28T14:05:00+00:00: a <time datetime="">
+    "iso_date": _shown(lambda clock, value: clock.day_of(value).isoformat()),  # 2016-11-28
+    "time_of_day": _shown(EventClock.time_of_day),  # 14:05
+    "full": _shown(EventClock.full),  # 28 November 2016 at 14:05
+}
+
+
 def _html_finalize(value: Any) -> Any:
     if value is None:
         return ""
@@ -127,7 +143,8 @@ def _environment(**options: Any) -> Environment:
     )
     env.filters.update(safe_url=safe_url, md_link=md_link, short_url=short_url, sanitised=sanitised,
                        data_image=data_image, post_label=post_label,
-                       platform=lambda p: PLATFORMS.get(str(p).lower(), str(p)))  # fmt: skip
+                       platform=lambda p: PLATFORMS.get(str(p).lower(), str(p)),
+                       **TIME_FILTERS)  # fmt: skip
     env.globals.update(day_chart=charts.day_chart, sparkline=charts.sparkline,
                        sentiment_bar=charts.sentiment_bar)  # fmt: skip
     return env
