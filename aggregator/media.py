@@ -39,7 +39,7 @@ from aggregator.files import write_bytes, write_text
 from aggregator.settings import MediaSettings
 from aggregator.stop import StopFlag
 from storage.db import beside_database
-from storage.models import PostRow
+from storage.models import POST_TABLE
 
 if TYPE_CHECKING:
     from aggregator.settings import Config
@@ -60,7 +60,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-POSTS = PostRow.__table__  # type: ignore[attr-defined]
+POSTS = POST_TABLE
 MiB = 1024 * 1024
 THUMBNAIL = 480  # pixels on the longer side: sharp on a card at twice the density
 QUALITY = 78

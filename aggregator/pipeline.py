@@ -47,7 +47,7 @@ from connectors import Page, build_connector
 from connectors.http import HttpClient, user_agent
 from storage.analysis import store_analysis
 from storage.db import StorageError, open_database
-from storage.models import PostAnalysis, PostRow
+from storage.models import POST_TABLE, PostAnalysis
 from storage.queries import (
     finish_run,
     get_cursor,
@@ -83,7 +83,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-POSTS = PostRow.__table__  # type: ignore[attr-defined]
+POSTS = POST_TABLE
 ANALYSIS = PostAnalysis.__table__  # type: ignore[attr-defined]
 OnPage = Callable[[str, Page], None]
 StopCheck = Callable[[], bool]

@@ -16,7 +16,7 @@ from aggregator.pseudonym import PrivacyError, Pseudonymiser
 from aggregator.scrubber import Scrubber, account_key, split_account
 from connectors.base import Post, Quarantined
 from storage.db import StorageError, writer
-from storage.models import Assignment, Erasure, PostRow, Sighting
+from storage.models import POST_TABLE, Assignment, Erasure, Sighting
 from storage.queries import utcnow
 
 __all__ = [
@@ -33,7 +33,7 @@ __all__ = [
 
 
 REMOVED = "[removed]"
-POSTS = PostRow.__table__  # type: ignore[attr-defined]
+POSTS = POST_TABLE
 ACCOUNT_KEYS = {"acct", "username", "handle", "screen_name", "did"}
 
 

@@ -9,13 +9,13 @@ from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 
 from storage.db import writer
-from storage.models import PostAnalysis, PostRow
+from storage.models import POST_TABLE, PostAnalysis
 from storage.queries import _insert, storage_errors
 
 __all__ = ["ANALYSIS_COLUMNS", "store_analysis"]
 
 ANALYSIS = PostAnalysis.__table__  # type: ignore[attr-defined]
-POSTS = PostRow.__table__  # type: ignore[attr-defined]
+POSTS = POST_TABLE
 # Every column of a postanalysis row but its key: each value given to store_analysis has them all.
 ANALYSIS_COLUMNS = tuple(c.name for c in ANALYSIS.columns if c.name != "post_pk")
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_type_hints
 
 from aggregator.clock import as_utc  # re-exported: the one conversion to aware UTC
 from connectors.base import Post
@@ -124,21 +125,26 @@ def _optional(check: Check) -> Check:
     return lambda value, dialect: None if value is None else check(value, dialect)
 
 
-OPTIONAL_TEXTS = (
-    "url", "author_name", "reply_to", "reply_to_via", "repost_of", "quote_of", "lang", "html",
-)  # fmt: skip
+def _fields(kind: Any, but: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The names of Post's fields of type `kind` (e.g. `str | None`), in its order, but `but`."""
+    hints = get_type_hints(Post)
+    return tuple(f.name for f in fields(Post) if hints[f.name] == kind and f.name not in but)
+
+
+OPTIONAL_KEYS = ("via", "local_id")  # indexed, so held to KEY_BYTES
+OPTIONAL_TEXTS = _fields(str | None, but=OPTIONAL_KEYS)  # url, author_name, html…
+COUNTS = _fields(int | None)  # likes, reposts…
 # Every field of Post but `deleted`, with what it must be (tests hold a new field to this).
 CHECKS: dict[str, Check] = {
     "platform": _key,
     "id": _key,
     "author": _key,
-    "via": _optional(_key),
-    "local_id": _optional(_key),
+    **{name: _optional(_key) for name in OPTIONAL_KEYS},
     "created_at": _time,
     "edited_at": _optional(_time),
     "text": _text,
     **{name: _optional(_text) for name in OPTIONAL_TEXTS},
-    **{name: _optional(_count) for name in ("likes", "reposts", "replies", "quotes")},
+    **{name: _optional(_count) for name in COUNTS},
     "hashtags": _texts,
     "mentions": _texts,
     "links": _texts,
