@@ -17,12 +17,12 @@ from aggregator.tagging import Decision, Evaluation, Explanation, Programme, Tag
 from aggregator.tagging import evaluate as score_labels
 from aggregator.tagging import explain as explain_rules
 from connectors.archives import read_jsonl
-from storage.models import Assignment, PostRow
+from storage.models import POST_TABLE, Assignment
 from storage.queries import local_replies, resolve_replies, save_assignments, utcnow
 
 __all__ = ["EvaluationReport", "PostExplanation", "TagSummary", "evaluate", "explain", "tag"]
 
-POSTS = PostRow.__table__  # type: ignore[attr-defined]
+POSTS = POST_TABLE
 ASSIGNMENTS = Assignment.__table__  # type: ignore[attr-defined]
 
 

@@ -26,7 +26,7 @@ from aggregator.scrubber import account_key
 from aggregator.settings import Config
 from reports.model import SourceView
 from reports.text import MAX_ANALYSED, clean_text
-from storage.models import Assignment, PostAnalysis, PostRow
+from storage.models import POST_TABLE, Assignment, PostAnalysis
 from storage.runlog import source_health
 
 __all__ = [
@@ -42,7 +42,7 @@ __all__ = [
     "texts_by_id",
 ]
 
-POSTS = PostRow.__table__  # type: ignore[attr-defined]
+POSTS = POST_TABLE
 ASSIGN = Assignment.__table__  # type: ignore[attr-defined]
 ANALYSIS = PostAnalysis.__table__  # type: ignore[attr-defined]
 POSITIVE, NEGATIVE = 0.1, -0.1  # TextBlob polarity beyond these makes a post positive or negative

@@ -26,7 +26,7 @@ from reports.columns import COLUMNS, EXTRAS, INTERCHANGE, iso_utc
 from reports.export_options import ExportOptions
 from reports.manifest import ExportStats, write_manifest
 from reports.manifest import manifest as provenance
-from storage.models import PostRow
+from storage.models import POST_TABLE
 from storage.queries import iter_posts, opted_out_filter, resolve_replies
 
 __all__ = [
@@ -44,7 +44,7 @@ LIST_DELIMITER = " "  # cannot occur unescaped in a hashtag, handle or URL
 EXCEL_MAX_ROWS = 1_048_576  # rows in one Excel sheet, the header included
 # A spreadsheet runs a cell as a formula when it starts with one of these, even after spaces.
 FORMULA_START = re.compile(r"^[\s\u3000]*[=+\-@\t\r＝＋－＠]")
-POSTS = PostRow.__table__  # type: ignore[attr-defined]
+POSTS = POST_TABLE
 
 
 def _provenance(row: Any) -> tuple[str, datetime]:
