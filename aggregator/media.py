@@ -34,6 +34,7 @@ from PIL import Image, ImageOps
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from aggregator import __version__
 from aggregator.errors import AggregatorError
 from aggregator.files import write_bytes, write_text
 from aggregator.settings import MediaSettings
@@ -201,10 +202,13 @@ def archive_media(
     """Archive the images of stored posts as the [media] settings say; nothing when archiving is off.
 
     With no `http`, a client that only connects to public addresses is made here (a hostile post
-    cannot point the collector at the local network). `should_stop` is asked between images; a
-    `StopFlag` also ends a retry wait (with StopRequested, the index saved first).
+    cannot point the collector at the local network): never the run's client, which may reach an
+    instance on the organisers' own network, but with the same versioned user agent (an
+    `httpx.Client` given gets it too; an HttpClient keeps its own). `should_stop` is asked
+    between images; a `StopFlag` also ends a retry wait (with StopRequested, the index saved
+    first).
     """
-    from connectors.http import as_http_client
+    from connectors.http import as_http_client, user_agent
 
     settings = config.media or MediaSettings()
     if not settings.archive:  # what was archived before still follows deletions and opt-outs
@@ -219,8 +223,9 @@ def archive_media(
         if http is None:
             http = stack.enter_context(_public_only_client())
         client, _ = as_http_client(
-            http, sleep=sleep, max_bytes=settings.max_image_bytes, max_attempts=2, deadline=60.0
-        )
+            http, sleep=sleep, max_bytes=settings.max_image_bytes, max_attempts=2, deadline=60.0,
+            user_agent=user_agent(__version__),
+        )  # fmt: skip
         stack.callback(archive.save)  # also when a stop or an error ends the run early
         _fetch_all(client, archive, todo, wanted, settings, summary, should_stop)
     summary.images = len(archive.images)
