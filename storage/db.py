@@ -99,7 +99,8 @@ def make_engine(url: str) -> Engine:
 def add_missing_columns(engine: Engine) -> list[str]:
     """Bring a database made by an older version up to date: add columns a newer version
     declares, with their indexes. Only additive changes happen this way; each new column is
-    nullable or has a server default, so old rows stay valid. Returns 'table.column' for each."""
+    nullable or has a server default, so old rows stay valid, and a column that says how is
+    filled from what the database already holds (`_backfill`). Returns 'table.column' for each."""
     missing: list[tuple[str, Any]] = []
     with engine.connect() as conn:  # a reader: opening never waits for a collection's writes
         inspector = inspect(conn)
@@ -111,9 +112,11 @@ def add_missing_columns(engine: Engine) -> list[str]:
         return []
     with writer(engine).begin() as conn:
         inspector = inspect(conn)  # again under the write lock: another process may have done it
+        added: list[tuple[str, Any]] = []
         for table_name, column in missing:
             if column.name in {c["name"] for c in inspector.get_columns(table_name)}:
                 continue
+            added.append((table_name, column))
             ddl = f"ALTER TABLE {table_name} ADD COLUMN {column.name} {column.type.compile(conn.dialect)}"
             if column.server_default is not None:
                 # Quoted as CREATE TABLE writes it: PostgreSQL takes '0' as false, not 0.
@@ -123,7 +126,18 @@ def add_missing_columns(engine: Engine) -> list[str]:
         for table_name in {t for t, _ in missing}:  # and the indexes the new columns carry
             for index in SQLModel.metadata.tables[table_name].indexes:
                 index.create(conn, checkfirst=True)
+        _backfill(conn, added)
     return [f"{t}.{c.name}" for t, c in missing]
+
+
+def _backfill(conn: Any, added: list[tuple[str, Any]]) -> None:
+    """Fill each added column that says how (`info["backfill"]`, an SQL expression over its own
+    row, e.g. a sighting's count from its post) in the transaction that added it."""
+    for table_name, column in added:
+        fill = column.info.get("backfill")
+        if fill is not None:
+            table = SQLModel.metadata.tables[table_name]
+            conn.execute(table.update().values({column.name: fill}))
 
 
 def open_database(url: str) -> Engine:

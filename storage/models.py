@@ -7,7 +7,18 @@ from datetime import datetime
 from types import NoneType, UnionType
 from typing import Any, get_args, get_origin, get_type_hints
 
-from sqlalchemy import JSON, Column, Float, Index, Integer, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    Float,
+    Index,
+    Integer,
+    Table,
+    Text,
+    UniqueConstraint,
+    column,
+    select,
+)
 from sqlalchemy.orm import registry
 from sqlalchemy.types import TypeEngine
 from sqlmodel import Field, SQLModel
@@ -100,6 +111,14 @@ class PostRow:
 registry(metadata=SQLModel.metadata).map_imperatively(PostRow, POST_TABLE)
 
 
+def _sighting_count(name: str) -> Any:
+    """A sighting's count column. `backfill` is what storage.db fills it with when it adds the
+    column to an older database: the count its post holds, the best known for every place."""
+    post = POST_TABLE.c
+    backfill = select(post[name]).where(post.id == column("post_pk")).scalar_subquery()
+    return Field(default=None, sa_column_kwargs={"info": {"backfill": backfill}})
+
+
 class Sighting(SQLModel, table=True):
     """Each place a post was seen: the same post via two instances or hashtags is one PostRow."""
 
@@ -112,6 +131,13 @@ class Sighting(SQLModel, table=True):
     first_seen: datetime
     # Mastodon: the status id on the instance in `via` (replies point at their parent by it)
     local_id: str | None = Field(default=None, index=True)
+    # The engagement counts this place last reported (None: it never said); a later copy from the
+    # same place replaces them (an unlike there counts), and the post's own counts are the highest
+    # of its sightings' (storage/queries.py). An older database gains them filled with its post's.
+    likes: int | None = _sighting_count("likes")
+    reposts: int | None = _sighting_count("reposts")
+    replies: int | None = _sighting_count("replies")
+    quotes: int | None = _sighting_count("quotes")
 
 
 class Assignment(SQLModel, table=True):

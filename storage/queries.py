@@ -7,8 +7,13 @@ import) may refresh it, by these rules:
   media, edited_at and raw stay as the edit left them. A copy edited at the same time or later
   replaces them; when neither was edited, the copy seen last does. The same rule orders two copies
   of one post within a page.
-- Engagement counts (likes, reposts, replies, quotes) are refreshed by every copy that has them; a
-  copy without a count never erases a stored one.
+- Engagement counts (likes, reposts, replies, quotes) are kept per sighting, as each place (source
+  and via: an instance, a hashtag, a file) last reported them: a later copy from the same place
+  replaces what it said (an unlike there counts), a copy without a count never erases one. The
+  post's count is the highest of its sightings', so a place that knows less (a remote instance's
+  stale copy) never lowers what another place saw.
+- A post stored with no time (connectors.undated) takes the time of a later copy that has one; a
+  known time never changes.
 - A deletion is sticky: a later copy never brings a deleted post back.
 - `source` and `collected_at` (who found it first, and when) never change.
 
@@ -44,6 +49,7 @@ from sqlalchemy.exc import (
 
 from aggregator.clock import as_utc, utcnow  # re-exported: callers import them from here
 from connectors.base import Page, Post, Quarantined
+from connectors.undated import undated
 from storage.db import StorageError, writer
 from storage.guard import one_line, storable_json, why_unstorable
 from storage.models import (
@@ -91,10 +97,12 @@ CONTENT = (
     "raw",
 )  # fmt: skip
 COUNTS = ("likes", "reposts", "replies", "quotes")
-MUTABLE = (*CONTENT, *COUNTS, "deleted_at")
+MUTABLE = (*CONTENT, *COUNTS, "deleted_at", "created_at")
 LOCATION_CAP, REASON_CAP = 300, 500  # characters kept of a quarantined record's place and reason
 
 Key = tuple[str, str]  # (platform, post_id)
+Place = tuple[str, str]  # a sighting of a post: (source, via)
+Word = dict[str, Any]  # what one place said of a post in a page: its local_id and COUNTS
 
 
 def explain(exc: OperationalError) -> str:
@@ -174,14 +182,44 @@ def _older(incoming: datetime | None, stored: datetime | None) -> bool:
 
 def _merge(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     """`new`, a later copy of the post `old`, as the module's rules keep it: an older copy keeps
-    the edited content, a missing count keeps the known one, and a deletion stays."""
+    the edited content, a deletion stays, and a known time stays. Counts are `_tally`'s."""
     merged = dict(new)
     if _older(new["edited_at"], old["edited_at"]):
         merged.update({k: old[k] for k in CONTENT})
-    merged.update({k: old[k] for k in COUNTS if new[k] is None})
     if old["deleted_at"] is not None:
         merged["deleted_at"] = old["deleted_at"]
+    if not undated(old["created_at"]):
+        merged["created_at"] = old["created_at"]
     return merged
+
+
+def _places(conn: Connection, pks: Sequence[int]) -> dict[int, dict[Place, Word]]:
+    """The counts each stored sighting of the posts `pks` last reported, by post and place."""
+    found: dict[int, dict[Place, Word]] = {}
+    for i in range(0, len(pks), 400):  # stay under SQLite's bound-parameter limit
+        stmt = select(
+            SIGHTINGS.c.post_pk,
+            SIGHTINGS.c.source,
+            SIGHTINGS.c.via,
+            *(SIGHTINGS.c[k] for k in COUNTS),
+        ).where(SIGHTINGS.c.post_pk.in_(pks[i : i + 400]))
+        for row in conn.execute(stmt):
+            found.setdefault(row.post_pk, {})[(row.source, row.via)] = {
+                k: row._mapping[k] for k in COUNTS
+            }
+    return found
+
+
+def _tally(stored: Mapping[Place, Word], source: str, said: Mapping[str, Word]) -> dict[str, Any]:
+    """A post's counts from its places. Each place in this page (`said`, by via) keeps what it
+    reported before for a count it does not give now (filled in place: these are the sightings
+    written); then each count is the highest any place reports, None when none does."""
+    for via, word in said.items():
+        before = stored.get((source, via), {})
+        word.update({k: before.get(k) for k in COUNTS if word.get(k) is None})
+    others = [w for (src, via), w in stored.items() if src != source or via not in said]
+    places = [*others, *said.values()]
+    return {k: max((w[k] for w in places if w.get(k) is not None), default=None) for k in COUNTS}
 
 
 def _changed(old: Mapping[str, Any], merged: Mapping[str, Any]) -> bool:
@@ -229,10 +267,11 @@ def _attempt(conn: Connection) -> Iterator[None]:
 
 
 def _write(
-    conn: Connection, rows: Mapping[Key, dict[str, Any]], vias: Mapping[Key, dict[str, str | None]],
+    conn: Connection, rows: Mapping[Key, dict[str, Any]], vias: Mapping[Key, dict[str, Word]],
     existing: Mapping[Key, Any], source: str, now: datetime,
 ) -> tuple[int, int]:  # fmt: skip
-    """Upsert `rows` (merged copies) in one statement and record their sightings: (new, updated)."""
+    """Upsert `rows` (merged copies) in one statement and their sightings (each place's local id
+    and latest counts, `vias`) in another: (new, updated)."""
     fresh = [v for k, v in rows.items() if k not in existing]
     changed = [v for k, v in rows.items() if k in existing and _changed(existing[k]._mapping, v)]
     if fresh or changed:
@@ -244,16 +283,21 @@ def _write(
         )
     ids = _existing(conn, list(rows)) if fresh else existing
     sightings = [
-        {"post_pk": ids[k].id, "source": source, "via": via, "first_seen": now, "local_id": local}
+        {"post_pk": ids[k].id, "source": source, "via": via, "first_seen": now, **word}
         for k in rows
-        for via, local in vias[k].items()
+        for via, word in vias[k].items()
     ]
-    conn.execute(_insert(conn, SIGHTINGS).on_conflict_do_nothing(), sightings)
+    stmt = _insert(conn, SIGHTINGS)
+    recount = {k: stmt.excluded[k] for k in COUNTS}  # a place's first_seen and local id stay
+    conn.execute(
+        stmt.on_conflict_do_update(index_elements=["post_pk", "source", "via"], set_=recount),
+        sightings,
+    )
     return len(fresh), len(changed)
 
 
 def _write_each(
-    conn: Connection, rows: Mapping[Key, dict[str, Any]], vias: Mapping[Key, dict[str, str | None]],
+    conn: Connection, rows: Mapping[Key, dict[str, Any]], vias: Mapping[Key, dict[str, Word]],
     existing: Mapping[Key, Any], copies: Mapping[Key, Post], source: str, now: datetime,
 ) -> tuple[int, int, list[Quarantined]]:  # fmt: skip
     """`rows` one at a time, each in its own savepoint: those the database refuses are set aside."""
@@ -278,7 +322,7 @@ def upsert_posts(conn: Connection, posts: Iterable[Post], source: str, now: date
     """Insert new posts, refresh stored ones by the module's rules, record every sighting. Posts
     the database cannot hold are not written: they come back in `refused`, for the quarantine."""
     values: dict[Key, dict[str, Any]] = {}
-    vias: dict[Key, dict[str, str | None]] = {}  # via -> the post's local id there
+    vias: dict[Key, dict[str, Word]] = {}  # via -> the post's local id there and its latest counts
     copies: dict[Key, Post] = {}
     refused: list[Quarantined] = []
     for post in posts:
@@ -288,12 +332,16 @@ def upsert_posts(conn: Connection, posts: Iterable[Post], source: str, now: date
         key = (post.platform, post.id)
         copy = _post_values(post, source, now)
         values[key] = _merge(values[key], copy) if key in values else copy
-        vias.setdefault(key, {}).setdefault(post.via or "", post.local_id)
+        word = vias.setdefault(key, {}).setdefault(post.via or "", {"local_id": post.local_id})
+        word.update({k: copy[k] for k in COUNTS if copy[k] is not None or k not in word})
         copies[key] = post
     if not values:
         return SavedPage(0, 0, refused=tuple(refused))
     existing = _existing(conn, list(values))
+    stored = _places(conn, [row.id for row in existing.values()])
     rows = {k: _merge(existing[k]._mapping, v) if k in existing else v for k, v in values.items()}
+    for k, row in rows.items():
+        row.update(_tally(stored.get(existing[k].id, {}) if k in existing else {}, source, vias[k]))
     try:
         with _attempt(conn):
             new, updated = _write(conn, rows, vias, existing, source, now)
