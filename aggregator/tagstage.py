@@ -4,6 +4,7 @@ stored post, `evaluate` the rules on labelled JSONL. The rules themselves are in
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from aggregator.tagging import Decision, Evaluation, Explanation, Programme, Tag
 from aggregator.tagging import evaluate as score_labels
 from aggregator.tagging import explain as explain_rules
 from connectors.archives import read_jsonl
+from connectors.undated import undated
 from storage.models import POST_TABLE, Assignment
 from storage.queries import local_replies, resolve_replies, save_assignments, utcnow
 
@@ -41,6 +43,9 @@ TAG_COLUMNS = (
 STORED = (
     "session_id", "score", "reason", "method", "programme", "excluded", "highlight", "tagged_at",
 )  # fmt: skip
+# A post whose source gave no readable time (connectors.undated) is placed in no session: the
+# programme is a timetable, and even a session's hashtag may be used before or after it.
+UNDATED_REASON = "no time: its source gave none that can be read, so it is placed in no session"
 
 
 def _tag_input(row: Any) -> TagInput:
@@ -101,19 +106,25 @@ def _replies_to(conn: Any, rows: list[Any]) -> list[Any]:
 
 
 def _to_tag(conn: Any, fingerprint: str, full: bool) -> tuple[list[Any], bool]:
-    """Posts with no assignment yet (and replies waiting for them), or all when anything changed."""
+    """Posts with no assignment yet (and replies waiting for them), or all when anything changed;
+    never a post with no time, which stays untagged until a copy with a time arrives."""
     stale = conn.execute(
         select(ASSIGNMENTS.c.post_pk).where(ASSIGNMENTS.c.programme != fingerprint).limit(1)
     ).first()
     full = full or stale is not None
     stmt = select(*(POSTS.c[k] for k in TAG_COLUMNS)).order_by(POSTS.c.created_at, POSTS.c.id)
     if full:
-        return list(conn.execute(stmt)), True
+        return _timed(conn.execute(stmt)), True
     untagged = stmt.outerjoin(ASSIGNMENTS, ASSIGNMENTS.c.post_pk == POSTS.c.id).where(
         ASSIGNMENTS.c.post_pk.is_(None)
     )
-    new = list(conn.execute(untagged))
-    return new + _replies_to(conn, new), False
+    new = _timed(conn.execute(untagged))
+    return new + _timed(_replies_to(conn, new)), False
+
+
+def _timed(rows: Iterable[Any]) -> list[Any]:
+    """`rows` without the posts that have no time (they come first: UNDATED is the earliest)."""
+    return [r for r in rows if not undated(r.created_at)]
 
 
 def _unmatched(conn: Any, curation: Curation) -> list[str]:
@@ -186,8 +197,13 @@ def explain(engine: Engine, config: Config, post_id: str) -> list[PostExplanatio
         parents = _parents(conn, rows)
     out = []
     for r in rows:
-        why = explain_rules(_tag_input(r), programme, parents.get((r.platform, r.reply_to or "")))
-        final = curation.apply(r.platform, r.post_id, r.url, why.decision)
+        if undated(r.created_at):  # in no session, whatever the rules or the curation say
+            why = Explanation(Decision(None, 0.0, UNDATED_REASON), (), None, False, None)
+            final = Curated(why.decision)
+        else:
+            parent = parents.get((r.platform, r.reply_to or ""))
+            why = explain_rules(_tag_input(r), programme, parent)
+            final = curation.apply(r.platform, r.post_id, r.url, why.decision)
         stored = r if r.tagged_at is not None else None
         out.append(PostExplanation(r, why, final, stored, r.programme == fingerprint))
     return out

@@ -3,20 +3,25 @@
 Cursor: {"feeds": {"<feed url>": {"etag": str | None, "last_modified": str | None}}}. Feeds do
 not page: every run asks each feed once (If-None-Match / If-Modified-Since) and yields one Page.
 One feed failing does not stop the others: their pages are yielded, then one error is raised.
+
+An entry's date is read by feedparser (RFC 822, ISO 8601 and the other feed formats), else by
+dateparser (dates written in other languages: "mer, 16 nov 2022 00:38:15 +0100"); an entry with
+no date either can read is stored with no time (connectors.undated), and the page warns about it.
 """
 
 from __future__ import annotations
 
+import calendar
 import copy
 import re
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 from urllib.parse import urlsplit
 from xml.etree.ElementTree import ParseError
 
+import dateparser
 import defusedxml.ElementTree as SafeET
 import feedparser
 from defusedxml import DefusedXmlException
@@ -25,7 +30,8 @@ from connectors.base import ConnectorError, Page, Post, SourceSpec, each_isolate
 from connectors.html import HASHTAG_RE, html_to_text, links_in_html, links_in_text, sanitize_html
 from connectors.http import HttpClient
 from connectors.settings import FeedSettings
-from connectors.values import in_window
+from connectors.undated import UNDATED, undated
+from connectors.values import brief, in_window
 
 __all__ = ["FeedConnector", "check_safe_xml", "post_from_entry"]
 
@@ -35,6 +41,16 @@ ACCEPT = (
 )
 ENTITY_RE = re.compile(rb"<!ENTITY", re.I)
 MASTODON_LINK_RE = re.compile(r"https?://([^/@]+)/@([\w.-]+)/[\w-]+$")
+DATE_CHARS = 100  # a date is ~30 characters: longer text is not one, and is not read further
+# dateparser reads only dates written out whole, with day, month and year: never "yesterday" or
+# "2 hours ago" (relative to the clock of whoever reads it), never a month alone (it would make up
+# the day). A date without a zone is UTC, as feedparser takes it.
+DATE_SETTINGS = {
+    "PARSERS": ["absolute-time"],
+    "REQUIRE_PARTS": ["day", "month", "year"],
+    "TIMEZONE": "UTC",
+    "RETURN_AS_TIMEZONE_AWARE": True,
+}
 
 
 class FeedConnector:
@@ -45,7 +61,6 @@ class FeedConnector:
         spec: SourceSpec[FeedSettings],
         *,
         http: HttpClient,
-        clock: Callable[[], float] | None = None,
         **_: Any,
     ) -> None:
         self.name = spec.name
@@ -53,7 +68,6 @@ class FeedConnector:
         self.filter = spec.settings.filter
         self.hashtags = [t.lower() for t in spec.hashtags]
         self.http = http.retrying(spec.settings.retry)
-        self._clock = clock or time.time
 
     def fetch(self, cursor: Mapping[str, Any] | None) -> Iterator[Page]:
         """One Page per feed, each carrying the whole cursor to save after it."""
@@ -66,7 +80,8 @@ class FeedConnector:
         yield from each_isolated(self.name, self.urls, feed)
 
     def _fetch_one(self, http: HttpClient, url: str, state: dict[str, Any]) -> Page:
-        saved = state.get(url) if isinstance(state.get(url), Mapping) else {}
+        saved = state.get(url)
+        saved = saved if isinstance(saved, Mapping) else {}
         headers = {"Accept": ACCEPT}
         if saved.get("etag"):
             headers["If-None-Match"] = str(saved["etag"])
@@ -101,15 +116,31 @@ class FeedConnector:
         return page
 
     def _posts(self, parsed: Any, url: str, page: Page) -> list[Post]:
-        """The feed's entries as posts; an entry that cannot be read is quarantined on `page`."""
-        fetched_at = datetime.fromtimestamp(self._clock(), UTC)
+        """The feed's entries as posts; an entry that cannot be read is quarantined on `page`, and
+        entries kept with no time are named in one warning on it."""
         posts = isolate(
             parsed.entries,
-            lambda entry: post_from_entry(entry, parsed.feed, url, fetched_at),
+            lambda entry: post_from_entry(entry, parsed.feed, url),
             lambda n, entry: f"feed {url} entry {n + 1}",
             page,
         )
-        return [p for p in posts if self.filter == "all" or mentions_hashtags(p, self.hashtags)]
+        kept = [p for p in posts if self.filter == "all" or mentions_hashtags(p, self.hashtags)]
+        if timeless := [p for p in kept if undated(p.created_at)]:
+            page.warnings.append(undated_warning(url, timeless))
+        return kept
+
+
+def undated_warning(url: str, posts: list[Post]) -> str:
+    """One line for the entries of a feed stored with no time: how many, and the first's date as
+    the feed wrote it (or that it has none), so the feed's owner can be told what to fix."""
+    raw = posts[0].raw
+    given = next((raw[k] for k in ("published", "updated") if raw.get(k)), None)
+    shown = f"dates such as {brief(str(given), 60)} cannot be read" if given else "no date given"
+    entries = "1 entry" if len(posts) == 1 else f"{len(posts)} entries"
+    return (
+        f"feed {url}: {entries} kept with no time ({shown}): "
+        "left out of every session and the story's timeline, exported with an empty time"
+    )
 
 
 def check_safe_xml(content: bytes, url: str) -> None:
@@ -129,8 +160,11 @@ def check_safe_xml(content: bytes, url: str) -> None:
         pass  # not well-formed XML: feedparser's loose parser copes and flags it as bozo
 
 
-def post_from_entry(entry: Any, feed: Any, feed_url: str, fetched_at: datetime) -> Post:
-    """A feedparser entry -> Post. :raises ValueError: when it has neither an id nor a link."""
+def post_from_entry(entry: Any, feed: Any, feed_url: str) -> Post:
+    """A feedparser entry -> Post; with no readable date, its time is UNDATED.
+
+    :raises ValueError: when it has neither an id nor a link, or a date outside the years accepted.
+    """
     link = entry.get("link") if str(entry.get("link", "")).startswith("http") else None
     guid = entry.get("id") or link
     if not guid:
@@ -140,15 +174,14 @@ def post_from_entry(entry: Any, feed: Any, feed_url: str, fetched_at: datetime) 
     body = html_to_text(body_html)
     text = body if title and body.startswith(title.rstrip(".… ")) else f"{title}\n\n{body}".strip()
     tags = [str(t.get("term") or "").lstrip("#＃") for t in entry.get("tags") or []]
-    # dict.get: feedparser's own .get("updated_parsed") falls back to published, with a warning.
-    updated = dict.get(entry, "updated_parsed")
-    published = dict.get(entry, "published_parsed") or updated
+    updated = _when(entry, "updated")
+    published = _when(entry, "published") or updated
     return Post(
         platform="feed",
         # A bare guid such as "42" is only unique within its feed: qualify it with the feed URL.
         id=guid if ":" in guid else f"{feed_url}#{guid}",
-        created_at=_time(published, "published") or fetched_at,
-        edited_at=_time(updated, "updated") if updated and updated != published else None,
+        created_at=published or UNDATED,
+        edited_at=updated if updated and updated != published else None,
         author=_author(entry, feed, feed_url, link),
         author_name=entry.get("author") or None,
         text=text,
@@ -157,10 +190,7 @@ def post_from_entry(entry: Any, feed: Any, feed_url: str, fetched_at: datetime) 
         lang=feed.get("language") or None,
         hashtags=list(dict.fromkeys(t for t in [*tags, *HASHTAG_RE.findall(text)] if t)),
         links=list(dict.fromkeys(u for u in [link, *links_in_html(body_html), *plain] if u)),
-        media=[
-            {"url": e.get("href") or e.get("url"), "type": e.get("type"), "alt": None}
-            for e in [*(entry.get("enclosures") or []), *(entry.get("media_content") or [])]
-        ],
+        media=_media(entry),
         via=feed_url,
         raw=_jsonable(entry),
     )
@@ -207,12 +237,31 @@ def _text(detail: Any, value: Any) -> str:
     )
 
 
-def _time(parsed: Any, what: str) -> datetime | None:
-    """feedparser's struct_time (already UTC) -> aware datetime, within the accepted years."""
-    if not parsed:
+def _media(entry: Any) -> list[dict[str, Any]]:
+    """Enclosures (a podcast's audio, an article's picture) and Media RSS content, each URL once
+    (a podcast often gives its audio as both), typed by MIME type, else Media RSS's medium."""
+    found: dict[str, dict[str, Any]] = {}
+    for item in [*(entry.get("enclosures") or []), *(entry.get("media_content") or [])]:
+        url = item.get("href") or item.get("url")
+        if isinstance(url, str) and url.strip() and url not in found:
+            found[url] = {"url": url, "type": item.get("type") or item.get("medium"), "alt": None}
+    return list(found.values())
+
+
+def _when(entry: Any, what: str) -> datetime | None:
+    """The entry's `published` or `updated` time as aware UTC, within the accepted years: as
+    feedparser read it (its struct_time is UTC), else the text read by dateparser; None when the
+    entry has none or neither can read it."""
+    # dict.get: feedparser's own .get("updated_parsed") falls back to published, with a warning.
+    parsed = dict.get(entry, f"{what}_parsed")
+    if parsed:
+        moment = datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+        return in_window(moment, what, moment.isoformat())
+    text = dict.get(entry, what)
+    if not isinstance(text, str) or not text.strip() or len(text) > DATE_CHARS:
         return None
-    moment = datetime(*parsed[:6], tzinfo=UTC)
-    return in_window(moment, what, moment.isoformat())
+    read = dateparser.parse(text, settings=DATE_SETTINGS)
+    return in_window(read, what, text) if read else None
 
 
 def _jsonable(value: Any) -> Any:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from aggregator.clock import EventClock
 from aggregator.scrubber import account_key
 from aggregator.settings import Config
+from connectors.undated import UNDATED
 from reports.model import SourceView
 from reports.text import MAX_ANALYSED, clean_text
 from storage.models import POST_TABLE, Assignment, PostAnalysis
@@ -139,6 +140,8 @@ class _Scope:
             "excluded": ASSIGN.c.excluded.is_(True),
             "opted_out": self.account.in_(config.privacy.opt_out),
             "muted": self.account.in_(sorted(voices.muted)),
+            # no readable time (connectors.undated): in no part of the story, no chart, no list
+            "undated": POSTS.c.created_at == UNDATED,
         }
         self.visible = not_(or_(*self.hidden.values()))
 
@@ -210,9 +213,9 @@ def _context(conn: Connection, scope: _Scope, voices: Voices) -> Context:
         shared.update((account, link) for link in links)
         posts.append((r.id, account, r.copy_key, links))
     posted, spammed = Counter[str](), Counter[str]()
-    for pk, account, key, links in posts:
+    for pk, account, key, its_links in posts:
         if (key and said[(account, key)] >= REPEATS) or any(
-            shared[(account, link)] >= REPEATS for link in links
+            shared[(account, link)] >= REPEATS for link in its_links
         ):
             ctx.spam_posts.add(pk)
         posted[account] += 1
@@ -366,7 +369,8 @@ class ReportData:
     platforms: Counter[str]
     scan: Scan
     sources: list[SourceView]
-    hidden: dict[str, int]  # posts not shown, by reason: deleted, excluded, opted_out, muted
+    # posts not shown, by reason: deleted, excluded, opted_out, muted, undated
+    hidden: dict[str, int]
     untagged: int  # visible posts not yet matched to a session
     context: Context = field(default_factory=Context)
 

@@ -22,6 +22,7 @@ from aggregator.pseudonym import Pseudonymiser
 from aggregator.safeguarding import IdentifierScrubber, scrubber_for
 from aggregator.settings import Config
 from connectors.base import parse_time
+from connectors.undated import UNDATED, undated
 from reports.columns import COLUMNS, EXTRAS, INTERCHANGE, iso_utc
 from reports.export_options import ExportOptions
 from reports.manifest import ExportStats, write_manifest
@@ -65,9 +66,10 @@ def _record(row: Any, titles: Mapping[str, str], clock: EventClock) -> dict[str,
     """One post as exported; times stay instants (the writers format them), except
     `created_local`, which exists only to be read: the post's time in the event's zone, as text."""
     source, collected = _provenance(row)
+    created = None if undated(row.created_at) else row.created_at  # its source gave no time
     return {
         "platform": row.platform, "post_id": row.post_id, "url": row.url,
-        "created_at": row.created_at, "created_local": clock.iso(row.created_at),
+        "created_at": created, "created_local": created and clock.iso(created),
         "author": row.author, "author_name": row.author_name, "text": row.text, "lang": row.lang,
         "hashtags": list(row.hashtags or []), "mentions": list(row.mentions or []),
         "links": list(row.links or []), "media": list(row.media or []),
@@ -142,8 +144,8 @@ def iter_records(
                 _redact_identifiers(rec, identifiers)
             if pseudo:
                 _pseudonymise(rec, pseudo)
-            if stats is not None:
-                stats.add(rec)
+            if stats is not None:  # a post with no time gives the manifest's window its stored form
+                stats.add(rec if rec["created_at"] else {**rec, "created_at": UNDATED})
             yield rec
 
 

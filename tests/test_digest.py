@@ -49,7 +49,7 @@ def test_hidden_posts_are_counted_by_reason_and_never_in_the_totals(engine, conf
     config = replace(config, privacy=PrivacyConfig(opt_out=("gone@example.org",)))
 
     data = read(engine, config)
-    assert data.hidden == {"deleted": 1, "excluded": 1, "opted_out": 1, "muted": 0}
+    assert data.hidden == {"deleted": 1, "excluded": 1, "opted_out": 1, "muted": 0, "undated": 0}
     assert data.untagged == 1
     assert data.totals[first].posts == 3 and data.people == 4  # three tagged, one waiting
     assert [c[0] for c in data.contributors[first]] == ["u1@example.org", "u2@example.org"]

@@ -16,6 +16,7 @@ from connectors.base import ConnectorError, Page, SourceSpec
 from connectors.feeds import FeedConnector
 from connectors.http import HttpClient
 from connectors.settings import parse_feed
+from connectors.undated import undated
 from tests.helpers import client, invoke
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
@@ -218,7 +219,11 @@ def test_entries_without_id_are_rejected_and_bare_guids_qualified(config):
     (page,) = run(connector(config))
     assert page.rejected == [f"feed {MASTO} entry 1: no id, guid or link"]
     assert [p.id for p in page.posts] == [f"{MASTO}#42"]
-    assert page.posts[0].created_at == NOW  # no date in the entry: the fetch time
+    assert undated(page.posts[0].created_at)  # no date in the entry: no time, never the fetch time
+    assert page.warnings == [
+        f"feed {MASTO}: 1 entry kept with no time (no date given): left out of every session and "
+        "the story's timeline, exported with an empty time"
+    ]
 
 
 @pytest.mark.parametrize(
