@@ -136,9 +136,11 @@ def post_from_view(view: Mapping[str, Any]) -> tuple[Post, str | None]:
         replies=count(view.get("replyCount"), "replyCount"),
         quotes=count(view.get("quoteCount"), "quoteCount"),
         lang=optional_text((record.get("langs") or [None])[0]),
+        hashtags=parts["hashtags"],
+        mentions=parts["mentions"],
+        links=parts["links"],
         media=media,
         raw=dict(view),  # keeps both record.createdAt and indexedAt
-        **parts,
     )
     return post, note and f"{post.url}: {note}"
 
