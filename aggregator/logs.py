@@ -132,7 +132,7 @@ class SecretFilter(logging.Filter):
         return True
 
 
-class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+class _Stderr(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time: rich's progress display and click's test
     runner both swap it, and a handler holding the old stream would write around them. Lines
     logged with `IN_SUMMARY` are left to the summary the command prints."""
@@ -140,7 +140,7 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
     def filter(self, record: logging.LogRecord) -> bool:
         return not getattr(record, "in_summary", False) and bool(super().filter(record))
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

@@ -229,7 +229,9 @@ def collect(
             sleep=sleep, clock=context.get("clock"), user_agent=user_agent(__version__)
         )
     own = run_id is None
-    summary = CollectSummary(start_run(engine, command, pid=os.getpid()) if own else run_id, [])
+    if run_id is None:
+        run_id = start_run(engine, command, pid=os.getpid())
+    summary = CollectSummary(run_id, [])
     try:
         for source in sources:
             if should_stop is not None and should_stop():

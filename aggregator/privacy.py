@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    RowMapping,
+    Text,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
@@ -92,8 +104,9 @@ class Redactor:
             return {k: self.json(v) for k, v in value.items()}
         return value
 
-    def fields(self, post: Mapping[str, Any]) -> dict[str, Any]:
-        """The changed fields of a post (text, html, url, ids, lists, raw) with the accounts removed."""
+    def fields(self, post: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
+        """The changed fields of a post (its attributes, or a database row's mapping: text, html,
+        url, ids, lists, raw) with the accounts removed."""
         keys = ("text", "html", "url", "reply_to", "repost_of", "quote_of", "mentions", "links",
                 "media", "raw")  # fmt: skip
         blob = json.dumps([post.get(k) for k in keys], ensure_ascii=False, default=str).casefold()
@@ -156,7 +169,7 @@ def forget(engine: Engine, account: str, key: bytes | None = None) -> Erased:
         raise StorageError(f"could not forget {acct}: {exc.orig}") from None
 
 
-def _identities(rows: list[Any]) -> tuple[set[str], set[str]]:
+def _identities(rows: Sequence[Any]) -> tuple[set[str], set[str]]:
     """Other forms of the person from their own posts: display names, and (Bluesky) the DID
     that other posts' reply ids and mentions use, from the author object in each raw payload."""
     ids: set[str] = set()
@@ -212,7 +225,9 @@ def _delete(conn: Connection, ids: list[int]) -> tuple[int, int, int]:
 
 def _redact_stored(conn: Connection, redactor: Redactor) -> int:
     """Rewrite every stored post that mentions the redactor's accounts or names; returns how many."""
-    columns = [POSTS.c[k] for k in ("text", "html", "url", "reply_to", "repost_of", "quote_of")]
+    columns: list[ColumnElement[Any]] = [
+        POSTS.c[k] for k in ("text", "html", "url", "reply_to", "repost_of", "quote_of")
+    ]
     columns += [cast(POSTS.c[k], Text) for k in ("mentions", "links", "media", "raw")]
     near = [c.icontains(n, autoescape=True) for c in columns for n in redactor.needles]
     ids = conn.execute(select(POSTS.c.id).where(or_(*near))).scalars().all() if near else []

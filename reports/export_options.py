@@ -81,8 +81,8 @@ def make_options(
     )
     tz = config.event.timezone
     try:
-        filters = replace(filters, since=since and parse_when(since, tz),
-                          until=until and parse_when(until, tz, end=True))  # fmt: skip
+        filters = replace(filters, since=parse_when(since, tz) if since else None,
+                          until=parse_when(until, tz, end=True) if until else None)  # fmt: skip
     except ValueError as exc:
         raise ExportUsage("--since/--until", str(exc)) from None
     if filters.since and filters.until and filters.since >= filters.until:

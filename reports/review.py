@@ -86,14 +86,19 @@ def _candidates(
     return sorted(out, key=lambda c: not c.shown)
 
 
-def _part(told: Told, part: Part) -> ReviewPart:
-    scan = told.data.scan
+def _why(told: Told, shown: list[PostView]) -> Callable[[int, PostView], str]:
+    """Why a candidate of a list (`shown`, what the story shows of it) is or is not shown."""
 
-    def why(pk: int, post: PostView, shown: list[PostView]) -> str:
+    def why(_pk: int, post: PostView) -> str:
         if any(p is post for p in shown):
             return "pinned by the organisers" if post.pinned else ""
         return told.left_out.get(id(post), "")
 
+    return why
+
+
+def _part(told: Told, part: Part) -> ReviewPart:
+    scan = told.data.scan
     candidates: dict[str, list[Candidate]] = {}
     totals: dict[str, int] = {}
     for kind, listed, field in KINDS:
@@ -104,8 +109,7 @@ def _part(told: Told, part: Part) -> ReviewPart:
             else scan.ranked(listed, part.id)
         )
         pks = list(dict.fromkeys(pks))
-        candidates[kind] = _candidates(told, part, pks, kind, shown,
-                                       lambda pk, post, s=shown: why(pk, post, s))  # fmt: skip
+        candidates[kind] = _candidates(told, part, pks, kind, shown, _why(told, shown))
         totals[kind] = len(pks) if kind == "highlight" else scan.counts[(part.id, listed)]
     disclosed = scan.ranked("disclosures", part.id)
     pinned = [
