@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.schema import CreateTable
 from sqlmodel import SQLModel, create_engine
 
 from aggregator.errors import AggregatorError
@@ -120,7 +121,8 @@ def add_missing_columns(engine: Engine) -> list[str]:
             ddl = f"ALTER TABLE {table_name} ADD COLUMN {column.name} {column.type.compile(conn.dialect)}"
             if column.server_default is not None:
                 # Quoted as CREATE TABLE writes it: PostgreSQL takes '0' as false, not 0.
-                ddl_compiler = conn.dialect.ddl_compiler(conn.dialect, None)
+                create = CreateTable(SQLModel.metadata.tables[table_name])
+                ddl_compiler = conn.dialect.ddl_compiler(conn.dialect, create)
                 ddl += f" DEFAULT {ddl_compiler.get_column_default_string(column)}"
             conn.exec_driver_sql(ddl)
         for table_name in {t for t, _ in missing}:  # and the indexes the new columns carry
