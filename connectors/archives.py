@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import re
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,8 @@ __all__ = [
     "FileSource",
     "JsonlConnector",
     "file_fingerprint",
+    "first_line",
+    "open_archive",
     "post_from_interchange",
     "read_jsonl",
     "read_lines",
@@ -31,6 +36,9 @@ REQUIRED = ("platform", "id", "created_at", "author", "text", "url")
 INT_FIELDS = ("likes", "reposts", "replies", "quotes")
 ID_FIELDS = ("reply_to", "repost_of", "quote_of")
 TEXT_FIELDS = ("author_name", "lang", "html")
+
+GZIP_MAGIC = b"\x1f\x8b"
+DAMAGED_GZIP = (EOFError, zlib.error, gzip.BadGzipFile)  # what reading a broken .gz raises
 
 HASHTAG_RE = re.compile(r"(?:^|(?<=[^\w&]))[#＃](\w+)")
 MENTION_RE = re.compile(r"(?:^|(?<=[^\w]))@(\w[\w.\-]*(?:@[\w.\-]+\w)?)")
@@ -111,13 +119,49 @@ def _flag(value: Any, key: str) -> bool:
 ParseLine = Callable[[Any], Page]
 
 
+def is_gzip(path: Path) -> bool:
+    """Whether a file is gzip-compressed, told by its first bytes (not its name)."""
+    with path.open("rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def open_archive(path: Path) -> io.BufferedIOBase:
+    """A file's bytes as written: a gzip-compressed one (`.jsonl.gz`) is decompressed as it is
+    read, never whole in memory. :raises OSError: when the file cannot be opened."""
+    return gzip.open(path, "rb") if is_gzip(path) else path.open("rb")
+
+
+def first_line(path: Path) -> bytes:
+    """A file's first line that is not blank; b"" when it has none or cannot be read (its
+    reader then says why)."""
+    try:
+        with open_archive(path) as fh:
+            return next((line for line in fh if line.strip()), b"")
+    except (OSError, *DAMAGED_GZIP):
+        return b""
+
+
+def _lines(fh: io.BufferedIOBase, start: int, path: Path) -> Iterator[bytes]:
+    """The lines from byte `start` (of the text as written, in a gzip file too).
+
+    :raises ConnectorError: naming the file when its gzip stream is damaged (cut short, corrupt),
+        after the lines before the damage.
+    """
+    try:
+        fh.seek(start)
+        yield from fh
+    except DAMAGED_GZIP as exc:
+        raise ConnectorError(f"cannot read {path.name}: a damaged gzip file ({exc})") from None
+
+
 def read_lines(
     path: Path, parse: ParseLine, start: int = 0, start_line: int = 0, page_size: int = PAGE_SIZE
 ) -> Iterator[Page]:
     """Pages from a JSON-lines file, from byte `start` (line `start_line`).
 
     `parse` turns one line's JSON value into a Page of its posts and the records it skipped.
-    Each page's cursor is the byte offset after its last line, so a killed import resumes there.
+    Each page's cursor is the byte offset after its last line, so a killed import resumes there
+    (in a gzip file, of the text as written: `open_archive`).
     Whatever is wrong with one line (not UTF-8, not JSON, a bad value) skips that line only, kept
     in `quarantined` with its line number; the good lines are still yielded. Within a page the
     last copy of a post wins (retweets of one original collapse to one row).
@@ -126,12 +170,11 @@ def read_lines(
     page = Page([])
     line_no, offset = start_line, start
     try:
-        fh = path.open("rb")
+        fh = open_archive(path)
     except OSError as exc:
         raise ConnectorError(f"cannot read {path}: {exc.strerror}") from None
     with fh:
-        fh.seek(start)
-        for raw_line in fh:
+        for raw_line in _lines(fh, start, path):
             line_no += 1
             offset += len(raw_line)
             if raw_line.strip():
@@ -196,10 +239,12 @@ def file_fingerprint(path: Path, length: int = 4096) -> str:
 def resume_point(
     path: Path, cursor: Mapping[str, Any] | None, count_key: str = "line"
 ) -> tuple[int, int]:
-    """(offset, line or row) to start from: the cursor's only if it was made on this same file."""
+    """(offset, line or row) to start from: the cursor's only if it was made on this same file.
+    (A gzip file's offset counts the text as written, so its compressed size says nothing.)"""
     if cursor and "head" in cursor:
         offset, head_len = int(cursor.get("offset", 0)), int(cursor.get("head_len", 0))
-        if offset <= path.stat().st_size and file_fingerprint(path, head_len) == cursor["head"]:
+        within = is_gzip(path) or offset <= path.stat().st_size
+        if within and file_fingerprint(path, head_len) == cursor["head"]:
             return offset, int(cursor.get(count_key, 0))
     return 0, 0  # new, replaced or shrunk file: read it all; upserts keep this idempotent
 
@@ -223,7 +268,7 @@ class FileSource:
     Subclasses name their reader, what the file is, and how a position is counted.
     """
 
-    reader: Reader = staticmethod(read_jsonl)  # type: ignore[assignment]
+    reader: Reader = staticmethod(read_jsonl)
     kind = "JSONL file"
     count_key = "line"  # the cursor key counting lines (or rows) already read
     first_count = 0  # what a reader starts counting from when the file is read from the top
