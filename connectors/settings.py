@@ -44,6 +44,7 @@ HANDLE_ENV = "AGGREGATOR_BLUESKY_HANDLE"
 PASSWORD_ENV = "AGGREGATOR_BLUESKY_APP_PASSWORD"  # noqa: S105 - a variable name, not a secret
 X_TOKEN_ENV = "AGGREGATOR_X_BEARER_TOKEN"  # noqa: S105 - a variable name, not a secret
 BLUESKY_SERVICE = "https://bsky.social"
+X_API = "https://api.x.com/2"
 FeedFilter = Literal["all", "hashtags"]
 XEndpoint = Literal["recent", "all"]  # recent: the last 7 days; all: the full archive
 Settings = TypeVar("Settings")
@@ -122,6 +123,9 @@ class XSettings:
     endpoint: XEndpoint = "recent"
     query: str | None = None  # None: the source's hashtags OR'ed
     start_time: datetime | None = None
+    # the API's base, without a trailing slash: another address serves a recording or a proxy,
+    # and is sent the bearer token
+    base_url: str = X_API
     retry: Retry = Retry()
 
 
@@ -296,13 +300,14 @@ def parse_bluesky(
 
 
 def parse_x(raw: Mapping[str, Any], timezone: tzinfo = UTC) -> tuple[XSettings | None, list[str]]:
-    """`token_env`, `endpoint`, `query`, `start_time` and the retry options."""
+    """`token_env`, `endpoint`, `query`, `start_time`, `base_url` and the retry options."""
     table = _Table(raw)
     settings = XSettings(
         token_env=table.env_name("token_env", X_TOKEN_ENV),
         endpoint=cast(XEndpoint, table.choice("endpoint", get_args(XEndpoint), "recent")),
         query=table.text("query"),
         start_time=table.since("start_time", timezone),
+        base_url=table.url("base_url", X_API),
         retry=table.retry(),
     )
     return table.result(settings)

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import csv
-import html
 import json
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from connectors.archives import HASHTAG_RE, MENTION_RE, PAGE_SIZE, FileSource
 from connectors.base import ConnectorError, Page, Post, reason
 from connectors.html import links_in_text
 from connectors.twarc import entities_v1, twitter_time
 from connectors.values import storable
-from connectors.x import tweet_url
+from connectors.x import Entities, unescape, x_post
 
 __all__ = ["COLUMNS", "TagsConnector", "post_from_row", "read_tags", "recover_id"]
 
@@ -46,8 +45,9 @@ def _plain_id(value: str | None) -> str | None:
     return value if value.isdigit() and value.strip("0") else None
 
 
-def _entities(row: Mapping[str, str | None], text: str) -> dict[str, list[Any]]:
-    """`entities_str` (v1.1 entities JSON) when present and valid; else found in the text."""
+def _entities(row: Mapping[str, str | None], text: str) -> Entities:
+    """`entities_str` (v1.1 entities JSON) when present and valid; else found in the text (as
+    written: `&amp;` is no hashtag)."""
     try:
         entities = json.loads(row.get("entities_str") or "")
         if isinstance(entities, dict):
@@ -55,12 +55,12 @@ def _entities(row: Mapping[str, str | None], text: str) -> dict[str, list[Any]]:
     except ValueError:
         pass  # a hand-edited or truncated cell: fall back to the text, as TAGS itself displays it
 
-    return {
-        "hashtags": HASHTAG_RE.findall(text),
-        "mentions": MENTION_RE.findall(text),
-        "links": links_in_text(text),
-        "media": [],
-    }
+    return Entities(
+        hashtags=HASHTAG_RE.findall(text),
+        mentions=MENTION_RE.findall(text),
+        links=links_in_text(text),
+        media=[],
+    )
 
 
 def post_from_row(row: Mapping[str, str | None]) -> Post:
@@ -70,17 +70,16 @@ def post_from_row(row: Mapping[str, str | None]) -> Post:
     if not user:
         raise ValueError("from_user is empty")
     created = twitter_time(row.get("created_at") or "")
-    text = html.unescape(row.get("text") or "")  # TAGS stores the API's &amp; escaping
-    return Post(
-        platform="x",
-        id=tweet_id,
-        created_at=created,
-        author=user,
-        text=text,
-        url=tweet_url(user, tweet_id),
+    text = row.get("text") or ""  # as the v1.1 search API sent it: &amp; &lt; &gt; escaped
+    return x_post(
+        tweet_id,
+        created,
+        user,
+        text,
+        {k: v for k, v in row.items() if k},
+        _entities(row, unescape(text)),
+        username=user,
         reply_to=_plain_id(row.get("in_reply_to_status_id_str")),
-        raw={k: v for k, v in row.items() if k},
-        **_entities(row, text),
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import html
 import shutil
 import tempfile
 from datetime import UTC, datetime
@@ -176,4 +175,36 @@ def test_case_06_byte_cursor_resumes_whatever_the_text(texts: list[str], kill_af
         rest, _ = run(connector, cursor)
         posts, _, _ = all_pages(path)
     assert first + rest == [r["id_str"] for r in rows]
-    assert [posts[r["id_str"]].text for r in rows] == [html.unescape(t) for t in texts]
+    assert [posts[r["id_str"]].text for r in rows] == [as_written(t) for t in texts]
+
+
+def as_written(sent: str) -> str:
+    """What X meant by a text it sent: it escapes only & < > (the &amp; last, so once)."""
+    return sent.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def test_a_real_tags_archive_reads_row_for_row() -> None:
+    """tidytags' sample of a real #aect19 sheet (SOURCES.md): R wrote `NA` in empty cells."""
+    path = FIXTURES / "tidytags_sample.csv"
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    posts, rejected, warnings = all_pages(path)
+    assert (rejected, warnings) == ([], [])
+    assert list(posts) == [r["id_str"] for r in rows]
+    assert [p.text for p in posts.values()] == [r["text"] for r in rows]  # no & to undo
+    photo = posts["1248064163211096064"]
+    assert (photo.author, photo.hashtags) == ("Patrick81040643", ["aect19"])
+    assert photo.mentions == ["dtpthanh", "YamChaivisit"]
+    assert photo.media == [
+        {"url": "https://pbs.twimg.com/media/EHrwskZU0AA2xdG.jpg", "type": "photo", "alt": None}
+    ]
+    assert all(p.reply_to is None for p in posts.values())  # NA is no id
+
+
+def test_tags_text_is_unescaped_once_and_hashtags_kept_once(tmp_path: Path) -> None:
+    path = tmp_path / "sheet.csv"
+    text = "Q&amp;A at #CoPro16: write &amp;lt;3 &amp;amp; more #copro16 #EveryoneIncluded"
+    write_csv(path, [row("803000000000000001", text)])
+    (post,) = all_pages(path)[0].values()
+    assert post.text == "Q&A at #CoPro16: write &lt;3 &amp; more #copro16 #EveryoneIncluded"
+    assert post.hashtags == ["CoPro16", "EveryoneIncluded"]  # from the text: no entities_str
