@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import EXAMPLE, ROOT, shipped_project, write_jsonl
 
 # What `aggregator import` (each archive) then `aggregator report --review` do
@@ -82,6 +84,7 @@ def _all_alike(written: dict[str, dict[str, bytes]]) -> None:
             assert written[seed][name] == written[first][name], f"{name}, PYTHONHASHSEED={seed}"
 
 
+@pytest.mark.slow  # five real processes, each running the whole pipeline: CI runs it (-m slow)
 def test_the_example_story_is_the_same_under_any_hash_seed(tmp_path: Path) -> None:
     # 0 turns hash randomisation off; "random" is Python's default.
     written = _stories(tmp_path, ("0", "1", "2", "3", "random"), EXAMPLE)
