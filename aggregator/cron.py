@@ -1,6 +1,6 @@
 """Checking a five-field cron line (`[schedule] cron`) when the config is loaded, without the
 scheduler library: loading a config must stay light (docs/architecture.md). The scheduler
-(aggregator.scheduler, APScheduler) runs the same line; tests/test_cron_check.py holds the two to
+(aggregator.scheduler, APScheduler) runs the same line; tests/aggregator/test_cron_check.py holds the two to
 the same verdict on every form the documentation shows and many it does not.
 
 Semantics are APScheduler 3's CronTrigger, the one that runs it: every field must match (day of

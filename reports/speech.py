@@ -6,7 +6,7 @@ rules"); reports/editorial.py applies them together with the rules that need the
 
 Post text is hostile input: every regex here starts at a literal or a bounded look-behind, reads
 runs possessively and windows of a bounded number of words, so each rule runs in time linear in the
-text (tests/test_editorial.py measures it).
+text (tests/reports/test_editorial.py measures it).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "reliability.md"
 ROW = re.compile(r"^\|\s*(\d+)\s*\|(.*)\|\s*$", re.M)  # | 7 | fault | what must happen | files |
-TEST_FILE = re.compile(r"`(tests/test_\w+\.py)`")
+TEST_FILE = re.compile(r"`(tests/(?:\w+/)*test_\w+\.py)`")
 CASE_TEST = re.compile(r"test_case_(\d\d)_\w+")
 
 

@@ -33,7 +33,7 @@ from reports.editorial import (
 from reports.editorial_eval import TARGETS, LabelledFileError, evaluate
 from tests.helpers import adversarial, best_seconds
 
-FIXTURES = Path(__file__).parent / "fixtures" / "editorial"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "editorial"
 LABELLED, HELDOUT = FIXTURES / "labelled.jsonl", FIXTURES / "heldout.jsonl"
 
 

@@ -21,7 +21,7 @@ from connectors.settings import parse_x
 from connectors.x import SNOWFLAKE_EPOCH_MS, XConnector, id_time
 from tests.helpers import FakeClock, client
 
-FIXTURES = Path(__file__).parent / "fixtures" / "x"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "x"
 TOKEN = "AAAAAAAAAAAAAAAAAAAAAtest%2Fbearer%3Dtoken"
 ENV = {"AGGREGATOR_X_BEARER_TOKEN": TOKEN}
 NOW = datetime(2026, 11, 28, 13, 0, tzinfo=UTC)

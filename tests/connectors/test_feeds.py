@@ -19,7 +19,7 @@ from connectors.settings import parse_feed
 from connectors.undated import undated
 from tests.helpers import client, invoke
 
-FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "feeds"
 MASTO = "https://mastodon.example/tags/copro16.rss"
 BLOG = "https://blog.example/tag/copro16/feed/"
 TUBE = "https://www.youtube.com/feeds/videos.xml?channel_id=UCexample000000000000000"

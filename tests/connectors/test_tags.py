@@ -17,7 +17,7 @@ from connectors.base import ConnectorError, Post, SourceSpec
 from connectors.settings import FileSettings
 from connectors.tags import COLUMNS, TagsConnector, read_tags, recover_id
 
-FIXTURES = Path(__file__).parent / "fixtures" / "tags"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tags"
 ARCHIVE = FIXTURES / "archive.csv"
 
 

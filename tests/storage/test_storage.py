@@ -81,7 +81,7 @@ def test_case_12_two_sightings_of_one_post_are_one_row(engine):
 def test_case_18_posts_and_cursor_are_saved_together_or_not_at_all(engine):
     save_page(engine, "s", Page([make_post(1)], cursor={"page": 1}))
     # A cursor the database cannot store fails the whole page: no posts, no cursor move. (A post
-    # it cannot store is quarantined instead: tests/test_storage_hostile.py.)
+    # it cannot store is quarantined instead: tests/storage/test_storage_hostile.py.)
     bad = {"page": object()}
     with pytest.raises(Exception):  # noqa: B017 - any failure will do; we check what was kept
         save_page(engine, "s", Page([make_post(2)], cursor=bad))

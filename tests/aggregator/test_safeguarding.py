@@ -25,7 +25,7 @@ from aggregator.safeguarding import (
     role_from_profile,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "safeguarding"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "safeguarding"
 
 
 def spans(text: str, allowlist=DEFAULT_ALLOWLIST) -> list[tuple[str, str]]:

@@ -1,5 +1,5 @@
 """reports/text.py: tokens and terms, sentiment without NLTK corpora, the question to quote, surface
-forms and clean text (questions and pledges themselves: reports/editorial.py, tests/test_editorial.py)."""
+forms and clean text (questions and pledges themselves: reports/editorial.py, tests/reports/test_editorial.py)."""
 
 from __future__ import annotations
 

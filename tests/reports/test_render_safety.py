@@ -25,7 +25,7 @@ from reports.story import build_story
 from storage.models import Assignment
 from storage.queries import save_page
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "reports" / "templates"
+TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
 DANGEROUS_TAGS = {
     "script",
     "iframe",

@@ -40,7 +40,7 @@ from storage.models import Assignment, PostRow, Sighting
 from storage.queries import save_page
 from tests.helpers import client, invoke, mastodon_source, postgres_database
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 POSTS = PostRow.__table__  # type: ignore[attr-defined]
 SIGHTINGS = Sighting.__table__  # type: ignore[attr-defined]
 ASSIGNMENTS = Assignment.__table__  # type: ignore[attr-defined]

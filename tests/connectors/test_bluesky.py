@@ -20,7 +20,7 @@ from connectors.http import HttpClient
 from connectors.settings import BlueskySettings, parse_bluesky
 from tests.helpers import FakeClock, client
 
-FIXTURES = Path(__file__).parent / "fixtures" / "bluesky"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bluesky"
 VIEWS: dict[str, dict[str, Any]] = json.loads((FIXTURES / "postviews.json").read_text())
 SESSION = json.loads((FIXTURES / "createSession.json").read_text())
 REFRESHED = json.loads((FIXTURES / "refreshSession.json").read_text())

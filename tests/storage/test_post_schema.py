@@ -22,7 +22,7 @@ from storage.db import open_database
 from storage.models import POST_TABLE, Sighting, _post_column
 from storage.queries import save_page
 
-FROZEN = Path(__file__).parent / "fixtures" / "post_schema"
+FROZEN = Path(__file__).resolve().parents[1] / "fixtures" / "post_schema"
 T0 = datetime(2016, 11, 28, 13, tzinfo=UTC)
 TABLE_CONSTRAINTS = ("PRIMARY KEY", "CONSTRAINT", "UNIQUE", "FOREIGN KEY", "CHECK")
 

@@ -16,7 +16,7 @@ from connectors.base import ConnectorError, Post, SourceSpec
 from connectors.settings import FileSettings
 from connectors.twarc import V1_TIME, TwarcConnector, read_twarc, twitter_time
 
-FIXTURES = Path(__file__).parent / "fixtures" / "twarc"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "twarc"
 
 
 def all_pages(path: Path) -> tuple[dict[str, Post], list[str]]:

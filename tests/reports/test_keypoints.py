@@ -13,7 +13,7 @@ from reports.editorial import Item, build_context, classify
 from reports.keypoints import KeyPoint, key_points
 from tests.helpers import adversarial, best_seconds
 
-FIXTURES = Path(__file__).parent / "fixtures" / "editorial"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "editorial"
 
 HOUSING = [
     Item("q1", "live", '"Housing is a health intervention" says Alison Cameron #CoPro16'),

@@ -28,8 +28,8 @@ from connectors.x import WITHHELD, XConnector, unescape
 from storage.queries import save_page
 from tests.helpers import FakeClock, client, database, invoke
 
-TWARC = Path(__file__).parent / "fixtures" / "twarc"
-X = Path(__file__).parent / "fixtures" / "x"
+TWARC = Path(__file__).resolve().parents[1] / "fixtures" / "twarc"
+X = Path(__file__).resolve().parents[1] / "fixtures" / "x"
 KPOP, WITHHELD_PAGE = TWARC / "twarc2_kpop_page.jsonl", TWARC / "twarc2_withheld_page.jsonl"
 BEFORE, AFTER = TWARC / "twarc2_edited_before.jsonl", TWARC / "twarc2_edited_after.jsonl"
 FIRST_ID, EDIT_ID = "1576994746135764992", "1576994789110992896"  # wongmjane's edited post
