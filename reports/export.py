@@ -22,7 +22,7 @@ from aggregator.pseudonym import Pseudonymiser
 from aggregator.safeguarding import IdentifierScrubber, scrubber_for
 from aggregator.settings import Config
 from connectors.base import parse_time
-from connectors.undated import UNDATED, undated
+from connectors.undated import undated
 from reports.columns import COLUMNS, EXTRAS, INTERCHANGE, iso_utc
 from reports.export_options import ExportOptions
 from reports.manifest import ExportStats, write_manifest
@@ -144,8 +144,8 @@ def iter_records(
                 _redact_identifiers(rec, identifiers)
             if pseudo:
                 _pseudonymise(rec, pseudo)
-            if stats is not None:  # a post with no time gives the manifest's window its stored form
-                stats.add(rec if rec["created_at"] else {**rec, "created_at": UNDATED})
+            if stats is not None:
+                stats.add(rec)
             yield rec
 
 

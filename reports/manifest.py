@@ -38,12 +38,15 @@ class ExportStats:
     identifiers: Counter[str] | None = None  # redacted, by kind; None when redaction is off
 
     def add(self, rec: Mapping[str, Any]) -> None:
+        """Count one exported record; a time of None (a post whose source gave no readable time,
+        connectors.undated) is in no window."""
         self.rows += 1
         self.platforms[rec["platform"]] += 1
         self.sessions[rec["session_id"] or GENERAL] += 1
         self.sources[rec["source"]] += 1
         for column in ("created_at", "collected_at"):
-            when = rec[column]
+            if (when := rec[column]) is None:
+                continue
             first, last = self.windows.get(column, (when, when))
             self.windows[column] = [min(first, when), max(last, when)]
 

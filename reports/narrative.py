@@ -264,9 +264,10 @@ def quality_lines(
     clock: EventClock,
 ) -> list[str]:
     """The data-quality line: where posts came from and when, failures, gaps, and what is not shown.
-    `hidden` counts posts not shown by reason (deleted, excluded, opted_out, muted); `spam` is
-    (posts, accounts) set aside as spam; `redacted` the personal identifiers removed by kind;
-    times are told by the event's `clock`."""
+    `hidden` counts posts not shown by reason (deleted, excluded, opted_out, muted, and undated:
+    no time their source gave can be read, connectors.undated); `spam` is (posts, accounts) set
+    aside as spam; `redacted` the personal identifiers removed by kind; times are told by the
+    event's `clock`."""
     used = [s for s in sources if s.posts or s.status != "never"]
     lines = [f"Posts came from {', '.join(_origin(s, clock) for s in used)}."] if used else []
     problems = _problems(sources, clock)
@@ -281,6 +282,10 @@ def quality_lines(
     ]
     if any(reasons):
         lines.append(f"Not shown: {join_and([r for r in reasons if r])}.")
+    if undated := hidden.get("undated", 0):
+        whose = "its" if undated == 1 else "their"
+        lines.append(f"{_plural(undated, 'post has', 'posts have')} no time {whose} source gave "
+                     "that can be read: counted, shown in no part.")  # fmt: skip
     posts, accounts = spam
     if posts:
         who = f", {_plural(accounts, 'account', 'accounts')} in all" if accounts else ""
