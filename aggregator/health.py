@@ -197,9 +197,27 @@ def _source_line(s: dict[str, Any], clock: EventClock) -> str:
     return f"  {s['name']} ({s['type']}){enabled}: {state}; {worked}; {fresh}"
 
 
+def _one_line(text: object, limit: int = 500) -> str:
+    """A warning as one line a terminal shows as written: a warning may quote what a post or a
+    feed holds (hostile), so no control character, line break or direction override survives."""
+    line = "".join(c if c.isprintable() else " " for c in str(text))
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _warnings(outcome: dict[str, Any], latest: bool) -> list[str]:
+    """An outcome's warnings, one line each: every one for a source's latest outcome (gaps, a
+    feed date that cannot be read, X media not found, withheld authors, records skipped…), only
+    its gaps for an older one (the days they name may be missing for good)."""
+    return [
+        f"    ! {_one_line(w)}"
+        for w in outcome["warnings"] or []
+        if latest or str(w).startswith("gap")
+    ]
+
+
 def format_status(report: dict[str, Any], config: Config) -> list[str]:
-    """The report as lines for people: recent runs with what each source did, then each source's
-    health; times in the event's zone."""
+    """The report as lines for people: recent runs with what each source did and its warnings,
+    then each source's health; times in the event's zone."""
     clock = EventClock(config.event.timezone)
     lines = [f"{report['event']}: {report['posts']} posts stored in {report['database']}"]
     if report["quarantined"]:
@@ -216,6 +234,7 @@ def format_status(report: dict[str, Any], config: Config) -> list[str]:
         lines.append(f"A collection is running now (pid {report['running_pid']}).")
     if not report["runs"]:
         return [*lines, "No runs yet: try `aggregator run`."]
+    shown: set[str] = set()  # sources whose latest outcome is listed (runs come newest first)
     for run in report["runs"]:
         note = f" ({run['message']})" if run["message"] and run["status"] != "ok" else ""
         lines.append(
@@ -229,7 +248,8 @@ def format_status(report: dict[str, Any], config: Config) -> list[str]:
                 else f"{o['new_posts']} new, {o['pages']} pages, {o['waits']} waits"
             )
             lines.append(f"  {o['source']}: {o['status']}, {detail}")
-            lines += [f"    ! {w}" for w in o["warnings"] or [] if str(w).startswith("gap")]
+            lines += _warnings(o, latest=o["source"] not in shown)
+            shown.add(o["source"])
     lines.append("Sources:")
     lines += [_source_line(s, clock) for s in report["sources"]]
     return lines
