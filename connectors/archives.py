@@ -9,12 +9,14 @@ import json
 import re
 import zlib
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from connectors.base import ConnectorError, Page, Post, SourceSpec, parse_time, reason
 from connectors.html import links_in_text
 from connectors.settings import FileSettings
+from connectors.undated import UNDATED, undated
 from connectors.values import account, brief, count, optional_id, post_id, storable
 
 __all__ = [
@@ -33,6 +35,13 @@ __all__ = [
 
 PAGE_SIZE = 500
 REQUIRED = ("platform", "id", "created_at", "author", "text", "url")
+# Required keys that may be empty or null: a post whose source gave no readable time (our export
+# writes null), an archive without links. `text` may be "" (a media-only post), never null.
+NULLABLE = ("created_at", "url")
+TIMELESS = (
+    "posts whose created_at is empty, null or 1970-01-01T00:00:00Z kept with no time: left out "
+    "of every session and the story's timeline, exported with an empty time"
+)
 INT_FIELDS = ("likes", "reposts", "replies", "quotes")
 ID_FIELDS = ("reply_to", "repost_of", "quote_of")
 TEXT_FIELDS = ("author_name", "lang", "html")
@@ -48,12 +57,7 @@ def post_from_interchange(obj: Mapping[str, Any]) -> Post:
     """One interchange object -> Post. Raises ValueError naming the bad field."""
     if not isinstance(obj, Mapping):
         raise ValueError("not a JSON object")
-    # text may be empty (a media-only post) and url empty or null (an archive without links).
-    missing = [
-        k
-        for k in REQUIRED
-        if (k not in obj if k == "url" else obj.get(k) is None or (obj[k] == "" and k != "text"))
-    ]
+    missing = [k for k in REQUIRED if k not in obj or _empty(k, obj[k])]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     text = obj["text"]
@@ -68,7 +72,7 @@ def post_from_interchange(obj: Mapping[str, Any]) -> Post:
     return Post(
         platform=account(obj["platform"], "platform"),
         id=post_id(obj["id"]),
-        created_at=parse_time(obj["created_at"], "created_at"),
+        created_at=_created(obj["created_at"]),
         author=account(obj["author"]),
         text=text,
         hashtags=list(dict.fromkeys(h.lstrip("#＃") for h in hashtags)),
@@ -80,6 +84,18 @@ def post_from_interchange(obj: Mapping[str, Any]) -> Post:
         raw=dict(obj),
         **fields,
     )
+
+
+def _empty(key: str, value: Any) -> bool:
+    """Whether a required key's value counts as missing."""
+    if key in NULLABLE:
+        return False
+    return value is None or (value == "" and key != "text")
+
+
+def _created(value: Any) -> datetime:
+    """`created_at`: empty or null is no time (connectors.undated), never a made-up one."""
+    return UNDATED if value is None or value == "" else parse_time(value, "created_at")
 
 
 def _text(value: Any, key: str) -> str | None:
@@ -226,8 +242,13 @@ def _interchange_line(obj: Any) -> Page:
 def read_jsonl(
     path: Path, start: int = 0, start_line: int = 0, page_size: int = PAGE_SIZE
 ) -> Iterator[Page]:
-    """Pages of posts from a file in our JSONL interchange format (docs/jsonl.md)."""
-    return read_lines(Path(path), _interchange_line, start, start_line, page_size)
+    """Pages of posts from a file in our JSONL interchange format (docs/jsonl.md); a page that
+    keeps posts with no time (connectors.undated) says so in one warning, the same on every page
+    (an import says it once)."""
+    for page in read_lines(Path(path), _interchange_line, start, start_line, page_size):
+        if any(undated(post.created_at) for post in page.posts):
+            page.warnings.append(TIMELESS)
+        yield page
 
 
 def file_fingerprint(path: Path, length: int = 4096) -> str:
