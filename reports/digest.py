@@ -246,8 +246,8 @@ class Scan:
         self.shared_terms: defaultdict[str, set[str]] = defaultdict(set)
         self.links: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.all_links: Counter[str] = Counter()
-        self.hashtags: Counter[str] = Counter()
-        self.hashtag_forms: dict[str, str] = {}  # '#copro16' -> '#CoPro16', as first written
+        self.hashtags: Counter[str] = Counter()  # '#copro16' -> posts writing it, in any case
+        self.hashtag_spellings: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.pinned: defaultdict[str, list[int]] = defaultdict(list)
         self.heaps: defaultdict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
         # the shown lists' candidates, per account, so that no account fills a list
@@ -306,11 +306,12 @@ class Scan:
             links = {u for u in _list(r.links) if isinstance(u, str)}
             self.links[part].update(links)
             self.all_links.update(links)
-        for tag in {t.lstrip("#") for t in r.hashtags or () if isinstance(t, str)}:
-            key = "#" + tag.casefold()
-            self.hashtags[key] += 1
-            if key not in self.hashtag_forms:
-                self.hashtag_forms[key] = "#" + tag
+        spellings: defaultdict[str, set[str]] = defaultdict(set)  # this post's, once each
+        for tag in (t.lstrip("#") for t in r.hashtags or () if isinstance(t, str)):
+            spellings["#" + tag.casefold()].add("#" + tag)
+        self.hashtags.update(spellings.keys())
+        for key, written in spellings.items():
+            self.hashtag_spellings[key].update(written)
         if copy or r.technical or r.low_content:
             return
         terms = r.terms or ()
@@ -320,6 +321,15 @@ class Scan:
         for term in set(terms).difference(shared):  # most terms are soon shared: skip them
             if seen.setdefault(term, account) != account:
                 shared.add(term)
+
+    @property
+    def hashtag_forms(self) -> dict[str, str]:
+        """Each hashtag as the story writes it ('#copro16' -> '#CoPro16'): its spelling the most
+        posts wrote, the first in code-point order on a tie, so the same on every run."""
+        return {
+            key: min(written.items(), key=lambda form: (-form[1], form[0]))[0]
+            for key, written in self.hashtag_spellings.items()
+        }
 
     def _keep(self, kind: str, part: str, rank: tuple[Any, ...], size: int = KEEP) -> None:
         heap = self.heaps[(kind, part)]
