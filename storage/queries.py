@@ -438,7 +438,12 @@ def start_run(
                 command=command, started_at=started_at or utcnow(), status=status, pid=pid
             )
         )
-        return int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        if key is None or key[0] is None:  # a driver that cannot say which row it added
+            raise StorageError(
+                f"could not record the run: the {conn.dialect.name} driver gave no id for it"
+            )
+        return int(key[0])
 
 
 def finish_run(engine: Engine, run_id: int, status: str, message: str | None = None) -> None:
@@ -460,12 +465,12 @@ def record_outcome(engine: Engine, run_id: int, outcome: Mapping[str, Any]) -> N
 
 def recent_runs(engine: Engine, limit: int = 10) -> list[tuple[CollectionRun, list[SourceOutcome]]]:
     """The latest runs, newest first, each with its per-source outcomes."""
-    from sqlmodel import Session
+    from sqlmodel import Session, col
 
     with Session(engine) as session:
         runs = (
             session.execute(
-                select(CollectionRun).order_by(CollectionRun.id.desc()).limit(limit)  # type: ignore[union-attr]
+                select(CollectionRun).order_by(col(CollectionRun.id).desc()).limit(limit)
             )
             .scalars()
             .all()
@@ -475,8 +480,8 @@ def recent_runs(engine: Engine, limit: int = 10) -> list[tuple[CollectionRun, li
             outcomes = (
                 session.execute(
                     select(SourceOutcome)
-                    .where(SourceOutcome.run_id == run.id)
-                    .order_by(SourceOutcome.id)
+                    .where(col(SourceOutcome.run_id) == run.id)
+                    .order_by(col(SourceOutcome.id))
                 )
                 .scalars()
                 .all()
