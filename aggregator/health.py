@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from aggregator.clock import EventClock, iso_utc
 from aggregator.config import Config, SourceConfig
+from aggregator.logs import printable
 from aggregator.media import archive_counts
 from storage.db import writer
 from storage.models import CollectionRun, Sighting, SourceOutcome
@@ -197,19 +198,12 @@ def _source_line(s: dict[str, Any], clock: EventClock) -> str:
     return f"  {s['name']} ({s['type']}){enabled}: {state}; {worked}; {fresh}"
 
 
-def _one_line(text: object, limit: int = 500) -> str:
-    """A warning as one line a terminal shows as written: a warning may quote what a post or a
-    feed holds (hostile), so no control character, line break or direction override survives."""
-    line = "".join(c if c.isprintable() else " " for c in str(text))
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 def _warnings(outcome: dict[str, Any], latest: bool) -> list[str]:
     """An outcome's warnings, one line each: every one for a source's latest outcome (gaps, a
     feed date that cannot be read, X media not found, withheld authors, records skipped…), only
     its gaps for an older one (the days they name may be missing for good)."""
     return [
-        f"    ! {_one_line(w)}"
+        f"    ! {printable(w, 500)}"
         for w in outcome["warnings"] or []
         if latest or str(w).startswith("gap")
     ]

@@ -22,6 +22,7 @@ from aggregator import safeguarding
 __all__ = [
     "IN_SUMMARY",
     "SecretFilter",
+    "printable",
     "redact",
     "secret_env_names",
     "setup_logging",
@@ -97,6 +98,13 @@ def _url_parts(value: str) -> set[str]:
         return set()
     pieces = {parts.path, parts.query, parts.password or "", f"{parts.path}?{parts.query}"}
     return {p for p in pieces if len(p.strip("/?")) >= MIN_SECRET}
+
+
+def printable(text: object, limit: int = 280) -> str:
+    """One line a terminal shows as written. Post content, and a warning or a name that quotes it,
+    is hostile: no control character, line break or direction override survives; cut at `limit`."""
+    line = "".join(c if c.isprintable() else " " for c in str(text))
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def redact(text: str, env: Mapping[str, str] | None = None) -> str:

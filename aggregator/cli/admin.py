@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
-from aggregator.cli.app import fail, get_config, get_engine, printable
+from aggregator.cli.app import fail, get_config, get_engine
 from aggregator.errors import UsageError
 from aggregator.lock import holder_pid, lock_path
+from aggregator.logs import printable
 from aggregator.pipeline import writing
 
 

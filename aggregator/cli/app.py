@@ -27,6 +27,7 @@ from aggregator.errors import EXIT_FAILED, EXIT_USAGE, AggregatorError
 from aggregator.lock import LockHeld
 from aggregator.logs import (
     IN_SUMMARY,
+    printable,
     redact,
     secret_env_names,
     setup_logging,
@@ -35,7 +36,7 @@ from aggregator.logs import (
 )
 from aggregator.pipeline import reading
 
-__all__ = ["cli", "fail", "get_config", "get_engine", "printable", "progress"]
+__all__ = ["cli", "fail", "get_config", "get_engine", "progress"]
 
 log = logging.getLogger("aggregator")
 
@@ -176,9 +177,3 @@ def progress(ctx: click.Context) -> Iterator[Any]:
             bars.update(tasks[name], advance=len(page.posts), pages=pages[name])
 
         yield on_page
-
-
-def printable(text: str, limit: int = 280) -> str:
-    """Post text is hostile: no terminal control sequences, one line."""
-    text = "".join(c if c.isprintable() else " " for c in text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"

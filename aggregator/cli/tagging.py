@@ -8,10 +8,11 @@ from typing import Any
 import click
 from sqlalchemy.engine import Engine
 
-from aggregator.cli.app import fail, get_config, get_engine, printable
+from aggregator.cli.app import fail, get_config, get_engine
 from aggregator.clock import EventClock
 from aggregator.config import Config
 from aggregator.errors import UsageError
+from aggregator.logs import printable
 from aggregator.pipeline import writing
 from aggregator.tagstage import evaluate, explain, tag
 from connectors import ConnectorError
