@@ -34,7 +34,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, or_, select, tuple_
+from sqlalchemy import Connection, exists, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import (
@@ -46,6 +46,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
     StatementError,
 )
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from aggregator.clock import as_utc, utcnow  # re-exported: callers import them from here
 from connectors.base import Page, Post, Quarantined
@@ -145,34 +146,49 @@ def _insert(conn: Connection, table: Any) -> Any:
     raise StorageError(f"database {dialect!r} is not supported: use SQLite or PostgreSQL")
 
 
+# A post's stored fields: (Post attribute, column); its times, converted to aware UTC.
+STORED = tuple((name, column.name) for name, column in POST_COLUMNS.items())
+TIMES = tuple(name for name, col in POST_COLUMNS.items() if isinstance(col.type, UTCDateTime))
+
+
 def _post_values(post: Post, source: str, now: datetime) -> dict[str, Any]:
     """The row of `post` (its stored fields, times as aware UTC) first stored by `source` at `now`."""
-    stored = {column.name: getattr(post, name) for name, column in POST_COLUMNS.items()}
-    times = {k: as_utc(v) for k, v in stored.items() if isinstance(v, datetime)}
-    return {
-        **stored,
-        **times,
-        "deleted_at": now if post.deleted else None,
-        "source": source,
-        "collected_at": now,
-        "updated_at": now,
-    }
+    given = vars(post)
+    row = {column: given[name] for name, column in STORED}
+    for name in TIMES:
+        if isinstance(when := given[name], datetime):
+            row[name] = as_utc(when)
+    row["deleted_at"] = now if post.deleted else None
+    row.update(source=source, collected_at=now, updated_at=now)
+    return row
+
+
+def _by_key(
+    conn: Connection, keys: Sequence[Key], columns: Sequence[str], lock: bool = False
+) -> dict[Key, Any]:
+    """The stored posts among `keys` (their `columns`, with platform, post_id and id), found
+    through the (platform, post_id) index: one platform and up to 400 ids a statement (under
+    SQLite's bound-parameter limit). With `lock`, on PostgreSQL locked until the transaction
+    ends."""
+    ids: dict[str, list[str]] = {}
+    for platform, post_id in keys:
+        ids.setdefault(platform, []).append(post_id)
+    wanted = (POSTS.c.platform, POSTS.c.post_id, POSTS.c.id, *(POSTS.c[k] for k in columns))
+    found: dict[Key, Any] = {}
+    for platform, some in ids.items():
+        for i in range(0, len(some), 400):
+            stmt = select(*wanted).where(
+                POSTS.c.platform == platform, POSTS.c.post_id.in_(some[i : i + 400])
+            )
+            for row in conn.execute(stmt.with_for_update() if lock else stmt):
+                found[(row.platform, row.post_id)] = row
+    return found
 
 
 def _existing(conn: Connection, keys: Sequence[Key]) -> dict[Key, Any]:
-    """The stored posts among `keys`; on PostgreSQL locked until the transaction ends, so the
-    rules hold between reading them and writing the merged copies."""
-    found: dict[Key, Any] = {}
-    for i in range(0, len(keys), 400):  # stay under SQLite's bound-parameter limit
-        chunk = keys[i : i + 400]
-        rows = conn.execute(
-            select(POSTS.c.platform, POSTS.c.post_id, POSTS.c.id, *[POSTS.c[k] for k in MUTABLE])
-            .where(tuple_(POSTS.c.platform, POSTS.c.post_id).in_(chunk))
-            .with_for_update()
-        )
-        for row in rows:
-            found[(row.platform, row.post_id)] = row
-    return found
+    """The stored posts among `keys`, with what the rules merge; on PostgreSQL locked until the
+    transaction ends, so the rules hold between reading them and writing the merged copies."""
+    return _by_key(conn, keys, MUTABLE, lock=True)
 
 
 def _older(incoming: datetime | None, stored: datetime | None) -> bool:
@@ -281,7 +297,7 @@ def _write(
             stmt.on_conflict_do_update(index_elements=["platform", "post_id"], set_=update),
             fresh + changed,
         )
-    ids = _existing(conn, list(rows)) if fresh else existing
+    ids = {**existing, **_by_key(conn, [k for k in rows if k not in existing], ())}
     sightings = [
         {"post_pk": ids[k].id, "source": source, "via": via, "first_seen": now, **word}
         for k in rows
