@@ -26,6 +26,7 @@ from aggregator.settings import (
     AUDIENCES,
     SOURCE_TYPES,
     AlertSettings,
+    CollectSettings,
     Config,
     ConfigError,
     EventConfig,
@@ -43,6 +44,7 @@ __all__ = [
     "AUDIENCES",
     "SOURCE_TYPES",
     "AlertSettings",
+    "CollectSettings",
     "Config",
     "ConfigError",
     "EventConfig",
@@ -61,6 +63,34 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ALERT_KEYS = {"webhook_url_env", "after_failures", "smtp"}
 SMTP_KEYS = {"host", "port", "from", "to", "starttls", "username_env", "password_env"}
 MEDIA_KEYS = {"archive", "max_image_bytes", "max_images_per_run", "max_total_bytes"}
+COLLECT_KEYS = {"concurrency"}
+MAX_CONCURRENCY = 16  # threads fetching at once; past a few, the one writer is the limit
+
+
+def read_collect_settings(tbl: Any) -> tuple[CollectSettings, list[str]]:
+    """[collect] -> settings (the defaults when the table is absent) and every problem as
+    'collect.key: ...'."""
+    if tbl is None:
+        return CollectSettings(), []
+    if not isinstance(tbl, Mapping):
+        return CollectSettings(), ["collect: must be a table, e.g. [collect]"]
+    problems = [
+        f"collect.{k}: unknown key (use one of {', '.join(sorted(COLLECT_KEYS))})"
+        for k in tbl
+        if k not in COLLECT_KEYS
+    ]
+    concurrency = tbl.get("concurrency", CollectSettings.concurrency)
+    if (
+        not isinstance(concurrency, int)
+        or isinstance(concurrency, bool)
+        or not 1 <= concurrency <= MAX_CONCURRENCY
+    ):
+        problems.append(
+            f"collect.concurrency: must be a whole number of sources from 1 to {MAX_CONCURRENCY} "
+            f"(got {concurrency!r}); 1 collects one source at a time"
+        )
+        concurrency = CollectSettings.concurrency
+    return CollectSettings(concurrency=concurrency), problems
 
 
 def read_media_settings(tbl: Any) -> tuple[MediaSettings | None, list[str]]:
@@ -242,6 +272,8 @@ class _Validator:
             self.bad("report.technical", f"must be true or false (got {technical!r})")
         media, media_problems = read_media_settings(self.data.get("media"))
         self.problems += media_problems
+        collect, collect_problems = read_collect_settings(self.data.get("collect"))
+        self.problems += collect_problems
         cron = self.string(schedule, "schedule", "cron", "0 2 * * *")
         if cron:
             problem = cron_problem(cron, event.timezone if event else ZoneInfo("UTC"))
@@ -277,6 +309,7 @@ class _Validator:
             media=media,
             report_audience=audience,
             report_technical=technical is not False,
+            collect=collect,
         )
 
     def curation(self) -> Path | None:

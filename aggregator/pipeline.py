@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -130,15 +132,16 @@ class CollectSummary:
         return sum(s.new_posts for s in self.sources)
 
 
-def _drain(
-    engine: Engine, name: str, pages: Iterator[Page], summary: SourceSummary, on_page: OnPage | None,
-    opt_out: Redactor | None = None, should_stop: StopCheck | None = None,
-) -> None:  # fmt: skip
-    for page in pages:
-        if opt_out:
-            page.posts, dropped = drop_opted_out(page.posts, opt_out)
-            page.quarantined = redact_quarantined(page.quarantined, opt_out)
-            summary.opted_out += dropped
+Keep = Callable[[SourceSummary, Page], None]
+"""Stores one page of a source, its cursor with it, and counts it in the source's summary; or
+raises, and the source fails with it."""
+
+
+def _keeper(engine: Engine, on_page: OnPage | None) -> Keep:
+    """Saving pages here, in the calling thread: what the run's writer does with each page."""
+
+    def keep(summary: SourceSummary, page: Page) -> None:
+        name = summary.name
         saved = save_page(engine, name, page)
         page.rejected += [str(q) for q in saved.refused]  # posts the database could not hold
         # what is said of a skipped record may quote it: no secret, no personal identifier
@@ -156,10 +159,24 @@ def _drain(
             log.warning("%s: skipped %s", name, reason)
         if on_page:
             on_page(name, page)
+
+    return keep
+
+
+def _drain(
+    pages: Iterator[Page], summary: SourceSummary, keep: Keep, opt_out: Redactor | None = None,
+    should_stop: StopCheck | None = None,
+) -> None:  # fmt: skip
+    for page in pages:
+        if opt_out:
+            page.posts, dropped = drop_opted_out(page.posts, opt_out)
+            page.quarantined = redact_quarantined(page.quarantined, opt_out)
+            summary.opted_out += dropped
+        keep(summary, page)
         # between pages: this one and its cursor are saved
         if should_stop is not None and should_stop():
             summary.stopped, summary.status = True, "interrupted"
-            log.warning("%s: stopped on request after page %d", name, summary.pages)
+            log.warning("%s: stopped on request after page %d", summary.name, summary.pages)
             return
 
 
@@ -169,10 +186,12 @@ def collect_source(
     source: SourceConfig,
     on_page: OnPage | None = None,
     should_stop: StopCheck | None = None,
+    keep: Keep | None = None,
     **context: Any,
 ) -> SourceSummary:
     """Run one source from its saved cursor; any failure is caught and recorded (and logged as
-    one error line), never raised. A stop during one of its waits ends it as interrupted."""
+    one error line), never raised. A stop during one of its waits ends it as interrupted.
+    `keep` saves each page (default: here, then `on_page`); `collect` hands them to its writer."""
     summary = SourceSummary(source.name)
     try:
         connector = build_connector(source, config.event, **context)
@@ -182,7 +201,7 @@ def collect_source(
         for gap in summary.warnings:
             log.warning("%s: %s", source.name, gap)
         _drain(
-            engine, source.name, connector.fetch(cursor), summary, on_page,
+            connector.fetch(cursor), summary, keep or _keeper(engine, on_page),
             Redactor(config.privacy.opt_out), should_stop,
         )  # fmt: skip
     except StopRequested as exc:
@@ -200,6 +219,88 @@ def collect_source(
     return summary
 
 
+@dataclass
+class _Handed:
+    """A page a worker hands the writer; `done` is set once it is saved, or `error` says why not."""
+
+    summary: SourceSummary
+    page: Page
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+@dataclass
+class _Finished:
+    """A worker's last word: its source's summary (None: a stop came before it started), when it
+    started, or what escaped it."""
+
+    summary: SourceSummary | None
+    started: datetime | None = None
+    error: BaseException | None = None
+
+
+class _Writer:
+    """The run's one writer. Workers fetch their sources at once and hand it each page through a
+    bounded queue, waiting while it saves it (the page and its cursor in one transaction), so
+    SQLite's one writer is never contended and each source's pages are saved in their order, as
+    if it ran alone. It runs in the calling thread, which records each outcome as it comes."""
+
+    def __init__(self, engine: Engine, on_page: OnPage | None, workers: int) -> None:
+        self._keep = _keeper(engine, on_page)
+        # a worker waits while its page is in the queue, so it never holds more than one each
+        self._queue: queue.Queue[_Handed | _Finished] = queue.Queue(maxsize=workers)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def keep(self, summary: SourceSummary, page: Page) -> None:
+        """A worker's `Keep`: the page saved by the writer, or its error raised here."""
+        handed = _Handed(summary, page)
+        self._hand(handed)
+        handed.done.wait()
+        if handed.error is not None:
+            raise handed.error
+
+    def finish(self, end: _Finished) -> None:
+        """A worker's last call, whatever happened."""
+        with suppress(StopRequested):  # the run ended already: nobody is listening
+            self._hand(end)
+
+    def _hand(self, item: _Handed | _Finished) -> None:
+        with self._lock:
+            if self._closed:
+                raise StopRequested("the run ended before this page could be saved")
+            self._queue.put_nowait(item)
+
+    def serve(self, workers: int, finished: Callable[[_Finished], None]) -> None:
+        """Save what the workers hand in, in the order it comes, until each has finished."""
+        while workers:
+            item = self._queue.get()
+            if isinstance(item, _Finished):
+                workers -= 1
+                finished(item)
+                continue
+            try:
+                self._keep(item.summary, item.page)
+            except Exception as exc:  # the worker's source fails with it, as it would alone
+                item.error = exc
+            except BaseException:
+                item.error = StopRequested("the run was stopped while this page was saved")
+                raise
+            finally:
+                item.done.set()
+
+    def close(self) -> None:
+        """Take nothing more; each page still waiting goes back unsaved (its worker stops)."""
+        with self._lock:
+            self._closed = True
+        with suppress(queue.Empty):
+            while True:
+                item = self._queue.get_nowait()
+                if isinstance(item, _Handed):
+                    item.error = StopRequested("the run ended before this page could be saved")
+                    item.done.set()
+
+
 def collect(
     engine: Engine,
     config: Config,
@@ -212,36 +313,34 @@ def collect(
 ) -> CollectSummary:
     """Collect every enabled source (or just `only`), recording the run and each source's outcome.
 
+    Sources are fetched at once, up to [collect] concurrency, each in its own thread; their pages
+    are saved by one writer in this thread (`_Writer`), which also calls `on_page` and records
+    each source's outcome as it finishes. `summary.sources` keeps the config's order.
+
     The run's live sources share one HTTP client (`http`), made here with the user agent naming
     this version and closed when the run ends, unless `context` lends one (its owner closes it);
     `context` also brings its `sleep` and `clock`, and the connectors' `env` and `clock`.
-    `should_stop` is asked between pages; when it says yes the run ends there, as interrupted.
-    A `StopFlag` also ends the retry and rate-limit waits (it becomes the client's `sleep`, unless
-    `context` brings one). With `run_id` the outcomes join that run, and finishing it is the
-    caller's job.
+    `should_stop` is asked between pages; when it says yes every source ends there, as
+    interrupted. A `StopFlag` also ends the retry and rate-limit waits (it becomes the client's
+    `sleep`, unless `context` brings one). With `run_id` the outcomes join that run, and
+    finishing it is the caller's job.
     """
     if isinstance(should_stop, StopFlag):
         context.setdefault("sleep", should_stop.sleep)
     sources = [s for s in config.sources if (s.name == only if only else s.enabled)]
+    halt = StopFlag()  # the run ended early (an error, Ctrl-C twice): every worker ends too
     sleep, made = context.pop("sleep", None), None
     if "http" not in context and any(s.type not in ARCHIVE_TYPES for s in sources):
         made = context["http"] = HttpClient(
-            sleep=sleep, clock=context.get("clock"), user_agent=user_agent(__version__)
-        )
+            sleep=sleep or halt.sleep, clock=context.get("clock"),
+            user_agent=user_agent(__version__),
+        )  # fmt: skip
     own = run_id is None
     if run_id is None:
         run_id = start_run(engine, command, pid=os.getpid())
     summary = CollectSummary(run_id, [])
     try:
-        for source in sources:
-            if should_stop is not None and should_stop():
-                summary.stopped = True
-                break
-            started = utcnow()
-            done = collect_source(engine, config, source, on_page, should_stop, **context)
-            summary.sources.append(done)
-            record_outcome(engine, summary.run_id, _outcome(done, started))
-            summary.stopped = summary.stopped or done.stopped
+        _collect_all(engine, config, sources, summary, on_page, should_stop, halt, context)
         if not summary.stopped and only is None:
             summary.media, summary.stopped = _archive_media(engine, config, should_stop)
     except BaseException as exc:
@@ -254,6 +353,67 @@ def collect(
     if own:
         finish_run(engine, summary.run_id, *summary.verdict())
     return summary
+
+
+def _collect_all(
+    engine: Engine, config: Config, sources: list[SourceConfig], summary: CollectSummary,
+    on_page: OnPage | None, should_stop: StopCheck | None, halt: StopFlag, context: dict[str, Any],
+) -> None:  # fmt: skip
+    """Each source in a worker thread, [collect] concurrency at a time; their pages saved and their
+    outcomes recorded here. Whatever ends this early (an error, Ctrl-C twice) halts the workers,
+    each after its current request or at once in a wait the run's own client makes; they are
+    daemon threads, which hold no transaction, so a process ending then never waits for them."""
+    if not sources:
+        return
+    workers = min(len(sources), config.collect.concurrency)
+    writer = _Writer(engine, on_page, workers)
+    todo: queue.SimpleQueue[SourceConfig] = queue.SimpleQueue()
+    for source in sources:
+        todo.put(source)
+
+    def stop() -> bool:
+        return halt() or (should_stop is not None and should_stop())
+
+    def work() -> None:
+        with suppress(queue.Empty):  # until every source is taken
+            while True:
+                source = todo.get_nowait()
+                threading.current_thread().name = f"collect {source.name}"  # %(threadName)s
+                writer.finish(one(source))
+
+    def one(source: SourceConfig) -> _Finished:
+        try:
+            if stop():  # not started: it keeps its cursor and gets no outcome
+                return _Finished(None)
+            started = utcnow()
+            done = collect_source(engine, config, source, None, stop, writer.keep, **context)
+            return _Finished(done, started)
+        except BaseException as exc:  # collect_source raises no Exception: hand on the rest
+            return _Finished(None, error=exc)
+
+    def finished(end: _Finished) -> None:
+        if end.error is not None:
+            raise end.error
+        if end.summary is None:
+            summary.stopped = True
+            return
+        summary.sources.append(end.summary)
+        record_outcome(engine, summary.run_id, _outcome(end.summary, end.started))
+        summary.stopped = summary.stopped or end.summary.stopped
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
+    try:
+        for thread in threads:
+            thread.start()
+        writer.serve(len(sources), finished)
+    except BaseException:
+        halt.set()
+        writer.close()
+        raise
+    for thread in threads:
+        thread.join()  # each has handed in its last source: ending now
+    order = {s.name: n for n, s in enumerate(sources)}
+    summary.sources.sort(key=lambda s: order[s.name])
 
 
 def _archive_media(

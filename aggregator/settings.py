@@ -22,6 +22,7 @@ __all__ = [
     "AUDIENCES",
     "SOURCE_TYPES",
     "AlertSettings",
+    "CollectSettings",
     "Config",
     "ConfigError",
     "EventConfig",
@@ -97,6 +98,12 @@ class MediaSettings:
 
 
 @dataclass(frozen=True)
+class CollectSettings:
+    # sources collected at once, each in its own thread (one writer saves their pages)
+    concurrency: int = 4
+
+
+@dataclass(frozen=True)
 class PrivacyConfig:
     opt_out: tuple[str, ...] = ()  # accounts as in `author`: lower case, without a leading @
     # Safeguarding (docs/privacy.md): personal identifiers redacted in the story and exports;
@@ -134,6 +141,7 @@ class Config:
     media: MediaSettings | None = None  # [media]: archiving posts' images (aggregator/media.py)
     report_audience: str = "organisers"  # [report] audience: "public" drops the organisers' boxes
     report_technical: bool = True  # [report] technical: the organisers' list of technical problems
+    collect: CollectSettings = field(default_factory=CollectSettings)  # [collect]
 
     @property
     def base_dir(self) -> Path:

@@ -13,6 +13,9 @@ Public API (stable: the Mastodon, Bluesky, X and feed connectors build on it)::
 
 The pipeline makes one HttpClient per run, naming the tool's version in its user agent, and lends
 it to every live connector; each uses it with its own source's retry settings (`retrying`).
+Sources are collected in threads at once, so a client and its views are safe to share between
+threads: httpx's connection pool is, `waits` is counted under a lock, and the rate-limit windows
+are one locked table every view reads, so a host's used-up window holds every thread calling it.
 
 `request()` returns 2xx and 304 responses, and any status listed in `accept`. Anything else
 raises `HttpError` (a ConnectorError with `.status`, None for network failures, `.url` with
@@ -34,6 +37,7 @@ import json
 import logging
 import random
 import re
+import threading
 import time
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -158,6 +162,31 @@ class _Fatal(Exception):
     """Raised inside one attempt for a failure that retrying cannot fix."""
 
 
+class _Windows:
+    """Each host's used-up rate-limit window: the epoch before which it must not be called, as a
+    response said. One table for a client and all its views, read and written under a lock by
+    the threads collecting at once: every thread calling a host waits out its window, and the
+    first to wake closes it (unless a later response opened a new one meanwhile)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._until: dict[str, float] = {}
+
+    def open(self, host: str, until: float) -> None:
+        with self._lock:  # the latest response knows best
+            self._until[host] = until
+
+    def until(self, host: str) -> float | None:
+        with self._lock:
+            return self._until.get(host)
+
+    def close(self, host: str, until: float) -> None:
+        """The window ending at `until` is waited out: forget it, unless a newer one replaced it."""
+        with self._lock:
+            if self._until.get(host) == until:
+                del self._until[host]
+
+
 class HttpClient:
     """An httpx.Client with the project's timeouts, size cap, deadline, retries and rate limits."""
 
@@ -186,9 +215,9 @@ class HttpClient:
         self.sleep = sleep or time.sleep
         self.clock = clock or time.time
         self.user_agent = user_agent
-        self.waits = 0
-        # host -> epoch before which we must not call it: a response said its window is used up
-        self._not_before: dict[str, float] = {}
+        self.waits = 0  # counted under _lock: threads may share a client
+        self._lock = threading.Lock()
+        self._windows = _Windows()
 
     def retrying(self, retry: Retry) -> HttpClient:
         """This client with a source's retry settings (those it leaves unset stay this client's):
@@ -207,7 +236,7 @@ class HttpClient:
             clock=self.clock,
             user_agent=self.user_agent,
         )
-        view._not_before = self._not_before
+        view._windows = self._windows
         return view
 
     def close(self) -> None:
@@ -312,7 +341,7 @@ class HttpClient:
     def _wait_to_retry(self, resp: Response | None, where: str, why: str, attempt: int) -> None:
         told = self._reset_wait(resp.headers) if resp is not None else None
         if resp is not None and resp.status == 429:
-            self.waits += 1
+            self._count_wait()
         self._pause(told if told is not None else self._backoff(attempt), where, why, attempt)
 
     def _backoff(self, attempt: int) -> float:
@@ -337,14 +366,22 @@ class HttpClient:
             if resp.headers.get(name, "").strip() == "0":
                 wait = self._reset_wait(resp.headers)
                 if wait is not None:
-                    self._not_before[host] = self.clock() + wait
+                    self._windows.open(host, self.clock() + wait)
                 return
 
     def _respect_window(self, host: str, where: str) -> None:
-        wait = self._not_before.pop(host, 0.0) - self.clock()
+        until = self._windows.until(host)
+        if until is None:
+            return
+        wait = until - self.clock()
         if wait > 0:
-            self.waits += 1
+            self._count_wait()
             self._pause(min(wait, self.max_wait), where, "rate limit window used up", 0)
+        self._windows.close(host, until)
+
+    def _count_wait(self) -> None:
+        with self._lock:
+            self.waits += 1
 
     def _pause(self, seconds: float, where: str, why: str, attempt: int) -> None:
         tries = f" (attempt {attempt}/{self.max_attempts})" if attempt else ""
