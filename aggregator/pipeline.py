@@ -33,7 +33,7 @@ from aggregator.errors import AggregatorError, UsageError
 from aggregator.health import gap_warnings, recover_interrupted
 from aggregator.lock import RunLock, StopFlag, StopRequested, lock_path
 from aggregator.logs import IN_SUMMARY, redact
-from aggregator.media import MediaSummary, archive_media
+from aggregator.media import Archive, MediaSummary, archive_media, media_folder
 from aggregator.privacy import Redactor, drop_opted_out, redact_quarantined
 from aggregator.settings import ARCHIVE_TYPES
 from aggregator.stamp import mismatch, record_event, recorded_event
@@ -49,6 +49,7 @@ from connectors import Page, build_connector
 from connectors.http import HttpClient, user_agent
 from storage.analysis import store_analysis
 from storage.db import StorageError, open_database
+from storage.inputs import fingerprint, posts_state, remember, remembered, tables_state
 from storage.models import POST_TABLE, PostAnalysis
 from storage.queries import (
     finish_run,
@@ -58,6 +59,7 @@ from storage.queries import (
     start_run,
     utcnow,
 )
+from storage.runlog import source_health
 
 __all__ = [
     "IMPORT_FORMATS",
@@ -113,7 +115,9 @@ class CollectSummary:
     run_id: int
     sources: list[SourceSummary]
     stopped: bool = False  # a stop was requested: the run ended after a page, or in a wait
-    media: MediaSummary | None = None  # images archived after collecting ([media] archive)
+    # images archived after collecting ([media] archive); None when that did not run: one source
+    # collected, a stop, or nothing it reads changed since a pass that left nothing to do
+    media: MediaSummary | None = None
 
     @property
     def failed(self) -> list[SourceSummary]:
@@ -416,16 +420,36 @@ def _collect_all(
     summary.sources.sort(key=lambda s: order[s.name])
 
 
+MEDIA_KEY = "media"  # in `meta`: the inputs of the last archive pass that left nothing to do
+
+
 def _archive_media(
     engine: Engine, config: Config, should_stop: StopCheck | None
 ) -> tuple[MediaSummary | None, bool]:
     """The posts' images as [media] asks (nothing when archiving is off; thumbnails of posts no
     longer shown are removed either way), and whether a stop ended it. A failing image is a
-    warning, never a failed run."""
+    warning, never a failed run. Skipped when nothing it reads changed since a pass that left no
+    image waiting and none failing (`_media_inputs`)."""
+    if (remembered(engine, MEDIA_KEY) or {}).get("inputs") == _media_inputs(engine, config):
+        log.info("media: nothing new since the archive was last brought up to date")
+        return None, False
     try:
-        return archive_media(engine, config, should_stop=should_stop), False
+        done = archive_media(engine, config, should_stop=should_stop)
     except StopRequested:
         return None, True
+    if not (done.waiting or done.failed):  # nothing left to try: the next pass can wait for news
+        remember(engine, MEDIA_KEY, {"inputs": _media_inputs(engine, config)})
+    return done, False
+
+
+def _media_inputs(engine: Engine, config: Config) -> str:
+    """A fingerprint of what an archive pass reads: the posts, the [media] and opt-out settings,
+    and the archive itself (its images and those that failed)."""
+    archive = Archive(media_folder(config))
+    with engine.connect() as conn:
+        posts = posts_state(conn)
+    return fingerprint(repr(config.media), config.privacy.opt_out, str(archive.folder),
+                       archive.images, archive.failed, posts)  # fmt: skip
 
 
 def _outcome(s: SourceSummary, started: Any) -> dict[str, Any]:
@@ -575,23 +599,78 @@ def analyse(engine: Engine, batch: int = 500) -> int:
 REVIEW_PAGE = "review.html"  # beside config.toml: the organisers' page, never in the report folder
 
 
-def report(engine: Engine, config: Config, review: bool = False) -> dict[str, Path]:
+def report(
+    engine: Engine, config: Config, review: bool = False, skip_unchanged: bool = False
+) -> dict[str, Path]:
     """Tag and analyse what is new (so a pin, exclusion or move pasted into the curation file shows
     at once), then write the story (HTML, Markdown, JSON) into [report] output,
     with the curation file's notes, mutes and roles; the files written, by format. With `review`,
     also the organisers' review page ("review"), beside config.toml: it lists what the story
-    leaves out (flagged disclosures among it), so it never goes where the report is published."""
+    leaves out (flagged disclosures among it), so it never goes where the report is published.
+    With `skip_unchanged` (the nightly job), a story whose inputs (`_story_inputs`) are those it
+    was last written from, and whose files are still as written then, is left as it is: its files
+    are returned unwritten."""
     from reports.render import write_report, write_review
     from reports.review import build_review
     from reports.story import tell
 
     tag(engine, config)  # new posts, and every post again when the curation file changed
     analyse(engine)
+    inputs = _story_inputs(engine, config)
+    if skip_unchanged and not review and (kept := _story_kept(engine, config, inputs)):
+        return kept
     told = tell(engine, config, load_curation(config))
     files = write_report(told.story, config.report_output)
+    remember(engine, STORY_KEY, {"inputs": inputs, "files": _written(files)})
     if review:
         files["review"] = write_review(build_review(told, config), config.base_dir / REVIEW_PAGE)
     return files
+
+
+STORY_KEY = "report"  # in `meta`: the inputs and files of the story last written
+
+
+def _story_inputs(engine: Engine, config: Config) -> str:
+    """A fingerprint of everything the story reads but the time: the posts, their sessions and
+    analyses (storage.inputs), the config, the curation file, the archived photos, the templates
+    and this version, and each source's health as the story shows it, without the time of its last
+    success. So on a night when every source worked and nothing else changed, the story stays as
+    it was written, with the time it says it was written and each source's last success then."""
+    from reports.render import file_digests, templates_digest
+
+    with engine.connect() as conn:
+        tables = tables_state(conn)
+    health = [
+        [h.name, h.enabled, h.last_success is None, h.warnings,
+         [h.last_error, h.last_error_at] if h.failures_in_a_row else None]
+        for h in source_health(engine, config)
+    ]  # fmt: skip
+    curation = file_digests({"curation": config.curation} if config.curation else {})
+    photos = Archive(media_folder(config)).images
+    return fingerprint(__version__, templates_digest(), dict(config.raw), curation, photos,
+                       tables, health)  # fmt: skip
+
+
+def _story_kept(engine: Engine, config: Config, inputs: str) -> dict[str, Path] | None:
+    """The story's files when it was last written from `inputs` and each is still as written;
+    else None."""
+    from reports.render import report_files
+
+    last = remembered(engine, STORY_KEY) or {}
+    files = report_files(config.report_output)
+    if last.get("inputs") != inputs or last.get("files") != _written(files):
+        return None
+    log.info("report: nothing it shows changed since it was written; %s left as it is",
+             config.report_output)  # fmt: skip
+    return files
+
+
+def _written(files: Mapping[str, Path]) -> dict[str, str | None]:
+    """Each of the story's files' digest (None: missing), by its full path (a moved [report]
+    output is a change)."""
+    from reports.render import file_digests
+
+    return file_digests({str(path.resolve()): path for path in files.values()})
 
 
 def nightly(
@@ -616,7 +695,7 @@ def nightly(
             done.collected.stopped = True
         if not done.collected.stopped:
             done.tagged = tag(engine, config)
-            done.files = report(engine, config)
+            done.files = report(engine, config, skip_unchanged=True)
     except BaseException as exc:
         _abandon(engine, run_id, exc)
         raise

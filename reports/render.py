@@ -4,11 +4,13 @@ escaping, Markdown through `md_escape`; Markup wraps only sanitiser output and o
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import cache
+from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -28,13 +30,17 @@ from reports.text import clean_text, sanitise_html
 __all__ = [
     "JSON_SCHEMA",
     "ORGANISER_ONLY",
+    "REPORT_FILES",
+    "file_digests",
     "html_environment",
     "markdown_environment",
     "md_escape",
     "md_link",
     "post_label",
+    "report_files",
     "safe_url",
     "story_dict",
+    "templates_digest",
     "write_report",
     "write_review",
 ]
@@ -199,6 +205,38 @@ def _write(folder: Path, texts: dict[Path, str], what: str) -> None:
         raise OutputError(f"cannot write {what}: {exc.strerror or exc}") from exc
 
 
+REPORT_FILES = {"html": "index.html", "markdown": "report.md", "json": "story.json"}
+
+
+def report_files(output: Path) -> dict[str, Path]:
+    """The report's files in `output`, by format."""
+    return {fmt: output / name for fmt, name in REPORT_FILES.items()}
+
+
+@cache
+def templates_digest() -> str:
+    """A digest of every file in reports/templates (the templates and the style sheet they inline)
+    and of story.json's schema: a story is rendered again when one changed since it was written
+    (aggregator.pipeline)."""
+    digest = hashlib.sha256(f"schema {JSON_SCHEMA}".encode())
+    folder = package_files("reports") / "templates"
+    for item in sorted(folder.iterdir(), key=lambda t: t.name):
+        if item.is_file():
+            digest.update(f"\0{item.name}\0".encode() + item.read_bytes())
+    return digest.hexdigest()
+
+
+def file_digests(paths: Mapping[str, Path]) -> dict[str, str | None]:
+    """Each file's SHA-256, by the same keys; None for one missing or unreadable."""
+    digests: dict[str, str | None] = {}
+    for key, path in paths.items():
+        try:
+            digests[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            digests[key] = None
+    return digests
+
+
 def write_report(story: Story, output: Path) -> dict[str, Path]:
     """Write index.html, report.md and story.json into `output`; returns {format: path}. All three
     are rendered before any is written.
@@ -206,11 +244,7 @@ def write_report(story: Story, output: Path) -> dict[str, Path]:
     :raises OutputError: when the folder or a file cannot be written.
     """
     sessions = [(p.start, p.end, p.title, p.key) for p in story.sessions if p.start and p.end]
-    files = {
-        "html": output / "index.html",
-        "markdown": output / "report.md",
-        "json": output / "story.json",
-    }
+    files = report_files(output)
     html = html_environment().get_template("report.html.j2")
     markdown = markdown_environment().get_template("report.md.j2")
     texts = {
