@@ -235,12 +235,13 @@ class _Handed:
 
 @dataclass
 class _Finished:
-    """A worker's last word: its source's summary (None: a stop came before it started), when it
-    started, or what escaped it."""
+    """A worker's word that a source is over: its summary (None: a stop came before it started),
+    when it started, or what escaped it; `done` is set once the writer has taken it."""
 
     summary: SourceSummary | None
     started: datetime | None = None
-    error: BaseException | None = None
+    escaped: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 class _Writer:
@@ -251,7 +252,7 @@ class _Writer:
 
     def __init__(self, engine: Engine, on_page: OnPage | None, workers: int) -> None:
         self._keep = _keeper(engine, on_page)
-        # a worker waits while its page is in the queue, so it never holds more than one each
+        # a worker waits while what it handed in is in the queue: never more than one each
         self._queue: queue.Queue[_Handed | _Finished] = queue.Queue(maxsize=workers)
         self._lock = threading.Lock()
         self._closed = False
@@ -265,9 +266,10 @@ class _Writer:
             raise handed.error
 
     def finish(self, end: _Finished) -> None:
-        """A worker's last call, whatever happened."""
+        """A worker's call at the end of each source, whatever happened."""
         with suppress(StopRequested):  # the run ended already: nobody is listening
             self._hand(end)
+            end.done.wait()
 
     def _hand(self, item: _Handed | _Finished) -> None:
         with self._lock:
@@ -275,13 +277,16 @@ class _Writer:
                 raise StopRequested("the run ended before this page could be saved")
             self._queue.put_nowait(item)
 
-    def serve(self, workers: int, finished: Callable[[_Finished], None]) -> None:
-        """Save what the workers hand in, in the order it comes, until each has finished."""
-        while workers:
+    def serve(self, sources: int, finished: Callable[[_Finished], None]) -> None:
+        """Save what the workers hand in, in the order it comes, until every source is over."""
+        while sources:
             item = self._queue.get()
             if isinstance(item, _Finished):
-                workers -= 1
-                finished(item)
+                sources -= 1
+                try:
+                    finished(item)
+                finally:
+                    item.done.set()
                 continue
             try:
                 self._keep(item.summary, item.page)
@@ -302,7 +307,7 @@ class _Writer:
                 item = self._queue.get_nowait()
                 if isinstance(item, _Handed):
                     item.error = StopRequested("the run ended before this page could be saved")
-                    item.done.set()
+                item.done.set()
 
 
 def collect(
@@ -393,11 +398,11 @@ def _collect_all(
             done = collect_source(engine, config, source, None, stop, writer.keep, **context)
             return _Finished(done, started)
         except BaseException as exc:  # collect_source raises no Exception: hand on the rest
-            return _Finished(None, error=exc)
+            return _Finished(None, escaped=exc)
 
     def finished(end: _Finished) -> None:
-        if end.error is not None:
-            raise end.error
+        if end.escaped is not None:
+            raise end.escaped
         if end.summary is None:
             summary.stopped = True
             return
@@ -405,7 +410,8 @@ def _collect_all(
         record_outcome(engine, summary.run_id, _outcome(end.summary, end.started))
         summary.stopped = summary.stopped or end.summary.stopped
 
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
+    threads = [threading.Thread(target=work, name=f"collect {n}", daemon=True)
+               for n in range(workers)]  # fmt: skip
     try:
         for thread in threads:
             thread.start()

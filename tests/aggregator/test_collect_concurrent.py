@@ -26,7 +26,7 @@ from aggregator import pipeline
 from aggregator.config import Config, ConfigError, SourceConfig, load_config
 from aggregator.lock import StopFlag
 from aggregator.pipeline import CollectSummary, collect
-from connectors.base import Page, Post
+from connectors.base import ConnectorError, Page, Post
 from connectors.http import HttpClient
 from connectors.settings import Retry
 from storage.db import open_database
@@ -232,6 +232,30 @@ def test_concurrency_1_collects_one_source_after_another(tmp_path, instances):
     assert [(s.name, s.status) for s in summary.sources] == [(n, "ok") for n in instances.names]
     assert instances.most_out == 1
     assert [o[0] for o in stored(config)["outcomes"]] == instances.names
+
+
+class Refused:
+    """A source that fails before its first page: its outcome comes at once."""
+
+    def __init__(self, spec: Any, **_: Any) -> None:
+        raise ConnectorError(f"{spec.name} refused to start")
+
+
+def test_more_sources_than_workers_each_get_a_turn_and_an_outcome(tmp_path, instances, monkeypatch):
+    original = connectors.registry
+    monkeypatch.setattr(connectors, "registry", lambda: {**original(), "refused": Refused})
+    config = project(tmp_path, instances, "\n[collect]\nconcurrency = 2\n")
+    refused = [SourceConfig(name=f"refused{n}", type="refused", enabled=True) for n in range(4)]
+    config = config.__class__(**{**config.__dict__, "sources": (*refused, *config.sources)})
+    summary = run(config)
+    assert [(s.name, s.status) for s in summary.sources] == [
+        *((f"refused{n}", "failed") for n in range(4)),
+        *((n, "ok") for n in instances.names),
+    ]
+    assert instances.most_out <= 2  # never more at once than [collect] concurrency
+    assert sorted(o[0] for o in stored(config)["outcomes"]) == sorted(
+        s.name for s in summary.sources
+    )
 
 
 def test_a_failing_source_does_not_stop_the_others_collected_with_it(tmp_path, instances, caplog):
