@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 
 from aggregator import __version__
@@ -47,10 +47,10 @@ from aggregator.tagstage import (
 )
 from connectors import Page, build_connector
 from connectors.http import HttpClient, user_agent
-from storage.analysis import store_analysis
+from storage.analysis import count_stale, stale_rows, store_analysis
 from storage.db import StorageError, open_database
 from storage.inputs import fingerprint, posts_state, remember, remembered, tables_state
-from storage.models import POST_TABLE, PostAnalysis
+from storage.models import POST_TABLE
 from storage.queries import (
     finish_run,
     get_cursor,
@@ -88,7 +88,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 POSTS = POST_TABLE
-ANALYSIS = PostAnalysis.__table__  # type: ignore[attr-defined]
 OnPage = Callable[[str, Page], None]
 StopCheck = Callable[[], bool]
 Clock = Callable[[], datetime]
@@ -571,35 +570,55 @@ def _profile(limit: int) -> Any:
     return func.substr(func.coalesce(*(POSTS.c.raw[p].as_string() for p in paths)), 1, limit)
 
 
-def analyse(engine: Engine, batch: int = 500) -> int:
+def analyse(
+    engine: Engine,
+    batch: int = 500,
+    workers: int | None = None,
+    analyser: Callable[[str, str | None], Any] | None = None,
+) -> int:
     """What the story needs of each post (reports/features.py: editorial classes, copy key,
     disclosure, role, terms, sentiment), computed once and stored: for posts never analysed,
     changed since, or analysed by an older analyser. Reads a bounded prefix of each post and
-    profile. Returns how many posts it analysed."""
-    from reports.features import PROFILE_READ, features  # TextBlob loads NLTK: only when needed
+    profile, `batch` posts at a time, each batch stored in one transaction. Returns how many posts
+    it analysed.
+
+    The work is spread over `workers` processes (default: one per core) when there are at least
+    four batches for each, else done here; the results are the same. A post whose analysis raises,
+    or ends its worker process, is stored as unreadable (reports.features.unreadable: counted,
+    never shown) with a warning, and the others are analysed. `analyser` stands in for
+    reports.features.features: a module-level function, so that a spawned worker can import it.
+    Workers import the main module again: a script calling this needs `if __name__ == "__main__":`.
+    """
+    from functools import partial
+
+    from aggregator.workers import Died, map_chunks
+    from reports.features import FAILED, PROFILE_READ, analyse_rows, features, unreadable
     from reports.text import ANALYSER, MAX_ANALYSED
 
-    stale = or_(
-        ANALYSIS.c.post_pk.is_(None),
-        ANALYSIS.c.analyser != ANALYSER,
-        ANALYSIS.c.analysed_at < POSTS.c.updated_at,
-        POSTS.c.sentiment_polarity.is_(None),
-    )
-    pending = select(POSTS.c.id).outerjoin(ANALYSIS, ANALYSIS.c.post_pk == POSTS.c.id).where(stale)
-    with engine.connect() as conn:
-        ids = list(conn.execute(pending.order_by(POSTS.c.id)).scalars())
-    text = func.substr(POSTS.c.text, 1, MAX_ANALYSED).label("text")
-    for i in range(0, len(ids), batch):  # one transaction per batch: a stop loses one batch at most
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(POSTS.c.id, text, _profile(PROFILE_READ).label("profile"))
-                .where(POSTS.c.id.in_(ids[i : i + batch]))
-            ).all()  # fmt: skip
-        now = utcnow()
-        values = [{"post_pk": row.id, "analyser": ANALYSER, "analysed_at": now,
-                   **features(row.text, row.profile).values()} for row in rows]  # fmt: skip
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1 or batch < 1:
+        raise ValueError(f"analyse needs a batch and workers of at least 1, not {batch}, {workers}")
+    current = (ANALYSER, FAILED)
+    text = func.substr(POSTS.c.text, 1, MAX_ANALYSED)
+    chunks = stale_rows(engine, current, (POSTS.c.id, text, _profile(PROFILE_READ)), batch)
+    work = partial(analyse_rows, analyser=analyser or features)
+    spread = workers > 1 and count_stale(engine, current) >= 4 * workers * batch
+    done = map_chunks(work, chunks, workers) if spread else ((c, work(c)) for c in chunks)
+    analysed = 0
+    for chunk, results in done:
+        now, values = utcnow(), []
+        for (pk, *_), found in zip(chunk, results, strict=True):
+            if isinstance(found, dict):
+                values.append({"post_pk": pk, "analyser": ANALYSER, "analysed_at": now, **found})
+                continue
+            why = found.why if isinstance(found, Died) else found
+            log.warning("post %d could not be analysed (%s): stored as unreadable, never shown "
+                        "unless pinned", pk, why)  # fmt: skip
+            values.append({"post_pk": pk, "analyser": FAILED, "analysed_at": now,
+                           **unreadable().values()})  # fmt: skip
         store_analysis(engine, values)
-    return len(ids)
+        analysed += len(chunk)
+    return analysed
 
 
 REVIEW_PAGE = "review.html"  # beside config.toml: the organisers' page, never in the report folder

@@ -10,17 +10,32 @@ megabyte post costs no more than a long one.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from aggregator.safeguarding import disclosure, find_identifiers, role_from_profile
 from connectors.html import html_to_text
 from reports.editorial import Context, Item, classify, copy_key, is_repost, is_speaker_quote
 from reports.speech import URL
-from reports.text import MAX_ANALYSED, clean_text, sentiment, terms
+from reports.text import ANALYSER, MAX_ANALYSED, clean_text, sentiment, terms
 
-__all__ = ["ALONE", "PROFILE_READ", "Features", "features", "links", "profile_text"]
+__all__ = [
+    "ALONE",
+    "FAILED",
+    "PROFILE_READ",
+    "Features",
+    "Row",
+    "analyse_rows",
+    "features",
+    "links",
+    "profile_text",
+    "unreadable",
+]
 
 PROFILE_READ = 2_000  # characters of an author's profile read for their role
+# The analyser of a post whose analysis failed (`unreadable`): not tried again until the post
+# changes or the analyser does, and found in postanalysis by this name.
+FAILED = f"{ANALYSER} failed"
 # The rules that need no other post: nothing is a copy and no account a spammer yet (the story
 # decides those over the whole event, from `copy_key`, `repost` and `spam`).
 ALONE = Context(copies=frozenset(), copies_of={}, spam_posts=frozenset(), spam_accounts=frozenset())
@@ -46,7 +61,8 @@ class Features:
     role: str | None
 
     def values(self) -> dict[str, object]:
-        return asdict(self)
+        """The fields by name (the lists shared, not copied: a Features is never changed)."""
+        return dict(vars(self))
 
 
 def profile_text(profile: str | None) -> str | None:
@@ -93,3 +109,33 @@ def features(text: str, profile: str | None = None) -> Features:
         disclosure=found.kind if found else None, disclosure_reason=found.reason if found else None,
         role=role,
     )  # fmt: skip
+
+
+def unreadable() -> Features:
+    """What is stored for a post whose analysis failed: low content, so it is counted but never
+    shown, quoted or made a theme unless the organisers pin it; no terms, neutral sentiment."""
+    return Features(
+        terms=[], polarity=0.0, subjectivity=0.0, question=False, action=False, technical=False,
+        low_content=True, spam=False, quote=False, speaker=None, repost=False, links=None,
+        copy_key=None, disclosure=None, disclosure_reason=None, role=None,
+    )  # fmt: skip
+
+
+# A post to analyse: its key, the start of its text and of its author's profile (or None).
+Row = tuple[int, str, str | None]
+Analyser = Callable[[str, str | None], Features]
+
+
+def analyse_rows(
+    rows: Sequence[Row], analyser: Analyser = features
+) -> list[dict[str, object] | str]:
+    """Each row's `features(...).values()`, in order; for a post whose analysis raises, the error
+    in one line instead, so one hostile post never costs the others. What a worker process runs
+    (aggregator.workers); `analyser` is `features` unless a caller brings its own."""
+    out: list[dict[str, object] | str] = []
+    for _, text, profile in rows:
+        try:
+            out.append(analyser(text, profile).values())
+        except Exception as exc:  # hostile input: whatever one post raises is that post's alone
+            out.append(f"{type(exc).__name__}: {exc}"[:200])
+    return out
