@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import re
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -17,7 +18,7 @@ from connectors.base import ConnectorError, Page, Post, SourceSpec, parse_time, 
 from connectors.html import links_in_text
 from connectors.settings import FileSettings
 from connectors.undated import UNDATED, undated
-from connectors.values import account, brief, count, optional_id, post_id, storable
+from connectors.values import MAX_COUNT, account, brief, count, optional_id, post_id, storable
 
 __all__ = [
     "PAGE_SIZE",
@@ -44,7 +45,7 @@ TIMELESS = (
 )
 INT_FIELDS = ("likes", "reposts", "replies", "quotes")
 ID_FIELDS = ("reply_to", "repost_of", "quote_of")
-TEXT_FIELDS = ("author_name", "lang", "html")
+TEXT_FIELDS = ("author_name", "lang", "html", "url")
 
 GZIP_MAGIC = b"\x1f\x8b"
 DAMAGED_GZIP = (EOFError, zlib.error, gzip.BadGzipFile)  # what reading a broken .gz raises
@@ -63,12 +64,21 @@ def post_from_interchange(obj: Mapping[str, Any]) -> Post:
     text = obj["text"]
     if not isinstance(text, str):
         raise ValueError(f"text must be a string, got {brief(text)}")
-    fields: dict[str, Any] = {key: count(obj.get(key), key, strict=True) for key in INT_FIELDS}
-    fields |= {key: optional_id(obj.get(key), key) for key in ID_FIELDS}
-    fields |= {key: _text(obj.get(key), key) for key in (*TEXT_FIELDS, "url")}
+    get = obj.get
+    fields: dict[str, Any] = {}
+    for key in INT_FIELDS:  # the common values first, then the strict check of anything else
+        value = get(key)
+        plain = value is None or (type(value) is int and 0 <= value <= MAX_COUNT)
+        fields[key] = value if plain else count(value, key, strict=True)
+    for key in ID_FIELDS:
+        value = get(key)
+        fields[key] = None if value is None else optional_id(value, key)
+    for key in TEXT_FIELDS:
+        value = get(key)
+        fields[key] = value if type(value) is str and value else _text(value, key)
     given = {key: _strings(obj, key) for key in ("hashtags", "mentions", "links")}
     hashtags = HASHTAG_RE.findall(text) if given["hashtags"] is None else given["hashtags"]
-    edited = obj.get("edited_at")
+    edited = get("edited_at")
     return Post(
         platform=account(obj["platform"], "platform"),
         id=post_id(obj["id"]),
@@ -78,9 +88,9 @@ def post_from_interchange(obj: Mapping[str, Any]) -> Post:
         hashtags=list(dict.fromkeys(h.lstrip("#＃") for h in hashtags)),
         mentions=MENTION_RE.findall(text) if given["mentions"] is None else given["mentions"],
         links=links_in_text(text) if given["links"] is None else given["links"],
-        media=_media(obj.get("media")),
+        media=_media(get("media")),
         edited_at=parse_time(edited, "edited_at") if edited else None,
-        deleted=_flag(obj.get("deleted"), "deleted"),
+        deleted=_flag(get("deleted"), "deleted"),
         raw=dict(obj),
         **fields,
     )
@@ -171,18 +181,21 @@ def _lines(fh: io.BufferedIOBase, start: int, path: Path) -> Iterator[bytes]:
 
 
 def read_lines(
-    path: Path, parse: ParseLine, start: int = 0, start_line: int = 0, page_size: int = PAGE_SIZE
-) -> Iterator[Page]:
-    """Pages from a JSON-lines file, from byte `start` (line `start_line`).
+    path: Path, parse: ParseLine, start: int = 0, start_line: int = 0, page_size: int = PAGE_SIZE,
+    parse_plain: ParseLine | None = None,
+) -> Iterator[Page]:  # fmt: skip
+    """Pages from a JSON-lines file, from byte `start` (line `start_line`), of `page_size` posts.
 
-    `parse` turns one line's JSON value into a Page of its posts and the records it skipped.
-    Each page's cursor is the byte offset after its last line, so a killed import resumes there
-    (in a gzip file, of the text as written: `open_archive`).
+    `parse` turns one line's JSON value into a Page of its posts and the records it skipped;
+    `parse_plain`, when given, does it for a plain line (`_decode`), and may leave out the checks
+    that plain JSON always passes. Each page's cursor is the byte offset after its last line, so
+    a killed import resumes there (in a gzip file, of the text as written: `open_archive`).
     Whatever is wrong with one line (not UTF-8, not JSON, a bad value) skips that line only, kept
-    in `quarantined` with its line number; the good lines are still yielded. Within a page the
-    last copy of a post wins (retweets of one original collapse to one row).
+    in `quarantined` with its line number; the good lines are still yielded. Every copy of a post
+    is kept, in the file's order: storage merges the copies of one post by its rules (an older
+    copy never undoes an edit, a deletion stays) within a page as across pages, so how a file is
+    cut into pages changes nothing that is stored.
     """
-    posts: dict[tuple[str, str], Post] = {}
     page = Page([])
     line_no, offset = start_line, start
     try:
@@ -194,16 +207,51 @@ def read_lines(
             line_no += 1
             offset += len(raw_line)
             if raw_line.strip():
-                for post in _read_line(raw_line, parse, f"line {line_no}", page):
+                for post in _read_line(raw_line, parse, parse_plain, f"line {line_no}", page):
                     post.via = path.name
-                    posts[(post.platform, post.id)] = post
-            if len(posts) >= page_size:
-                yield _filled(page, posts, offset, line_no)
-                posts, page = {}, Page([])
-    yield _filled(page, posts, offset, line_no)
+                    page.posts.append(post)
+            if len(page.posts) >= page_size:
+                yield _filled(page, offset, line_no)
+                page = Page([])
+    yield _filled(page, offset, line_no)
 
 
-def _read_line(raw_line: bytes, parse: ParseLine, where: str, page: Page) -> list[Post]:
+class _NotFinite(Exception):
+    """NaN or an infinite number in a line (NaN, Infinity, 1e400): plain JSON has none."""
+
+
+def _constant(name: str) -> Any:
+    raise _NotFinite(name)
+
+
+def _float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NotFinite(text)
+    return number
+
+
+PLAIN_JSON = json.JSONDecoder(parse_constant=_constant, parse_float=_float)
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # may be an unpaired surrogate
+
+
+def _decode(text: str) -> tuple[Any, bool]:
+    """A line's JSON value, and whether it is plain: every string in it Unicode text (no escaped
+    surrogate that may be unpaired) and every number finite (no NaN, Infinity or 1e400, which
+    are read all the same: only the record holding one is refused, by its checks).
+
+    :raises ValueError: (json.JSONDecodeError among them) and RecursionError, as json.loads.
+    """
+    try:
+        obj = PLAIN_JSON.decode(text)
+    except _NotFinite:
+        return json.loads(text), False
+    return obj, "\\u" not in text or not SURROGATE_ESCAPE.search(text)
+
+
+def _read_line(
+    raw_line: bytes, parse: ParseLine, parse_plain: ParseLine | None, where: str, page: Page
+) -> list[Post]:
     """One line's posts; what is wrong with it, or with any record in it, is rejected on `page`."""
     try:
         text = raw_line.decode("utf-8").rstrip("\r\n")
@@ -211,7 +259,7 @@ def _read_line(raw_line: bytes, parse: ParseLine, where: str, page: Page) -> lis
         page.reject(where, "not UTF-8", raw_line.decode("utf-8", "replace").rstrip("\r\n"))
         return []
     try:
-        obj = json.loads(text)  # NaN is read: only the record holding it is refused (storable)
+        obj, plain = _decode(text)
     except json.JSONDecodeError as exc:
         page.reject(where, f"invalid JSON ({exc.msg})", text)
         return []
@@ -220,7 +268,7 @@ def _read_line(raw_line: bytes, parse: ParseLine, where: str, page: Page) -> lis
         page.reject(where, f"invalid JSON ({why})", text)
         return []
     try:
-        found = parse(obj)
+        found = (parse_plain if plain and parse_plain else parse)(obj)
     except Exception as exc:  # any bad value in this line: this line only
         page.reject(where, reason(exc), obj)
         return []
@@ -230,13 +278,19 @@ def _read_line(raw_line: bytes, parse: ParseLine, where: str, page: Page) -> lis
     return found.posts
 
 
-def _filled(page: Page, posts: dict[tuple[str, str], Post], offset: int, line: int) -> Page:
-    page.posts, page.cursor = list(posts.values()), {"offset": offset, "line": line}
+def _filled(page: Page, offset: int, line: int) -> Page:
+    page.cursor = {"offset": offset, "line": line}
     return page
 
 
 def _interchange_line(obj: Any) -> Page:
     return Page([storable(post_from_interchange(obj))])
+
+
+def _plain_interchange_line(obj: Any) -> Page:
+    """`_interchange_line` for a plain line (`_decode`): what `post_from_interchange` makes of
+    plain JSON is already as `storable` would leave it (tests/connectors/test_jsonl_bulk.py)."""
+    return Page([post_from_interchange(obj)])
 
 
 def read_jsonl(
@@ -245,7 +299,10 @@ def read_jsonl(
     """Pages of posts from a file in our JSONL interchange format (docs/jsonl.md); a page that
     keeps posts with no time (connectors.undated) says so in one warning, the same on every page
     (an import says it once)."""
-    for page in read_lines(Path(path), _interchange_line, start, start_line, page_size):
+    pages = read_lines(
+        Path(path), _interchange_line, start, start_line, page_size, _plain_interchange_line
+    )
+    for page in pages:
         if any(undated(post.created_at) for post in page.posts):
             page.warnings.append(TIMELESS)
         yield page
