@@ -25,8 +25,11 @@ refuses when its page is written (found by retrying that page one post at a time
 
 from __future__ import annotations
 
+import functools
+import json
+import operator
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
@@ -34,9 +37,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, or_, select
+from sqlalchemy import ARRAY, Connection, Text, any_, bindparam, exists, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import (
     DataError,
     DBAPIError,
@@ -138,17 +141,91 @@ class SavedPage:
 
 
 def _insert(conn: Connection, table: Any) -> Any:
-    dialect = conn.dialect.name
-    if dialect == "sqlite":
+    return _dialect_insert(conn.dialect, table)
+
+
+def _dialect_insert(dialect: Dialect, table: Any) -> Any:
+    if dialect.name == "sqlite":
         return sqlite.insert(table)
-    if dialect == "postgresql":
+    if dialect.name == "postgresql":
         return postgresql.insert(table)
-    raise StorageError(f"database {dialect!r} is not supported: use SQLite or PostgreSQL")
+    raise StorageError(f"database {dialect.name!r} is not supported: use SQLite or PostgreSQL")
+
+
+@dataclass(frozen=True)
+class _Many:
+    """An INSERT … ON CONFLICT compiled once for a dialect and run through the driver's
+    executemany. SQLAlchemy's handling of each row's parameters is most of a bulk write's time, so
+    rows go to the driver as it takes them: each value through its column type's bind processor,
+    as SQLAlchemy would pass it, and a value every row shares (the page's time) processed once."""
+
+    sql: str
+    names: tuple[str, ...]  # the statement's parameters, in its order
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, bind processor)
+    positional: bool  # the driver takes each row as a tuple (SQLite), else as a dict (psycopg)
+
+    @classmethod
+    def compile(cls, stmt: Any, dialect: Dialect, keys: Sequence[str]) -> _Many:
+        compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+        names = tuple(compiled.positiontup or compiled.binds)
+        found = [
+            compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names
+        ]
+        processors = tuple((i, p) for i, p in enumerate(found) if p is not None)
+        return cls(compiled.string, names, processors, compiled.positional)
+
+    def run(
+        self, conn: Connection, rows: Sequence[Mapping[str, Any]], same: Mapping[str, Any]
+    ) -> None:
+        """Write `rows`, each holding every parameter; those in `same` every row shares, and
+        take its value."""
+        processor = dict(self.processors)
+        fixed = [
+            (i, processor[i](same[name]) if i in processor else same[name])
+            for i, name in enumerate(self.names)
+            if name in same
+        ]
+        each = [(i, process) for i, process in self.processors if self.names[i] not in same]
+        take = operator.itemgetter(*self.names)
+        params: list[Any] = []
+        for row in rows:
+            values = list(take(row))
+            for i, process in each:
+                values[i] = process(values[i])
+            for i, value in fixed:
+                values[i] = value
+            params.append(
+                tuple(values) if self.positional else dict(zip(self.names, values, strict=True))
+            )
+        conn.exec_driver_sql(self.sql, params)
+
+
+@functools.cache
+def _post_upsert(dialect: Dialect) -> _Many:
+    """Posts in, each new one inserted and each stored one given its merged copy."""
+    stmt = _dialect_insert(dialect, POSTS)
+    update = {k: stmt.excluded[k] for k in (*MUTABLE, "updated_at")}
+    stmt = stmt.on_conflict_do_update(index_elements=["platform", "post_id"], set_=update)
+    return _Many.compile(stmt, dialect, ROW_KEYS)
+
+
+@functools.cache
+def _sighting_upsert(dialect: Dialect) -> _Many:
+    """Sightings in, each found its post by (platform, post_id) in the statement itself; a place
+    seen before keeps its first_seen and local id and takes the counts it reports now."""
+    post = select(POSTS.c.id).where(
+        POSTS.c.platform == bindparam("platform"), POSTS.c.post_id == bindparam("post_id")
+    )
+    stmt = _dialect_insert(dialect, SIGHTINGS).values(post_pk=post.scalar_subquery())
+    recount = {k: stmt.excluded[k] for k in COUNTS}
+    stmt = stmt.on_conflict_do_update(index_elements=["post_pk", "source", "via"], set_=recount)
+    return _Many.compile(stmt, dialect, ("source", "via", "first_seen", "local_id", *COUNTS))
 
 
 # A post's stored fields: (Post attribute, column); its times, converted to aware UTC.
 STORED = tuple((name, column.name) for name, column in POST_COLUMNS.items())
 TIMES = tuple(name for name, col in POST_COLUMNS.items() if isinstance(col.type, UTCDateTime))
+ROW_KEYS = (*(column for _, column in STORED), "deleted_at", "source", "collected_at", "updated_at")
 
 
 def _post_values(post: Post, source: str, now: datetime) -> dict[str, Any]:
@@ -163,32 +240,34 @@ def _post_values(post: Post, source: str, now: datetime) -> dict[str, Any]:
     return row
 
 
-def _by_key(
-    conn: Connection, keys: Sequence[Key], columns: Sequence[str], lock: bool = False
-) -> dict[Key, Any]:
-    """The stored posts among `keys` (their `columns`, with platform, post_id and id), found
-    through the (platform, post_id) index: one platform and up to 400 ids a statement (under
-    SQLite's bound-parameter limit). With `lock`, on PostgreSQL locked until the transaction
-    ends."""
+def _existing(conn: Connection, keys: Sequence[Key]) -> dict[Key, Any]:
+    """The stored posts among `keys`, with what the rules merge, found through the (platform,
+    post_id) index, one statement a platform; on PostgreSQL locked until the transaction ends,
+    so the rules hold between reading them and writing the merged copies."""
     ids: dict[str, list[str]] = {}
     for platform, post_id in keys:
         ids.setdefault(platform, []).append(post_id)
-    wanted = (POSTS.c.platform, POSTS.c.post_id, POSTS.c.id, *(POSTS.c[k] for k in columns))
+    stmt, arrays = _lookup(conn.dialect), conn.dialect.name == "postgresql"
     found: dict[Key, Any] = {}
     for platform, some in ids.items():
-        for i in range(0, len(some), 400):
-            stmt = select(*wanted).where(
-                POSTS.c.platform == platform, POSTS.c.post_id.in_(some[i : i + 400])
-            )
-            for row in conn.execute(stmt.with_for_update() if lock else stmt):
-                found[(row.platform, row.post_id)] = row
+        given = {"platform": platform, "ids": some if arrays else json.dumps(some)}
+        for row in conn.execute(stmt, given):
+            found[(row.platform, row.post_id)] = row
     return found
 
 
-def _existing(conn: Connection, keys: Sequence[Key]) -> dict[Key, Any]:
-    """The stored posts among `keys`, with what the rules merge; on PostgreSQL locked until the
-    transaction ends, so the rules hold between reading them and writing the merged copies."""
-    return _by_key(conn, keys, MUTABLE, lock=True)
+@functools.cache
+def _lookup(dialect: Dialect) -> Any:
+    """The posts of one platform (`:platform`) among some ids (`:ids`), locked: the ids bound as
+    one parameter however many they are (an array on PostgreSQL, a JSON array read by json_each
+    on SQLite), so one statement does, whatever SQLite's limit on parameters."""
+    if dialect.name == "postgresql":
+        among = POSTS.c.post_id == any_(bindparam("ids", type_=ARRAY(Text)))
+    else:
+        each = func.json_each(bindparam("ids", type_=Text)).table_valued("value")
+        among = POSTS.c.post_id.in_(select(each.c.value))
+    wanted = (POSTS.c.platform, POSTS.c.post_id, POSTS.c.id, *(POSTS.c[k] for k in MUTABLE))
+    return select(*wanted).where(POSTS.c.platform == bindparam("platform"), among).with_for_update()
 
 
 def _older(incoming: datetime | None, stored: datetime | None) -> bool:
@@ -291,24 +370,22 @@ def _write(
     fresh = [v for k, v in rows.items() if k not in existing]
     changed = [v for k, v in rows.items() if k in existing and _changed(existing[k]._mapping, v)]
     if fresh or changed:
-        stmt = _insert(conn, POSTS)
-        update = {k: stmt.excluded[k] for k in (*MUTABLE, "updated_at")}
-        conn.execute(
-            stmt.on_conflict_do_update(index_elements=["platform", "post_id"], set_=update),
-            fresh + changed,
+        _post_upsert(conn.dialect).run(
+            conn, fresh + changed, {"collected_at": now, "updated_at": now}
         )
-    ids = {**existing, **_by_key(conn, [k for k in rows if k not in existing], ())}
     sightings = [
-        {"post_pk": ids[k].id, "source": source, "via": via, "first_seen": now, **word}
-        for k in rows
-        for via, word in vias[k].items()
+        {
+            "platform": platform,
+            "post_id": post_id,
+            "source": source,
+            "via": via,
+            "first_seen": now,
+            **word,
+        }
+        for (platform, post_id) in rows
+        for via, word in vias[(platform, post_id)].items()
     ]
-    stmt = _insert(conn, SIGHTINGS)
-    recount = {k: stmt.excluded[k] for k in COUNTS}  # a place's first_seen and local id stay
-    conn.execute(
-        stmt.on_conflict_do_update(index_elements=["post_pk", "source", "via"], set_=recount),
-        sightings,
-    )
+    _sighting_upsert(conn.dialect).run(conn, sightings, {"source": source, "first_seen": now})
     return len(fresh), len(changed)
 
 

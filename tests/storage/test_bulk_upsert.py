@@ -5,7 +5,7 @@ verbatim but for names: every stored copy read whole and merged in Python, writt
 statement a page. Random sequences of pages (edits, deletions, counts from several places, copies
 of one post within a page, posts with no time, a post the guard refuses) go through both, each
 into its own database; what each page says it did and the posts and sightings left must be the
-same. Then the same pages again must add nothing (idempotent re-runs). On SQLite, and on
+same. Then the same pages again must add nothing and change no post (idempotent re-runs). On SQLite, and on
 PostgreSQL when AGGREGATOR_TEST_POSTGRES_URL is set.
 """
 
@@ -289,6 +289,9 @@ def test_the_bulk_path_does_page_for_page_what_the_old_one_did(databases, pages)
                                                                  HealthCheck.too_slow])  # fmt: skip
 @given(pages=PAGES)
 def test_the_same_pages_again_add_nothing_and_leave_every_post_as_it_was(databases, pages):
+    # raw is refreshed with a change but is none itself: it is the last copy's that changed
+    # something, which a re-run may find in another copy of the same edit.
+    but = ("updated_at", "raw")
     _, new = databases
     emptied(new)
     for rerun in (False, True):
@@ -297,5 +300,5 @@ def test_the_same_pages_again_add_nothing_and_leave_every_post_as_it_was(databas
             if rerun:
                 assert saved.new == 0
         if not rerun:
-            first = state(new, but=("updated_at",))
-    assert state(new, but=("updated_at",)) == first
+            first = state(new, but=but)
+    assert state(new, but=but) == first
