@@ -8,12 +8,15 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from bisect import bisect_left
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property, lru_cache
 from itertools import accumulate
+from typing import Generic, NamedTuple, TypeVar
+
+import ahocorasick  # type: ignore[import-not-found]  # no type information shipped
 
 from aggregator.clock import as_utc
 from aggregator.settings import Config, SessionConfig
@@ -21,11 +24,14 @@ from aggregator.settings import Config, SessionConfig
 __all__ = [
     "RULES_VERSION",
     "Cue",
+    "CueFinder",
+    "Decider",
     "Decision",
     "Evaluation",
     "Explanation",
     "Programme",
     "TagInput",
+    "cue_positions",
     "decide",
     "decide_all",
     "evaluate",
@@ -36,48 +42,95 @@ __all__ = [
 
 RULES_VERSION = "3"  # part of the fingerprint: changing the rules re-tags every stored post
 # Invisible characters that split or glue words without showing: zero-width, soft hyphen, bidi controls.
-INVISIBLE = dict.fromkeys(
-    (*map(ord, "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"), *range(0x202A, 0x202F),
-     *range(0x2066, 0x206A)),
-    None,
-)  # fmt: skip
+INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
 URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-# CamelCase boundaries (#LegClub, @BerylInstitute), but not the plural of an acronym (#STPs).
-CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])(?![A-Z]s(?![a-z]))")
-POSSESSIVE = re.compile(r"(?<=\w)['’ʼ`´]s\b")
-NON_WORD = re.compile(r"[\W_]+")
+# CamelCase boundaries (#LegClub, @BerylInstitute), but not the plural of an acronym (#STPs): the
+# capital opening a word, after a small letter or digit, or after a capital when a small letter
+# follows it (not a plural s). Matched from the capital, so the scan skips everything else.
+CAMEL = re.compile(r"[A-Z](?:(?<=[a-z0-9][A-Z])|(?<=[A-Z][A-Z])(?=[a-z])(?!s(?![a-z])))")
+POSSESSIVE = re.compile(r"['’ʼ`´](?<=\w['’ʼ`´])s\b")
+NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+# Words are runs of letters and digits ('_' and every other character part them), found in two
+# passes: UTF-8 bytes translated at once (ASCII letters in lower case, digits kept, other ASCII a
+# space, the bytes of other characters kept), then the other characters that are no letter or
+# digit made spaces.
+ASCII_FOLD = bytes(ord(chr(b).lower()) if chr(b).isalnum() else 32 for b in range(128))
+ASCII_FOLD += bytes(range(128, 256))
+NON_ASCII_GAP = re.compile(r"[^\x00-\x7f\w]+")
+VARIATION_SELECTOR = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 TAG_OR_HANDLE = re.compile(r"[#@](\w+)")
 # Dropped only when comparing the 'reduced' forms: 'older adults in the hospital' still names the cue.
 FILLER = frozenset(
     {"and", "the", "of", "for", "on", "upon", "in", "a", "an", "to", "at", "by", "v", "vs"}
 )
 PREFIX_MIN = 6  # a cue this long may open a run-together hashtag: #legclubrocks
+TAG_EDGE = "\x00"  # where a hashtag or handle starts and ends for the automaton: never in a word
+REMEMBERED_TAGS = 1 << 16  # hashtags and handles whose forms are kept: posts repeat them
+REMEMBERED_LENGTH = 100  # ... when no longer than this
 
 
 def normalise(text: str) -> str:
     """One comparable form for posts and cues: words in lower case, single-spaced (docs/tagging.md)."""
-    text = unicodedata.normalize("NFKC", text).translate(INVISIBLE)
-    text = CAMEL.sub(" ", text)
-    text = POSSESSIVE.sub("", text)
-    return " ".join(_singular(word) for word in _folded(text).split())
+    return " ".join(_words(text))
 
 
 def run_together(text: str) -> str:
     """A hashtag's one form, whatever its case, width or invisible characters: its words run together
     in lower case, without a final plural -s ('#KidsRead', '#kidsread', '＃ＫＩＤＳＲＥＡＤ' -> 'kidsread')."""
-    text = unicodedata.normalize("NFKC", text).translate(INVISIBLE)
-    return _singular(_folded(text).replace(" ", ""))
+    return _singular("".join(_folded(_visible(text))))
 
 
-def _folded(text: str) -> str:
-    """Case-folded without accents, '&' as 'and', every run of other non-letters one space."""
+def _visible(text: str) -> str:
+    """In NFKC, without invisible characters (ASCII has neither other forms nor invisible ones)."""
+    return text if text.isascii() else INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+
+
+def _words(text: str) -> list[str]:
+    """normalise's words: CamelCase split, possessives dropped, folded, each without a plural."""
+    text = POSSESSIVE.sub("", CAMEL.sub(_spaced, _visible(text)))
+    return [_singular(word) if word[-1] == "s" else word for word in _folded(text)]
+
+
+def _spaced(capital: re.Match[str]) -> str:
+    return " " + capital[0]
+
+
+def _folded(text: str) -> list[str]:
+    """The words (runs of letters and digits), case-folded without accents, '&' as 'and'."""
     text = text.replace("&", " and ")
+    if not text.isascii() and all(map(_separator, "".join(NON_ASCII.findall(text)))):
+        text = NON_ASCII.sub(" ", text)  # emoji, quotation marks, dashes: the common case
     if not text.isascii():  # ASCII has no accents and no other forms
         # Case-fold, then drop accents, so 'Zoë', 'ZOE' and 'zoe' meet.
         text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text.casefold()))
-        text = "".join(c for c in text if not unicodedata.combining(c))
-        text = unicodedata.normalize("NFKC", text)
-    return NON_WORD.sub(" ", text.casefold())
+        text = unicodedata.normalize("NFKC", NON_ASCII.sub(_unaccented, text)).casefold()
+    text = text.encode().translate(ASCII_FOLD).decode()
+    return (text if text.isascii() else NON_ASCII_GAP.sub(" ", text)).split()
+
+
+@lru_cache(maxsize=1 << 12)
+def _separator(char: str) -> bool:
+    """Whether a character (not ASCII) only parts words, whatever surrounds it: neither a letter nor
+    a digit, the same case-folded and in every normal form, and never part of a composed
+    character (only marks, Mn or Mc, follow a character to compose with it; variation selectors,
+    as in emoji, never do)."""
+    return (
+        not char.isalnum()
+        and char.casefold() == char
+        and unicodedata.normalize("NFKD", char) == char
+        and not unicodedata.combining(char)
+        and (unicodedata.category(char) not in ("Mn", "Mc") or bool(VARIATION_SELECTOR.match(char)))
+    )
+
+
+def _unaccented(run: re.Match[str]) -> str:
+    """A run of non-ASCII characters without its combining marks (ASCII has none)."""
+    return "".join(c for c in run.group() if not unicodedata.combining(c))
+
+
+def _without_urls(text: str) -> str:
+    """`text` with every web address a space; the regex runs only where one may start."""
+    return URL.sub(" ", text) if "://" in text or "www." in text.lower() else text
 
 
 def _singular(word: str) -> str:
@@ -88,34 +141,21 @@ def _singular(word: str) -> str:
 
 def _keys(label: str) -> tuple[str, str]:
     """A cue's or a hashtag's two comparable forms: split into words ('kidread') and run together."""
-    return normalise(label).replace(" ", ""), run_together(label)
+    return "".join(_words(label)), run_together(label)
+
+
+@lru_cache(maxsize=REMEMBERED_TAGS)
+def _remembered_keys(tag: str) -> tuple[str, str]:
+    return _keys(tag)
+
+
+def _tag_keys(tag: str) -> tuple[str, str]:
+    """_keys of a hashtag or handle, worked out once for the short ones posts repeat."""
+    return _remembered_keys(tag) if len(tag) <= REMEMBERED_LENGTH else _keys(tag)
 
 
 def _reduced(words: Sequence[str]) -> list[str]:
     return [w for w in words if w not in FILLER]
-
-
-@dataclass(frozen=True)
-class _Joined:
-    """Words run together, and the offsets where each starts or ends."""
-
-    hay: str
-    edges: frozenset[int]
-
-    @classmethod
-    def of(cls, words: Sequence[str]) -> _Joined:
-        return cls("".join(words), frozenset(accumulate(map(len, words), initial=0)))
-
-    def spans(self, needle: str) -> bool:
-        """`needle` (words run together) spans whole words: 'legclub' in ['the','leg','club']."""
-        if not needle:
-            return False
-        i = self.hay.find(needle)
-        while i != -1:
-            if i in self.edges and i + len(needle) in self.edges:
-                return True
-            i = self.hay.find(needle, i + 1)
-        return False
 
 
 @dataclass(frozen=True)
@@ -129,32 +169,22 @@ class TagInput:
     platform: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Said:
     """What a post says, in the forms cues are compared with; worked out once per post."""
 
-    words: _Joined
-    reduced: _Joined  # without the FILLER words
-    tags: tuple[str, ...]  # its hashtags and handles in both forms (_keys), sorted
+    words: list[str]  # normalised
+    tags: set[str]  # its hashtags and handles in both forms (_keys)
 
     @classmethod
     def of(cls, post: TagInput) -> Said:
-        text = URL.sub(" ", unicodedata.normalize("NFKC", post.text).translate(INVISIBLE))
-        words = normalise(text).split()
-        extra = {
-            t.split("@")[0] for t in (*TAG_OR_HANDLE.findall(text), *post.hashtags, *post.mentions)
-        }
-        tags = {key for t in extra for key in _keys(t) if key}
-        return cls(_Joined.of(words), _Joined.of(_reduced(words)), tuple(sorted(tags)))
+        return cls.read(post.text, post.hashtags, post.mentions)
 
-    def tagged(self, key: str) -> bool:
-        """A hashtag or handle is `key`, or opens with it when it is long enough: #legclubrocks."""
-        if not key:
-            return False
-        i = bisect_left(self.tags, key)  # the tags opening with `key` sort first from here
-        if i == len(self.tags):
-            return False
-        return self.tags[i] == key or (len(key) >= PREFIX_MIN and self.tags[i].startswith(key))
+    @classmethod
+    def read(cls, text: str, hashtags: Sequence[str], mentions: Sequence[str]) -> Said:
+        text = _without_urls(_visible(text))
+        extra = {t.split("@")[0] for t in (*TAG_OR_HANDLE.findall(text), *hashtags, *mentions)}
+        return cls(_words(text), {key for t in extra for key in _tag_keys(t) if key})
 
 
 @dataclass(frozen=True)
@@ -172,24 +202,75 @@ class Cue:
     joined: str  # run_together(label)
     sessions: tuple[str, ...]  # programme order
 
-    @property
+    @cached_property
     def full(self) -> str:
         return "".join(self.words)
 
-    @property
+    @cached_property
     def short(self) -> str:
         return "".join(_reduced(self.words))
 
     def describe(self) -> str:
         return f"{self.kind} '{self.label}'"
 
-    def found_in(self, said: Said) -> bool:
-        """Whole words in the text (spaces, hyphens, CamelCase and run-together alike), or a hashtag
-        or handle in either form (_keys), or opening one."""
-        words, reduced = said.words, said.reduced
-        if words.spans(self.full) or reduced.spans(self.short) or words.spans(self.joined):
-            return True
-        return said.tagged(self.full) or said.tagged(self.joined)
+
+class CueFinder:
+    """Every cue of a programme compiled once into Aho-Corasick automata (pyahocorasick): one pass
+    over a post finds all the cues it names, however many the programme has. A cue is named when
+    (docs/tagging.md) its words, or its run-together form, span whole words of the post's text
+    (`spans`: 'legclub' in the, leg, club); or its words without the FILLER words span whole words
+    of the text without them (`reduced`); or a hashtag or handle is either of its forms (_keys), or
+    opens with one of PREFIX_MIN letters or more (`tags`)."""
+
+    def __init__(self, cues: Sequence[Cue]) -> None:
+        spans: dict[str, set[int]] = defaultdict(set)  # needle -> the cues it stands for
+        reduced: dict[str, set[int]] = defaultdict(set)
+        tags: dict[str, set[int]] = defaultdict(set)
+        for i, cue in enumerate(cues):
+            for form in {cue.full, cue.joined} - {""}:
+                spans[form].add(i)
+                # a tag is the form, edge to edge, or opens with it when it is long enough
+                tags[TAG_EDGE + form + ("" if len(form) >= PREFIX_MIN else TAG_EDGE)].add(i)
+            if cue.short:
+                reduced[cue.short].add(i)
+        self.spans = _automaton(spans)
+        self.reduced = _automaton(reduced)
+        self.tags = _automaton(tags)
+
+    def found(self, said: Said) -> set[int]:
+        """The positions (in the programme's cues) of every cue `said` names."""
+        found = _spanned(self.spans, said.words) | _spanned(self.reduced, _reduced(said.words))
+        if said.tags and self.tags is not None:
+            hay = TAG_EDGE + TAG_EDGE.join(said.tags) + TAG_EDGE
+            for _, (_, cues) in self.tags.iter(hay):
+                found.update(cues)
+        return found
+
+
+def _automaton(needles: Mapping[str, set[int]]) -> ahocorasick.Automaton | None:
+    """An automaton finding every needle, each with (its length, the cues it stands for); None
+    when there is no needle (an empty automaton cannot search)."""
+    if not needles:
+        return None
+    automaton = ahocorasick.Automaton()
+    for needle, cues in needles.items():
+        automaton.add_word(needle, (len(needle), tuple(sorted(cues))))
+    automaton.make_automaton()
+    return automaton
+
+
+def _spanned(automaton: ahocorasick.Automaton | None, words: Sequence[str]) -> set[int]:
+    """The cues whose needles occur in `words` run together, starting and ending at word edges."""
+    found: set[int] = set()
+    if automaton is None:
+        return found
+    edges: set[int] | None = None  # offsets where a word starts or ends, once something is found
+    for last, (length, cues) in automaton.iter("".join(words)):
+        if edges is None:
+            edges = set(accumulate(map(len, words), initial=0))
+        if last + 1 in edges and last + 1 - length in edges:
+            found.update(cues)
+    return found
 
 
 @dataclass
@@ -239,18 +320,33 @@ class Programme:
         cues.sort(key=lambda c: (-len(c.full), c.full))
         return cls(config.sessions, timedelta(minutes=config.event.grace_minutes), cues)
 
+    @cached_property
+    def finder(self) -> CueFinder:
+        """The cues compiled for matching, once per programme."""
+        return CueFinder(self.cues)
+
     def fingerprint(self) -> str:
         """Changes whenever the sessions, cues, grace or rules change: the signal to re-tag everything."""
         parts = [RULES_VERSION, str(self.grace)] + [repr(s) for s in self.sessions]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
+    @cached_property
+    def _times(self) -> list[tuple[SessionConfig, datetime, datetime, datetime, datetime]]:
+        """Each session with its start and end, then widened by the grace, in UTC: compared with a
+        post's time in UTC, field by field."""
+        return [
+            (s, as_utc(s.start), as_utc(s.end), as_utc(s.start - self.grace),
+             as_utc(s.end + self.grace))
+            for s in self.sessions
+        ]  # fmt: skip
+
     def live(self, when: datetime) -> tuple[SessionConfig | None, bool]:
         """The session running at `when` (start inclusive, end exclusive) and whether only by grace."""
-        for s in self.sessions:
-            if s.start <= when < s.end:
+        for s, start, end, _, _ in self._times:
+            if start <= when < end:
                 return s, False
-        for s in self.sessions:
-            if s.start - self.grace <= when < s.end + self.grace:
+        for s, _, _, early, late in self._times:
+            if early <= when < late:
                 return s, True
         return None, False
 
@@ -269,12 +365,24 @@ class Programme:
 
 def find_cues(post: TagInput, programme: Programme) -> list[Cue]:
     """Every cue the post names, longest first; a cue inside a longer one found adds nothing."""
-    said = Said.of(post)
-    found: list[Cue] = []
-    for cue in programme.cues:
-        if cue.found_in(said) and not any(cue.full in f.full for f in found):
-            found.append(cue)
-    return found
+    return [programme.cues[i] for i in _named(programme, Said.of(post))]
+
+
+def cue_positions(
+    programme: Programme, posts: list[tuple[str, Sequence[str], Sequence[str]]]
+) -> list[tuple[int, ...]]:
+    """find_cues for each post's (text, hashtags, mentions), as positions in the programme's cues:
+    the part of the rules that needs nothing but the post, for a worker process."""
+    return [_named(programme, Said.read(*post)) for post in posts]
+
+
+def _named(programme: Programme, said: Said) -> tuple[int, ...]:
+    found: list[int] = []
+    for i in sorted(programme.finder.found(said)):
+        full = programme.cues[i].full
+        if not any(full in programme.cues[f].full for f in found):
+            found.append(i)
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -288,7 +396,7 @@ class Explanation:
     parent: Decision | None
 
 
-def _by_cues(cues: list[Cue], programme: Programme, when: datetime) -> Decision:
+def _by_cues(cues: Sequence[Cue], programme: Programme, when: datetime) -> Decision:
     """Distinctive cues outvote shared ones; among the sessions named most often, time settles it."""
     distinctive = [c for c in cues if len(c.sessions) == 1]
     counted = distinctive or cues
@@ -313,10 +421,16 @@ def _root(reason: str) -> str:
     return reason
 
 
-def explain(post: TagInput, programme: Programme, parent: Decision | None = None) -> Explanation:
-    """Apply the rules: cues > a reply's parent > the live session > general; say why."""
+def explain(
+    post: TagInput,
+    programme: Programme,
+    parent: Decision | None = None,
+    cues: Sequence[Cue] | None = None,
+) -> Explanation:
+    """Apply the rules: cues > a reply's parent > the live session > general; say why. `cues`: what
+    find_cues says of the post, when it was asked already (in a worker process)."""
     when = as_utc(post.created_at)
-    cues = find_cues(post, programme)
+    cues = find_cues(post, programme) if cues is None else cues
     live, in_grace = programme.live(when)
     parent = parent if post.reply_to else None
     if cues:
@@ -333,13 +447,103 @@ def explain(post: TagInput, programme: Programme, parent: Decision | None = None
     return Explanation(decision, tuple(cues), live.id if live else None, in_grace, parent)
 
 
-def decide(post: TagInput, programme: Programme, parent: Decision | None = None) -> Decision:
+def decide(
+    post: TagInput,
+    programme: Programme,
+    parent: Decision | None = None,
+    cues: Sequence[Cue] | None = None,
+) -> Decision:
     """The session for one post (None = general), with a score and a reason."""
-    return explain(post, programme, parent).decision
+    return explain(post, programme, parent, cues).decision
 
 
 Key = tuple[str, str]  # (platform, post id)
 Adjust = Callable[[TagInput, Decision], Decision]
+P = TypeVar("P", bound=TagInput)  # the posts a Decider is given, and gives back decided
+
+
+class Decider(Generic[P]):
+    """The posts of one batch decided as they come, each reply after its parent: decide_all for a
+    stream too long to hold (aggregator.tagstage). A reply whose parent is in the batch but not
+    decided yet waits for it; `finish` decides the replies still waiting (replies in a cycle, or
+    whose parent never came) in time order, as decide_all does.
+
+    `adjust` may change a decision (organisers' corrections) before any reply follows it.
+    `remember` says whose decisions to keep for the replies that follow (default: everyone's): it
+    must keep every parent a later reply names.
+    """
+
+    def __init__(
+        self,
+        programme: Programme,
+        adjust: Callable[[P, Decision], Decision] | None = None,
+        remember: Callable[[Key], bool] | None = None,
+    ) -> None:
+        self.programme, self.adjust, self.remember = programme, adjust, remember
+        self.decided: dict[Key, Decision] = {}  # in this batch, those remembered
+        self.waiting: dict[Key, list[_Waiting[P]]] = {}  # by the parent each waits for
+        self.added = 0
+
+    def add(
+        self,
+        post: P,
+        parent_in_batch: bool,
+        known: Decision | None = None,
+        cues: Sequence[Cue] | None = None,
+    ) -> list[tuple[P, Decision]]:
+        """`post` decided, with the replies that waited for it; nothing while it waits for its
+        parent. `known`: the parent's decision from an earlier batch (used when this one has none);
+        `cues`: the cues it names, when found already (tagging.cue_positions)."""
+        self.added += 1
+        waiting = _Waiting(self.added, post, known, cues)
+        parent = (post.platform, post.reply_to or "")
+        if post.reply_to and parent_in_batch and parent not in self.decided:
+            self.waiting.setdefault(parent, []).append(waiting)
+            return []
+        return [(w.post, d) for w, d in self._run(waiting)]
+
+    def finish(self) -> list[tuple[P, Decision]]:
+        """The replies still waiting, decided in time order with their `known` parents, each
+        followed by the replies waiting for it. A reply decided again (it waited for a post in
+        its cycle decided after it) is given once, with its last decision."""
+        done: dict[int, tuple[_Waiting[P], Decision]] = {}
+        for w in _in_time(w for each in self.waiting.values() for w in each):
+            if w.order not in done and (w.post.platform, w.post.post_id) not in self.decided:
+                done.update((r.order, (r, d)) for r, d in self._run(w))
+        return [(w.post, d) for w, d in done.values()]
+
+    def _run(self, first: _Waiting[P]) -> list[tuple[_Waiting[P], Decision]]:
+        """`first` decided, then the replies waiting for it, in time order whatever the order
+        they came in, each with the replies waiting for it before the next. A post replying to
+        itself is decided again after itself: its last decision stands."""
+        done: dict[int, tuple[_Waiting[P], Decision]] = {}
+        stack = [first]
+        while stack:
+            w = stack.pop()
+            post, key = w.post, (w.post.platform, w.post.post_id)
+            parent = self.decided.get((post.platform, post.reply_to or ""), w.known)
+            d = decide(post, self.programme, parent, w.cues)
+            d = self.adjust(post, d) if self.adjust else d
+            if self.remember is None or self.remember(key):
+                self.decided[key] = d
+            done[w.order] = (w, d)
+            if key in self.waiting:
+                stack.extend(reversed(_in_time(self.waiting.pop(key))))
+        return list(done.values())
+
+
+def _in_time(posts: Iterable[_Waiting[P]]) -> list[_Waiting[P]]:
+    """In decide_all's order: time, platform, id (then the order added)."""
+    return sorted(
+        posts, key=lambda w: (as_utc(w.post.created_at), w.post.platform, w.post.post_id, w.order)
+    )
+
+
+class _Waiting(NamedTuple, Generic[P]):
+    order: int  # when it was added
+    post: P
+    known: Decision | None  # its parent's decision from an earlier batch
+    cues: Sequence[Cue] | None  # found already, or None
 
 
 def decide_all(
@@ -354,30 +558,13 @@ def decide_all(
     """
     ordered = sorted(posts, key=lambda p: (as_utc(p.created_at), p.platform, p.post_id))
     batch = {(p.platform, p.post_id) for p in ordered}
-    decided: dict[Key, Decision] = dict(known or {})
-    out: dict[Key, Decision] = {}
-    waiting: dict[Key, list[TagInput]] = {}
-
-    def run(first: TagInput) -> None:
-        stack = [first]
-        while stack:
-            post = stack.pop()
-            key = (post.platform, post.post_id)
-            parent = decided.get((post.platform, post.reply_to or ""))
-            d = decide(post, programme, parent)
-            out[key] = decided[key] = adjust(post, d) if adjust else d
-            stack.extend(reversed(waiting.pop(key, [])))
-
+    known = known or {}
+    decider: Decider[TagInput] = Decider(programme, adjust)
+    decided: list[tuple[TagInput, Decision]] = []
     for post in ordered:
-        parent_key = (post.platform, post.reply_to or "")
-        if post.reply_to and parent_key in batch and parent_key not in out:
-            waiting.setdefault(parent_key, []).append(post)  # its parent was posted later (clocks)
-        else:
-            run(post)
-    for post in ordered:  # replies in a cycle of replies: decided without a parent, in time order
-        if (post.platform, post.post_id) not in out:
-            run(post)
-    return out
+        parent = (post.platform, post.reply_to or "")
+        decided += decider.add(post, parent in batch, known.get(parent))
+    return {(p.platform, p.post_id): d for p, d in decided + decider.finish()}
 
 
 @dataclass(frozen=True)
