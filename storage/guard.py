@@ -157,6 +157,7 @@ PLAIN_COVERS_ALL = set(CHECKS) == {
     *TEXT_LISTS, "media", "raw",
 }  # fmt: skip
 PLAIN_KEY = KEY_BYTES // 4  # characters: a key this short is never longer in UTF-8 bytes
+INT_RANGES = {d: (-(2 ** (b - 1)), 2 ** (b - 1)) for d, b in {"sqlite": 64, **INT_BITS}.items()}
 
 
 def why_unstorable(post: Post, dialect: str) -> str | None:
@@ -175,25 +176,43 @@ def _plainly_storable(post: Post, dialect: str) -> bool:
     and no surrogate (nor NUL, on PostgreSQL) in any text. False leaves the post to CHECKS, which
     name what is wrong (or find nothing: this pass only knows the common kind)."""
     given = vars(post)
-    keys = [given[k] for k in KEYS] + [v for k in OPTIONAL_KEYS if (v := given[k]) is not None]
-    texts = [given["text"]] + [v for k in OPTIONAL_TEXTS if (v := given[k]) is not None]
-    times = [given["created_at"]] + [v for v in (given["edited_at"],) if v is not None]
-    counts = [v for k in COUNTS if (v := given[k]) is not None]
-    lists, media, raw = [given[k] for k in TEXT_LISTS], given["media"], given["raw"]
-    bits = INT_BITS.get(dialect, 64)
-    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1)
-    if not (
-        all(type(k) is str and 0 < len(k) <= PLAIN_KEY and not k.isspace() for k in keys)
-        and all(type(t) is str for t in texts)
-        and all(type(t) is datetime and t.tzinfo is UTC and EARLIEST <= t < LATEST for t in times)
-        and all(type(c) is int and low <= c < high for c in counts)
-        and all(type(v) is list for v in lists)
-        and type(media) is list
-        and all(type(m) is dict for m in media)
-        and type(raw) is dict
-    ):
+    strings: list[str] = []  # every text in the post, checked at the end in one piece
+    for name in (*KEYS, *OPTIONAL_KEYS):
+        value = given[name]
+        if value is None and name in OPTIONAL_KEYS:
+            continue
+        if type(value) is not str or not 0 < len(value) <= PLAIN_KEY or value.isspace():
+            return False
+        strings.append(value)
+    for name in ("text", *OPTIONAL_TEXTS):
+        value = given[name]
+        if value is None and name != "text":
+            continue
+        if type(value) is not str:
+            return False
+        strings.append(value)
+    for name in ("created_at", "edited_at"):
+        value = given[name]
+        if value is None and name == "edited_at":
+            continue
+        if type(value) is not datetime or value.tzinfo is not UTC or not EARLIEST <= value < LATEST:
+            return False
+    low, high = INT_RANGES.get(dialect, INT_RANGES["sqlite"])
+    for name in COUNTS:
+        value = given[name]
+        if value is not None and not (type(value) is int and low <= value < high):
+            return False
+    for name in TEXT_LISTS:
+        value = given[name]
+        if type(value) is not list:
+            return False
+        strings += value
+    media, raw = given["media"], given["raw"]
+    if type(media) is not list or type(raw) is not dict:
         return False
-    strings = [*keys, *texts, *(item for v in lists for item in v)]
+    for item in media:
+        if type(item) is not dict:
+            return False
     if not _plain_json([media, raw], strings):
         return False
     try:
