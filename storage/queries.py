@@ -222,21 +222,27 @@ def _sighting_upsert(dialect: Dialect) -> _Many:
     return _Many.compile(stmt, dialect, ("source", "via", "first_seen", "local_id", *COUNTS))
 
 
-# A post's stored fields: (Post attribute, column); its times, converted to aware UTC.
-STORED = tuple((name, column.name) for name, column in POST_COLUMNS.items())
-TIMES = tuple(name for name, col in POST_COLUMNS.items() if isinstance(col.type, UTCDateTime))
-ROW_KEYS = (*(column for _, column in STORED), "deleted_at", "source", "collected_at", "updated_at")
+# A post's fields that are not its columns, those stored under another name (`id` is `post_id`),
+# and its times, converted to aware UTC.
+UNSTORED = tuple(f.name for f in fields(Post) if f.name not in POST_COLUMNS)
+RENAMED = tuple((name, col.name) for name, col in POST_COLUMNS.items() if col.name != name)
+TIMES = tuple(col.name for col in POST_COLUMNS.values() if isinstance(col.type, UTCDateTime))
+ROW_KEYS = (*(c.name for c in POST_COLUMNS.values()), "deleted_at", "source", "collected_at",
+            "updated_at")  # fmt: skip
 
 
 def _post_values(post: Post, source: str, now: datetime) -> dict[str, Any]:
     """The row of `post` (its stored fields, times as aware UTC) first stored by `source` at `now`."""
-    given = vars(post)
-    row = {column: given[name] for name, column in STORED}
+    row = dict(vars(post))
+    for name in UNSTORED:
+        del row[name]
+    for name, column in RENAMED:
+        row[column] = row.pop(name)
     for name in TIMES:
-        if isinstance(when := given[name], datetime):
+        if isinstance(when := row[name], datetime):
             row[name] = as_utc(when)
     row["deleted_at"] = now if post.deleted else None
-    row.update(source=source, collected_at=now, updated_at=now)
+    row["source"], row["collected_at"], row["updated_at"] = source, now, now
     return row
 
 
@@ -309,6 +315,9 @@ def _tally(stored: Mapping[Place, Word], source: str, said: Mapping[str, Word]) 
     """A post's counts from its places. Each place in this page (`said`, by via) keeps what it
     reported before for a count it does not give now (filled in place: these are the sightings
     written); then each count is the highest any place reports, None when none does."""
+    if not stored and len(said) == 1:  # a new post seen in one place: that place's counts
+        (word,) = said.values()
+        return {k: word.get(k) for k in COUNTS}
     for via, word in said.items():
         before = stored.get((source, via), {})
         word.update({k: before.get(k) for k in COUNTS if word.get(k) is None})
@@ -418,15 +427,22 @@ def upsert_posts(conn: Connection, posts: Iterable[Post], source: str, now: date
     vias: dict[Key, dict[str, Word]] = {}  # via -> the post's local id there and its latest counts
     copies: dict[Key, Post] = {}
     refused: list[Quarantined] = []
+    dialect = conn.dialect.name
     for post in posts:
-        if problem := why_unstorable(post, conn.dialect.name):
+        if problem := why_unstorable(post, dialect):
             refused.append(_refused(post, problem))
             continue
         key = (post.platform, post.id)
         copy = _post_values(post, source, now)
-        values[key] = _merge(values[key], copy) if key in values else copy
-        word = vias.setdefault(key, {}).setdefault(post.via or "", {"local_id": post.local_id})
-        word.update({k: copy[k] for k in COUNTS if copy[k] is not None or k not in word})
+        places = vias.setdefault(key, {})
+        if key in values:
+            values[key] = _merge(values[key], copy)
+        else:
+            values[key] = copy
+        if (word := places.get(post.via or "")) is None:
+            places[post.via or ""] = {"local_id": post.local_id, **{k: copy[k] for k in COUNTS}}
+        else:
+            word.update({k: copy[k] for k in COUNTS if copy[k] is not None})
         copies[key] = post
     if not values:
         return SavedPage(0, 0, refused=tuple(refused))
