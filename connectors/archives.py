@@ -21,6 +21,7 @@ from connectors.undated import UNDATED, undated
 from connectors.values import MAX_COUNT, account, brief, count, optional_id, post_id, storable
 
 __all__ = [
+    "IMPORT_PAGE_SIZE",
     "PAGE_SIZE",
     "FileSource",
     "JsonlConnector",
@@ -34,7 +35,8 @@ __all__ = [
     "stamp",
 ]
 
-PAGE_SIZE = 500
+PAGE_SIZE = 500  # posts a page of a source: each is saved with the cursor to resume after it
+IMPORT_PAGE_SIZE = 2000  # posts a page of a file read whole (import): fewer, larger transactions
 REQUIRED = ("platform", "id", "created_at", "author", "text", "url")
 # Required keys that may be empty or null: a post whose source gave no readable time (our export
 # writes null), an archive without links. `text` may be "" (a media-only post), never null.
@@ -50,6 +52,7 @@ TEXT_FIELDS = ("author_name", "lang", "html", "url")
 GZIP_MAGIC = b"\x1f\x8b"
 DAMAGED_GZIP = (EOFError, zlib.error, gzip.BadGzipFile)  # what reading a broken .gz raises
 
+_MISSING = object()  # a key a line does not have
 HASHTAG_RE = re.compile(r"(?:^|(?<=[^\w&]))[#＃](\w+)")
 MENTION_RE = re.compile(r"(?:^|(?<=[^\w]))@(\w[\w.\-]*(?:@[\w.\-]+\w)?)")
 
@@ -58,7 +61,7 @@ def post_from_interchange(obj: Mapping[str, Any]) -> Post:
     """One interchange object -> Post. Raises ValueError naming the bad field."""
     if not isinstance(obj, Mapping):
         raise ValueError("not a JSON object")
-    missing = [k for k in REQUIRED if k not in obj or _empty(k, obj[k])]
+    missing = [k for k in REQUIRED if (v := obj.get(k, _MISSING)) is _MISSING or _empty(k, v)]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     text = obj["text"]
@@ -98,9 +101,9 @@ def post_from_interchange(obj: Mapping[str, Any]) -> Post:
 
 def _empty(key: str, value: Any) -> bool:
     """Whether a required key's value counts as missing."""
-    if key in NULLABLE:
-        return False
-    return value is None or (value == "" and key != "text")
+    if value is None:
+        return key not in NULLABLE
+    return value == "" and key not in NULLABLE and key != "text"
 
 
 def _created(value: Any) -> datetime:
@@ -294,11 +297,12 @@ def _plain_interchange_line(obj: Any) -> Page:
 
 
 def read_jsonl(
-    path: Path, start: int = 0, start_line: int = 0, page_size: int = PAGE_SIZE
+    path: Path, start: int = 0, start_line: int = 0, page_size: int = IMPORT_PAGE_SIZE
 ) -> Iterator[Page]:
-    """Pages of posts from a file in our JSONL interchange format (docs/jsonl.md); a page that
-    keeps posts with no time (connectors.undated) says so in one warning, the same on every page
-    (an import says it once)."""
+    """Pages of posts from a file in our JSONL interchange format (docs/jsonl.md), `page_size`
+    posts each (a source asks for PAGE_SIZE); a page that keeps posts with no time
+    (connectors.undated) says so in one warning, the same on every page (an import says it
+    once)."""
     pages = read_lines(
         Path(path), _interchange_line, start, start_line, page_size, _plain_interchange_line
     )

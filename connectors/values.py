@@ -89,6 +89,8 @@ def post_id(value: Any, what: str = "id") -> str:
 
     :raises ValueError: naming `what` when the id is of another type, blank or too long.
     """
+    if type(value) is str and 0 < len(value) <= MAX_KEY_BYTES // 4 and not value.isspace():
+        return value  # the common case: text too short to be too long in any encoding
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValueError(f"{what} must be a string or a whole number, got {brief(value)}")
     text = str(value)
