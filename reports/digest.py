@@ -1,10 +1,11 @@
-"""The database reads behind a story: SQL aggregates per part, two streamed passes, the few posts shown.
+"""The database reads behind a story: SQL aggregates per part, one streamed pass, the few posts shown.
 
-Only visible posts are read (not deleted, not excluded by an organiser, not opted out, not muted);
-what is hidden is only counted, for the data-quality line. The first pass (`_context`) reads each
-post's account, copy key, links and spam flag, oldest first, and decides over the whole event which
-posts are copies and which are spam (docs/report.md, "Editorial rules"); the second (`Scan`) counts
-terms, links and hashtags and keeps the candidates each list may show, by the editorial rules.
+Only visible posts are read (reports/scope.py); what is hidden is only counted, for the
+data-quality line. reports/context.py first counts who posted and decides over the whole event
+which posts are copies and which are spam (docs/report.md, "Editorial rules"), in SQL; then one
+pass over narrow columns (`Scan`) counts terms, links and hashtags and keeps the candidates each
+list may show, by the editorial rules. What a report holds grows with the vocabulary, the links
+and the accounts, never with a Python object for every post.
 """
 
 from __future__ import annotations
@@ -17,17 +18,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import Text, and_, case, false, func, literal, not_, or_, select, type_coerce
-from sqlalchemy import distinct as sql_distinct
+from sqlalchemy import Integer, and_, case, func, select, type_coerce
 from sqlalchemy.engine import Connection, Engine
 
 from aggregator.clock import EventClock
 from aggregator.scrubber import account_key
 from aggregator.settings import Config
-from connectors.undated import UNDATED
+from reports.context import Authors, Context, authors
+from reports.context import context as build_context
 from reports.model import SourceView
+from reports.scope import ANALYSIS, ASSIGN, EMPTY, POSTS, Accounts, Scope, as_text, decoded
 from reports.text import MAX_ANALYSED, clean_text
-from storage.models import POST_TABLE, Assignment, PostAnalysis
 from storage.runlog import source_health
 
 __all__ = [
@@ -43,14 +44,11 @@ __all__ = [
     "texts_by_id",
 ]
 
-POSTS = POST_TABLE
-ASSIGN = Assignment.__table__  # type: ignore[attr-defined]
-ANALYSIS = PostAnalysis.__table__  # type: ignore[attr-defined]
 POSITIVE, NEGATIVE = 0.1, -0.1  # TextBlob polarity beyond these makes a post positive or negative
 KEEP = 30  # candidates kept per part and kind, enough to fill a list after near-duplicates go
 PER_ACCOUNT = 2  # at most this many of one account's posts in one list of a part
 SAMPLE = 200  # posts per part that key points are drawn from (docs/report.md, "Key points")
-REPEATS = 3  # the same text or link from one account this many times is spam (reports/editorial)
+PRUNE = 20_000  # candidates kept per account before those that cannot make a list go (Scan._prune)
 # The lists a part shows and what each holds (a post may be a candidate for several).
 SHOWN_KINDS = ("best", "questions", "actions")
 
@@ -92,63 +90,6 @@ class Voices:
         return self.organisers | self.speakers | self.bots
 
 
-class _Accounts(dict[str, str]):
-    """account_key, once per account: a stream has far fewer accounts than posts."""
-
-    def __missing__(self, author: str) -> str:
-        self[author] = key = account_key(author)
-        return key
-
-
-def _raw(column: Any, name: str | None = None) -> Any:
-    """A JSON list column as stored, decoded by `_list` only when it holds something: most
-    posts have no links or media, and decoding every empty list costs a second in 100,000."""
-    return type_coerce(column, Text).label(name or column.name)
-
-
-def _has(value: Any) -> bool:
-    """Whether a `_raw` value holds anything (JSON's null and [] do not)."""
-    return bool(value) and value not in ("[]", "null")
-
-
-def _list(value: Any) -> list[Any]:
-    """A `_raw` value as a list (PostgreSQL's driver decodes JSON itself; SQLite gives text)."""
-    if not _has(value):
-        return []
-    decoded = json.loads(value) if isinstance(value, str) else value
-    return decoded if isinstance(decoded, list) else []
-
-
-class _Scope:
-    """The report's view: visible posts, each labelled with its part of the story."""
-
-    def __init__(self, config: Config, voices: Voices) -> None:
-        ids = [s.id for s in config.sessions]
-        first = config.sessions[0].start if config.sessions else None
-        self.joined = POSTS.outerjoin(ASSIGN, ASSIGN.c.post_pk == POSTS.c.id).outerjoin(
-            ANALYSIS, ANALYSIS.c.post_pk == POSTS.c.id
-        )
-        early = POSTS.c.created_at < first if first else false()
-        self.part = case(
-            (ASSIGN.c.session_id.in_(ids), ASSIGN.c.session_id),
-            (early, literal("before")),
-            else_=literal("after"),
-        ).label("part")
-        self.account = func.lower(func.ltrim(POSTS.c.author, "@"))
-        self.hidden = {
-            "deleted": POSTS.c.deleted_at.is_not(None),
-            "excluded": ASSIGN.c.excluded.is_(True),
-            "opted_out": self.account.in_(config.privacy.opt_out),
-            "muted": self.account.in_(sorted(voices.muted)),
-            # no readable time (connectors.undated): in no part of the story, no chart, no list
-            "undated": POSTS.c.created_at == UNDATED,
-        }
-        self.visible = not_(or_(*self.hidden.values()))
-
-    def select(self, *columns: Any) -> Any:
-        return select(*columns).select_from(self.joined).where(self.visible)
-
-
 @dataclass
 class PartTotals:
     posts: int
@@ -157,74 +98,14 @@ class PartTotals:
     negative: int
 
 
-@dataclass
-class Context:
-    """The editorial decisions over the whole event (reports/editorial.py's rules, from the stored
-    copy keys): which posts are copies and of what, and which posts and accounts are spam."""
-
-    copies: set[int] = field(default_factory=set)  # post pks
-    reach: Counter[int] = field(default_factory=Counter)  # an original's pk -> its copies
-    spam_posts: set[int] = field(default_factory=set)
-    spam_accounts: dict[str, int] = field(default_factory=dict)  # account key -> its posts
-
-    def is_spam(self, pk: int, account: str) -> bool:
-        return pk in self.spam_posts or account in self.spam_accounts
+_decode = json.JSONDecoder().raw_decode  # stored JSON starts at its first character
 
 
-def _links(given: Any, found: Any) -> list[str]:
-    """A post's links as its source gave them and as its text holds them, compared alike."""
-    links = {u.rstrip("/").casefold() for u in _list(given) if isinstance(u, str)}
-    return sorted(links.union(_list(found)))
-
-
-def _context(conn: Connection, scope: _Scope, voices: Voices) -> Context:
-    """Copies and spam, oldest post first, as reports/editorial.py decides them: a post is a copy
-    when it reposts another (`repost_of`, or written out "RT @name: …") or says the same words as
-    an earlier post; a post is spam on its own (stored), or by its account saying the same words
-    or sharing the same link three times or more; an account is spam when at least three of its
-    posts, and at least half, are spam (or when the curation file calls it a bot)."""
-    stmt = scope.select(
-        POSTS.c.id, POSTS.c.post_id, POSTS.c.author, POSTS.c.repost_of, _raw(POSTS.c.links),
-        _raw(ANALYSIS.c.links, "text_links"), ANALYSIS.c.copy_key, ANALYSIS.c.repost, ANALYSIS.c.spam,
-    ).order_by(POSTS.c.created_at, POSTS.c.id).execution_options(yield_per=5000)  # fmt: skip
-    ctx = Context()
-    first: dict[str, int] = {}  # copy key -> the original's pk
-    by_id: dict[str, int] = {}  # an original's post id -> its pk
-    said: Counter[tuple[str, str]] = Counter()
-    shared: Counter[tuple[str, str]] = Counter()
-    posts: list[tuple[int, str, str | None, Iterable[str]]] = []
-    accounts = _Accounts()
-    for r in conn.execute(stmt):
-        account = accounts[r.author]
-        links = _links(r.links, r.text_links) if _has(r.links) or _has(r.text_links) else ()
-        original = by_id.get(r.repost_of or "") or first.get(r.copy_key or "")
-        if original is not None or r.repost_of or r.repost:
-            ctx.copies.add(r.id)
-            if original is not None:
-                ctx.reach[original] += 1
-        else:
-            by_id[r.post_id] = r.id
-            if r.copy_key:
-                first[r.copy_key] = r.id
-        if r.spam:
-            ctx.spam_posts.add(r.id)
-        if r.copy_key:
-            said[(account, r.copy_key)] += 1
-        shared.update((account, link) for link in links)
-        posts.append((r.id, account, r.copy_key, links))
-    posted, spammed = Counter[str](), Counter[str]()
-    for pk, account, key, its_links in posts:
-        if (key and said[(account, key)] >= REPEATS) or any(
-            shared[(account, link)] >= REPEATS for link in its_links
-        ):
-            ctx.spam_posts.add(pk)
-        posted[account] += 1
-        spammed[account] += pk in ctx.spam_posts
-    ctx.spam_accounts = {
-        a: posted[a] for a, n in spammed.items() if n >= REPEATS and 2 * n >= posted[a]
-    }
-    ctx.spam_accounts.update({bot: posted[bot] for bot in voices.bots if posted[bot]})
-    return ctx
+def _words(terms: list[str]) -> int:
+    """How many of a post's terms are single words, not hashtags (reports.text.terms: a phrase
+    is two words and one space, a hashtag one word after '#'), counted in C, not term by term."""
+    joined = "\x00".join(terms)
+    return len(terms) - joined.count(" ") - f"\x00{joined}".count("\x00#") if terms else 0
 
 
 class Scan:
@@ -234,6 +115,7 @@ class Scan:
     spam's terms, links and hashtags are not counted; low-content posts and technical problems are
     never highlights, questions or pledges (technical problems are the organisers' own list);
     flagged disclosures are never shown unless pinned; questions come from the audience only.
+    Call `finish` after the last post.
     """
 
     def __init__(self, context: Context | None = None, voices: Voices | None = None) -> None:
@@ -248,79 +130,107 @@ class Scan:
         self.all_links: Counter[str] = Counter()
         self.hashtags: Counter[str] = Counter()  # '#copro16' -> posts writing it, in any case
         self.hashtag_spellings: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.written_hashtags: Counter[str] = Counter()  # a post's hashtags as stored -> posts
         self.pinned: defaultdict[str, list[int]] = defaultdict(list)
         self.heaps: defaultdict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
-        # the shown lists' candidates, per account, so that no account fills a list
+        # the shown lists' candidates, per account, so that no account fills a list; none below
+        # its list's floor, which no later post can lower (`_prune`)
         self.by_account: defaultdict[tuple[str, str, str], list[tuple[Any, ...]]] = defaultdict(
             list
         )
+        self.floors: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self.held = 0
         self.counts: Counter[tuple[str, str]] = Counter()
-        self.accounts = _Accounts()
+        self.accounts = Accounts()
+        self.roles: dict[str, str | None] = {}
 
     def add(self, r: Any) -> None:
-        account = self.accounts[r.author]
-        part, ctx = r.part, self.context
-        copy, spam = r.id in ctx.copies, ctx.is_spam(r.id, account)
-        if r.pinned:
-            self.pinned[part].append(r.id)
+        """One visible post: its `_scan` columns, in that order."""
+        (pk, part, author, engagement, pinned, question, action, technical, low, quote,
+         disclosure, terms, hashtags, links, media, reposted, spam) = r  # fmt: skip
+        account, ctx, counts = self.accounts[author], self.context, self.counts
+        copy = reposted or pk in ctx.text_copies
+        if pinned:
+            self.pinned[part].append(pk)
         if copy:
-            self.counts[(part, "copies")] += 1
-        if spam:
-            self.counts[(part, "spam")] += 1
+            counts[(part, "copies")] += 1
+        if spam or pk in ctx.spam_posts or account in ctx.spam_accounts:
+            counts[(part, "spam")] += 1
             return
-        self._count(r, part, account, copy)
-        if copy:
+        if links not in EMPTY:  # links and hashtags as shared: copies too
+            self._count_links(part, links)
+        if hashtags not in EMPTY:
+            self.written_hashtags[hashtags] += 1  # a stream writes the same few again and again
+        held_back = disclosure and not pinned
+        if copy or (low and not technical and not held_back):
             return  # a copy's words are its original's: counted as its reach, never shown
-        words = sum(1 for t in r.terms or () if " " not in t and t[0] != "#")
-        engagement = (r.engagement or 0) + 2 * ctx.reach[r.id]
-        rank = (words >= 2, engagement, words, -r.id)
-        if r.technical:
-            self.counts[(part, "technical")] += 1
+        words = _decode(terms)[0] if terms else []
+        if not (technical or low):  # terms as people wrote them
+            self._count_terms(part, account, words)
+        said = _words(words)
+        rank = (said >= 2, (engagement or 0) + 2 * ctx.reach.get(pk, 0), said, -pk)
+        if technical:
+            counts[(part, "technical")] += 1
             self._keep("technical", part, rank)
-            return
-        if r.disclosure and not r.pinned:
-            self.counts[(part, "disclosures")] += 1
+        elif held_back:
+            counts[(part, "disclosures")] += 1
             self._keep("disclosures", part, rank)
-            return
-        if r.low_content:
-            return
-        if not (r.question or r.action):  # they have lists of their own
+        elif not low:
+            self._shown(pk, part, account, rank, (question, action, quote), media)
+
+    def _shown(
+        self, pk: int, part: str, account: str, rank: tuple[Any, ...],
+        classes: tuple[bool, bool, bool], media: str | None,
+    ) -> None:  # fmt: skip
+        """The lists a post may be shown in, and the key points' sample."""
+        question, action, quote = classes
+        role = self.roles[account] if account in self.roles else self._role(account)
+        if not (question or action):  # they have lists of their own
             self._keep_shown("best", part, account, rank)
-        if r.question and self.voices.role(account) is None:
+        if question and role is None:
             self.counts[(part, "questions")] += 1
             self._keep_shown("questions", part, account, rank)
-        if r.action:
+        if action:
             self.counts[(part, "actions")] += 1
             self._keep_shown("actions", part, account, rank)
-        if media := len(_list(r.media)):
-            self.counts[(part, "media")] += media
+        if media not in EMPTY and (found := len(decoded(media))):
+            self.counts[(part, "media")] += found
             self._keep("media", part, rank)
-        if not (r.question or r.action):  # key points never are either
-            voice = bool(r.quote) or self.voices.role(account) in ("organiser", "speaker")
-            self._keep("sample", part, (voice, (r.id * 2654435761) % 2**32, -r.id), SAMPLE)
+        if not (question or action):  # key points never are either
+            voice = bool(quote) or role in ("organiser", "speaker")
+            self._keep("sample", part, (voice, (pk * 2654435761) % 2**32, -pk), SAMPLE)
 
-    def _count(self, r: Any, part: str, account: str, copy: bool) -> None:
-        """Links and hashtags as shared (copies too); terms as people wrote them (originals only,
-        not technical problems or low content)."""
-        if _has(r.links):
-            links = {u for u in _list(r.links) if isinstance(u, str)}
-            self.links[part].update(links)
-            self.all_links.update(links)
-        spellings: defaultdict[str, set[str]] = defaultdict(set)  # this post's, once each
-        for tag in (t.lstrip("#") for t in r.hashtags or () if isinstance(t, str)):
-            spellings["#" + tag.casefold()].add("#" + tag)
-        self.hashtags.update(spellings.keys())
-        for key, written in spellings.items():
-            self.hashtag_spellings[key].update(written)
-        if copy or r.technical or r.low_content:
-            return
-        terms = r.terms or ()
+    def _role(self, account: str) -> str | None:
+        self.roles[account] = role = self.voices.role(account)
+        return role
+
+    def _count_links(self, part: str, links: str) -> None:
+        """A post's links, each once."""
+        shared = {u for u in decoded(links) if isinstance(u, str)}
+        self.links[part].update(shared)
+        self.all_links.update(shared)
+
+    def _count_terms(self, part: str, account: str, terms: list[str]) -> None:
+        """Terms as people wrote them (originals only, not technical problems or low content)."""
         self.terms[part].update(terms)
-        self.all_terms.update(terms)
         seen, shared = self.term_author[part], self.shared_terms[part]
         for term in set(terms).difference(shared):  # most terms are soon shared: skip them
             if seen.setdefault(term, account) != account:
                 shared.add(term)
+
+    def finish(self) -> None:
+        """The event's terms and hashtags from what the posts wrote; pins in key order."""
+        for counts in self.terms.values():
+            self.all_terms.update(counts)
+        for written, posts in self.written_hashtags.items():
+            spellings: defaultdict[str, set[str]] = defaultdict(set)  # this post's, once each
+            for tag in (t.lstrip("#") for t in decoded(written) if isinstance(t, str)):
+                spellings["#" + tag.casefold()].add("#" + tag)
+            for key, forms in spellings.items():
+                self.hashtags[key] += posts
+                self.hashtag_spellings[key].update(dict.fromkeys(forms, posts))
+        for pks in self.pinned.values():
+            pks.sort()
 
     @property
     def hashtag_forms(self) -> dict[str, str]:
@@ -340,10 +250,35 @@ class Scan:
     def _keep_shown(self, kind: str, part: str, account: str, rank: tuple[Any, ...]) -> None:
         """One account's best few for a list (one more than it may show, should one go as a
         near-duplicate); `ranked` merges them."""
+        floor = self.floors.get((kind, part))
+        if floor is not None and rank < floor:
+            return
         heap = self.by_account[(kind, part, account)]
         heapq.heappush(heap, rank)
         if len(heap) > PER_ACCOUNT + 1:
             heapq.heappop(heap)
+        self.held += 1
+        if self.held > PRUNE:
+            self._prune()
+
+    def _prune(self) -> None:
+        """Drop the candidates below each list's floor: the KEEP-th best of every account's best
+        few. A later post only ever raises it (it joins its account's few, or pushes out a worse
+        one), so nothing below it can be among the KEEP a list draws on, however the scan goes."""
+        lists: defaultdict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
+        for (kind, part, _), ranks in self.by_account.items():
+            lists[(kind, part)].extend(ranks)
+        for at, ranks in lists.items():
+            if len(ranks) >= KEEP:
+                self.floors[at] = heapq.nlargest(KEEP, ranks)[-1]
+        for key, ranks in list(self.by_account.items()):
+            floor = self.floors.get(key[:2])
+            if floor is not None:
+                ranks[:] = [rank for rank in ranks if rank >= floor]
+                heapq.heapify(ranks)
+            if not ranks:
+                del self.by_account[key]
+        self.held = sum(len(ranks) for ranks in self.by_account.values())
 
     def _merge(self) -> None:
         for (kind, part, _), ranks in self.by_account.items():
@@ -392,58 +327,78 @@ def _minute(conn: Connection) -> Any:
 
 
 def _counts(
-    conn: Connection, scope: _Scope
-) -> tuple[dict[str, PartTotals], dict[str, dict[datetime, int]]]:
+    conn: Connection, scope: Scope, people: Mapping[str, int]
+) -> tuple[dict[str, PartTotals], dict[str, dict[datetime, int]], Counter[str]]:
+    """Each part's posts and sentiment (with its `people`), its posts by minute, and the posts by
+    platform, in one query."""
     positive = func.sum(case((POSTS.c.sentiment_polarity > POSITIVE, 1), else_=0))
     negative = func.sum(case((POSTS.c.sentiment_polarity < NEGATIVE, 1), else_=0))
-    stmt = scope.select(
-        scope.part, func.count(), func.count(sql_distinct(POSTS.c.author)), positive, negative
-    )
-    totals = {
-        r[0]: PartTotals(*(int(v or 0) for v in r[1:]))
-        for r in conn.execute(stmt.group_by(scope.part))
-    }
     minute = _minute(conn).label("minute")
-    minutes: defaultdict[str, dict[datetime, int]] = defaultdict(dict)
-    for part, key, n in conn.execute(
-        scope.select(scope.part, minute, func.count()).group_by(scope.part, minute)
-    ):
-        minutes[part][datetime.strptime(key, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)] = n
-    return totals, dict(minutes)
+    stmt = scope.select(scope.part, minute, POSTS.c.platform, func.count(), positive, negative,
+                        analysed=False).group_by(scope.part, minute, POSTS.c.platform)  # fmt: skip
+    totals: dict[str, PartTotals] = {}
+    minutes: defaultdict[str, Counter[datetime]] = defaultdict(Counter)
+    platforms: Counter[str] = Counter()
+    when: dict[str, datetime] = {}
+    for part, key, platform, n, up, down in conn.execute(stmt):
+        at = when.get(key) or when.setdefault(key, datetime.fromisoformat(key).replace(tzinfo=UTC))
+        minutes[part][at] += n
+        platforms[platform] += n
+        part_totals = totals.setdefault(part, PartTotals(0, people.get(part, 0), 0, 0))
+        part_totals.posts += n
+        part_totals.positive += int(up or 0)
+        part_totals.negative += int(down or 0)
+    ordered = Counter(dict(sorted(platforms.items())))  # ties in name order, on every database
+    return totals, {part: dict(counts) for part, counts in minutes.items()}, ordered
 
 
 def _contributors(
-    conn: Connection, scope: _Scope, n: int, leave_out: Iterable[str]
+    conn: Connection, scope: Scope, who: Authors, accounts: Accounts, n: int, leave_out: set[str]
 ) -> dict[str, list[tuple[str, str | None, int]]]:
-    """The audience's most active accounts per part: never spam, bots, organisers or speakers."""
-    audience = scope.account.not_in(sorted(leave_out))
-    counted = scope.select(scope.part, POSTS.c.author, func.max(POSTS.c.author_name).label("name"),
-                           func.count().label("n")).where(audience)  # fmt: skip
-    counted = counted.group_by(scope.part, POSTS.c.author).subquery()
-    order = (counted.c.n.desc(), counted.c.author)
-    rank = func.row_number().over(partition_by=counted.c.part, order_by=order).label("rank")
-    ranked = select(counted, rank).subquery()
-    stmt = select(ranked.c.part, ranked.c.author, ranked.c.name, ranked.c.n).where(
-        ranked.c.rank <= n
+    """The audience's most active accounts per part: never spam, bots, organisers or speakers;
+    from the parts' most active authors, or, where spam accounts left too few of them, counted
+    again for that part."""
+    out = {}
+    for part, listed in who.active.items():
+        kept = [(a, name, count) for count, a, name in listed if accounts[a] not in leave_out][:n]
+        if len(kept) < n and part in who.crowded:
+            kept = _counted(
+                conn, scope, part, n, [a for a, k in accounts.items() if k in leave_out]
+            )
+        if kept:
+            out[part] = kept
+    return out
+
+
+def _counted(
+    conn: Connection, scope: Scope, part: str, n: int, leave_out: list[str]
+) -> list[tuple[str, str | None, int]]:
+    """A part's `n` most active authors, none of the authors `leave_out`."""
+    name, count = func.max(POSTS.c.author_name), func.count()
+    stmt = scope.select(POSTS.c.author, name, count, analysed=False).where(
+        scope.part == part, POSTS.c.author.not_in(leave_out)
     )
-    out: defaultdict[str, list[tuple[str, str | None, int]]] = defaultdict(list)
-    for r in conn.execute(stmt.order_by(ranked.c.part, ranked.c.rank)):
-        out[r.part].append((r.author, r.name, r.n))
-    return dict(out)
+    ranked = stmt.group_by(POSTS.c.author).order_by(count.desc(), POSTS.c.author).limit(n)
+    return [(author, written, int(posts)) for author, written, posts in conn.execute(ranked)]
 
 
-def _scan(conn: Connection, scope: _Scope, context: Context, voices: Voices) -> Scan:
+def _scan(conn: Connection, scope: Scope, context: Context, voices: Voices) -> Scan:
+    """Every visible post's narrow columns through `Scan.add`, streamed."""
     engagement = (func.coalesce(POSTS.c.likes, 0) + 2 * func.coalesce(POSTS.c.reposts, 0)
                   + func.coalesce(POSTS.c.replies, 0) + 2 * func.coalesce(POSTS.c.quotes, 0))  # fmt: skip
     a = ANALYSIS.c
+    flag = lambda column: type_coerce(column, Integer)  # noqa: E731 (only its truth is read)
     stmt = scope.select(
-        POSTS.c.id, scope.part, POSTS.c.author, engagement.label("engagement"),
-        ASSIGN.c.highlight.label("pinned"), a.question, a.action, a.technical, a.low_content,
-        a.quote, a.disclosure, a.terms, POSTS.c.hashtags, _raw(POSTS.c.links), _raw(POSTS.c.media),
-    ).execution_options(yield_per=2000)  # fmt: skip
+        POSTS.c.id, scope.part, POSTS.c.author, engagement, flag(ASSIGN.c.highlight),
+        flag(a.question), flag(a.action), flag(a.technical), flag(a.low_content), flag(a.quote),
+        a.disclosure, as_text(a.terms), as_text(POSTS.c.hashtags), as_text(POSTS.c.links),
+        as_text(POSTS.c.media), flag(scope.reposted), flag(a.spam),
+    ).execution_options(yield_per=5000)  # fmt: skip
     scan = Scan(context, voices)
+    add = scan.add
     for row in conn.execute(stmt):
-        scan.add(row)
+        add(row)
+    scan.finish()
     return scan
 
 
@@ -499,11 +454,11 @@ def _sources(engine: Engine, conn: Connection, config: Config) -> list[SourceVie
     return views
 
 
-def _unshown(conn: Connection, scope: _Scope) -> tuple[dict[str, int], int]:
+def _unshown(conn: Connection, scope: Scope) -> tuple[dict[str, int], int]:
     """Posts not shown, by reason, and visible posts not yet tagged, in one query."""
     sums = [func.sum(case((cond, 1), else_=0)) for cond in scope.hidden.values()]
     waiting = func.sum(case((and_(scope.visible, ASSIGN.c.post_pk.is_(None)), 1), else_=0))
-    row = conn.execute(select(*sums, waiting).select_from(scope.joined)).one()
+    row = conn.execute(select(*sums, waiting).select_from(scope.tagged)).one()
     *hidden, untagged = (int(v or 0) for v in row)
     return dict(zip(scope.hidden, hidden, strict=True)), untagged
 
@@ -512,27 +467,18 @@ def report_data(
     engine: Engine, conn: Connection, config: Config, show: Mapping[str, int],
     voices: Voices | None = None,
 ) -> ReportData:  # fmt: skip
-    """Every aggregate the story needs, in a handful of queries and two streamed passes."""
+    """Every aggregate the story needs, in a handful of queries and one streamed pass."""
     voices = voices or Voices()
-    scope = _Scope(config, voices)
-    totals, minutes = _counts(conn, scope)
-    people = conn.execute(scope.select(func.count(sql_distinct(POSTS.c.author)))).scalar_one()
-    platforms = Counter(
-        {
-            r[0]: r[1]
-            for r in conn.execute(
-                scope.select(POSTS.c.platform, func.count()).group_by(POSTS.c.platform)
-            )
-        }
-    )
-    sources = _sources(engine, conn, config)
-    context = _context(conn, scope, voices)
+    scope, accounts = Scope(config, voices.muted), Accounts()
+    who = authors(conn, scope, accounts, voices.not_audience)
+    totals, minutes, platforms = _counts(conn, scope, who.people)
+    context = build_context(conn, scope, accounts, who, voices.bots)
     leave_out = {*context.spam_accounts, *voices.not_audience}
-    contributors = _contributors(conn, scope, show.get("contributors", 6), leave_out)
+    contributors = _contributors(conn, scope, who, accounts, show.get("contributors", 6), leave_out)
     scan = _scan(conn, scope, context, voices)
     hidden, untagged = _unshown(conn, scope)
     return ReportData(
         tz=config.event.timezone, totals=totals, minutes=minutes, contributors=contributors,
-        people=int(people), platforms=platforms, scan=scan, sources=sources, hidden=hidden,
-        untagged=untagged, context=context,
+        people=who.everyone, platforms=platforms, scan=scan,
+        sources=_sources(engine, conn, config), hidden=hidden, untagged=untagged, context=context,
     )  # fmt: skip
