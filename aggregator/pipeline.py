@@ -590,6 +590,7 @@ def analyse(
     Workers import the main module again: a script calling this needs `if __name__ == "__main__":`.
     """
     from functools import partial
+    from itertools import chain
 
     from aggregator.workers import Died, map_chunks
     from reports.features import FAILED, PROFILE_READ, analyse_rows, features, unreadable
@@ -601,6 +602,10 @@ def analyse(
     current = (ANALYSER, FAILED)
     text = func.substr(POSTS.c.text, 1, MAX_ANALYSED)
     chunks = stale_rows(engine, current, (POSTS.c.id, text, _profile(PROFILE_READ)), batch)
+    first = next(chunks, None)
+    if first is None:
+        return 0  # nothing new: nothing counted, no worker started
+    chunks = chain([first], chunks)
     work = partial(analyse_rows, analyser=analyser or features)
     spread = workers > 1 and count_stale(engine, current) >= 4 * workers * batch
     done = map_chunks(work, chunks, workers) if spread else ((c, work(c)) for c in chunks)

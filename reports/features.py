@@ -96,7 +96,8 @@ def features(text: str, profile: str | None = None) -> Features:
     gives one: it only ever makes the disclosure rules more careful)."""
     text = clean_text(text[:MAX_ANALYSED])
     classes = classify(Item("", "", text), ALONE)
-    quoted = is_speaker_quote(text)
+    # classify has found the quote, unless it stopped at spam
+    quoted = is_speaker_quote(text) if classes & {"quote", "spam"} else None
     role = role_from_profile(profile_text(profile))
     found = disclosure(text, role)
     polarity, subjectivity = sentiment(text)
