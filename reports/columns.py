@@ -1,10 +1,42 @@
-"""The export's columns and what each holds (docs/data-dictionary.md at length), and how times are written."""
+"""The export's columns and what each holds (docs/data-dictionary.md at length), how times are
+written, and which cells a spreadsheet would run as formulas."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from aggregator.clock import iso_utc  # re-exported: how every export and manifest writes times
 
-__all__ = ["COLUMNS", "EXTRAS", "INTERCHANGE", "iso_utc"]
+__all__ = [
+    "COLUMNS",
+    "EXTRAS",
+    "FORMULA_FIRST",
+    "FORMULA_START",
+    "INTERCHANGE",
+    "SPACES",
+    "csv_cell",
+    "iso_utc",
+]
+
+# A spreadsheet runs a cell as a formula when it starts with one of these, also after any of
+# SPACES (what Python's \s matches, the ideographic space among them; tab and carriage return are
+# both). Both CSV writers neutralise such a cell: reports/export.py and reports/export_sql.py.
+FORMULA_FIRST = "=+-@＝＋－＠\t\r"
+SPACES = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+FORMULA_START = re.compile(f"^[{re.escape(SPACES)}]*[{re.escape(FORMULA_FIRST)}]")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet shows as written: formula-like text gets a leading apostrophe, NUL
+    is dropped, numbers stay numbers, None is empty."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    text = str(value).replace("\x00", "")
+    return "'" + text if FORMULA_START.match(text) else text
+
 
 # The CSV columns, in order; docs/data-dictionary.md says the same at length.
 COLUMNS: dict[str, str] = {

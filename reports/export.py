@@ -1,10 +1,12 @@
-"""Research exports (csv, jsonl, ids): records streamed from SQL row by row, and the writers of each format."""
+"""Research exports (csv, jsonl, ids): records streamed from SQL row by row, and the writers of each
+format. A CSV export that is not pseudonymised is written by the database (reports/export_sql.py),
+with this module's records as the reference for what SQL cannot write exactly."""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -17,21 +19,23 @@ from sqlalchemy.engine import Connection, Engine
 from aggregator.clock import EventClock
 from aggregator.errors import OutputError
 from aggregator.files import atomic_write
-from aggregator.privacy import opt_out_redactor
+from aggregator.privacy import Redactor, opt_out_redactor
 from aggregator.pseudonym import Pseudonymiser
-from aggregator.safeguarding import IdentifierScrubber, scrubber_for
+from aggregator.safeguarding import scrubber_for
 from aggregator.settings import Config
 from connectors.base import parse_time
 from connectors.undated import undated
-from reports.columns import COLUMNS, EXTRAS, INTERCHANGE, iso_utc
+from reports import export_sql
+from reports.columns import COLUMNS, EXTRAS, FORMULA_START, INTERCHANGE, csv_cell, iso_utc
 from reports.export_options import ExportOptions
 from reports.manifest import ExportStats, write_manifest
 from reports.manifest import manifest as provenance
-from storage.models import POST_TABLE
-from storage.queries import iter_posts, opted_out_filter, resolve_replies
+from storage.models import POST_TABLE, Assignment
+from storage.queries import ASSIGNED, PostFilter, iter_posts, opted_out_filter, resolve_replies
 
 __all__ = [
     "EXCEL_MAX_ROWS",
+    "FORMULA_START",
     "Exported",
     "csv_cell",
     "export",
@@ -43,9 +47,8 @@ __all__ = [
 
 LIST_DELIMITER = " "  # cannot occur unescaped in a hashtag, handle or URL
 EXCEL_MAX_ROWS = 1_048_576  # rows in one Excel sheet, the header included
-# A spreadsheet runs a cell as a formula when it starts with one of these, even after spaces.
-FORMULA_START = re.compile(r"^[\s\u3000]*[=+\-@\t\r＝＋－＠]")
 POSTS = POST_TABLE
+ASSIGNMENTS = Assignment.__table__  # type: ignore[attr-defined]
 
 
 def _provenance(row: Any) -> tuple[str, datetime]:
@@ -115,6 +118,39 @@ def _pseudonymise(rec: dict[str, Any], p: Pseudonymiser) -> None:
     ]
 
 
+class _Records:
+    """How a stored row becomes an exported record: the event's clock and titles, opted-out
+    accounts removed, personal identifiers redacted in the fields the format writes, pseudonyms."""
+
+    def __init__(
+        self, conn: Connection, config: Config, options: ExportOptions, pseudo: Pseudonymiser | None
+    ) -> None:
+        self.titles = {s.id: s.title for s in config.sessions}
+        self.clock = EventClock(config.event.timezone)
+        self.redactor = opt_out_redactor(conn, config.privacy.opt_out)
+        self.identifiers = scrubber_for(config.privacy)
+        self.written = IDENTIFIER_FIELDS[options.fmt]
+        self.pseudo = pseudo
+
+    def __call__(self, row: Any) -> dict[str, Any]:
+        rec = _record(row, self.titles, self.clock)
+        if self.redactor:
+            rec.update(self.redactor.fields(rec))
+            rec["tag_reason"] = rec["tag_reason"] and self.redactor.text(rec["tag_reason"])
+        if self.identifiers is not None:
+            for key in self.written:
+                rec[key] = self.identifiers.json(rec[key])
+        if self.pseudo:
+            _pseudonymise(rec, self.pseudo)
+        return rec
+
+
+def _filters(config: Config, options: ExportOptions) -> PostFilter:
+    """The posts `options` select, opted-out accounts' left out."""
+    opted_out = opted_out_filter(config.privacy.opt_out).exclude_authors
+    return replace(options.filters, exclude_authors=opted_out)
+
+
 def iter_records(
     engine: Engine,
     config: Config,
@@ -124,43 +160,26 @@ def iter_records(
 ) -> Iterator[dict[str, Any]]:
     """One dict per exported post, streamed from SQL; opted-out accounts left out and removed
     from other posts; pseudonymised when `options.key` is set."""
-    opt_out = config.privacy.opt_out
-    filters = replace(options.filters, exclude_authors=opted_out_filter(opt_out).exclude_authors)
-    titles = {s.id: s.title for s in config.sessions}
-    clock = EventClock(config.event.timezone)
-    identifiers = scrubber_for(config.privacy)
-    if stats is not None and identifiers is not None:
-        stats.identifiers = identifiers.counts  # filled as the rows stream
     with engine.connect() as conn:
-        redactor = opt_out_redactor(conn, opt_out)
         if options.key and pseudo is None:
             pseudo = pseudonymiser(conn, options.key)
-        for row in _resolved(conn, iter_posts(conn, filters=filters)):
-            rec = _record(row, titles, clock)
-            if redactor:
-                rec.update(redactor.fields(rec))
-                rec["tag_reason"] = rec["tag_reason"] and redactor.text(rec["tag_reason"])
-            if identifiers is not None:
-                _redact_identifiers(rec, identifiers)
-            if pseudo:
-                _pseudonymise(rec, pseudo)
+        records = _Records(conn, config, options, pseudo)
+        if stats is not None and records.identifiers is not None:
+            stats.identifiers = records.identifiers.counts  # filled as the rows stream
+        for row in _resolved(conn, iter_posts(conn, filters=_filters(config, options))):
+            rec = records(row)
             if stats is not None:
                 stats.add(rec)
             yield rec
 
 
-IDENTIFIER_FIELDS = ("text", "html", "author_name", "tag_reason")  # free text people write
-IDENTIFIER_JSON = ("links", "media", "raw")  # mailto: links, alt text, the payload's own copy
-
-
-def _redact_identifiers(rec: dict[str, Any], identifiers: IdentifierScrubber) -> None:
-    """Personal identifiers (NHS numbers, phones, e-mails, home addresses) out of every field
-    that carries what someone wrote ([privacy] redact_identifiers; docs/privacy.md)."""
-    for key in IDENTIFIER_FIELDS:
-        if isinstance(rec[key], str):
-            rec[key] = identifiers.text(rec[key])
-    for key in IDENTIFIER_JSON:
-        rec[key] = identifiers.json(rec[key])
+# Personal identifiers are redacted in the free text people write (mailto: links, alt text and the
+# payload's own copy included) that the format writes: so the manifest counts what the file lost.
+IDENTIFIER_FIELDS = {
+    "csv": ("text", "author_name", "tag_reason", "links"),
+    "jsonl": ("text", "html", "author_name", "tag_reason", "links", "media", "raw"),
+    "ids": (),
+}
 
 
 def _resolved(conn: Connection, rows: Iterable[Any], size: int = 100) -> Iterator[Any]:
@@ -173,17 +192,6 @@ def _resolved(conn: Connection, rows: Iterable[Any], size: int = 100) -> Iterato
             yield from resolve_replies(conn, batch)
             batch = []
     yield from resolve_replies(conn, batch)
-
-
-def csv_cell(value: Any) -> Any:
-    """A cell a spreadsheet shows as written: formula-like text gets a leading apostrophe, NUL
-    is dropped, numbers stay numbers, None is empty."""
-    if value is None:
-        return ""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return value
-    text = str(value).replace("\x00", "")
-    return "'" + text if FORMULA_START.match(text) else text
 
 
 def _cell_list(items: Sequence[Any]) -> str:
@@ -201,13 +209,73 @@ def _csv_row(rec: Mapping[str, Any]) -> list[Any]:
     return [csv_cell(values[c]) for c in COLUMNS]
 
 
-def write_csv(records: Iterator[dict[str, Any]], out: TextIO, options: ExportOptions) -> None:
+def _csv_header(out: TextIO, options: ExportOptions) -> None:
     if options.excel:
         out.write("\ufeff")  # the byte-order mark that makes Excel read UTF-8
+    csv.writer(out, lineterminator="\r\n").writerow([csv_cell(c) for c in COLUMNS])
+
+
+def write_csv(records: Iterator[dict[str, Any]], out: TextIO, options: ExportOptions) -> None:
+    _csv_header(out, options)
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([csv_cell(c) for c in COLUMNS])
     for rec in records:
         writer.writerow(_csv_row(rec))
+
+
+def _reference(conn: Connection, records: _Records) -> export_sql.Reference:
+    """The lines this module writes, and their records, for posts SQL cannot write exactly."""
+
+    def lines(pks: Sequence[int]) -> dict[int, tuple[str, Mapping[str, Any]]]:
+        rows: list[Any] = []
+        for i in range(0, len(pks), 400):  # stay under SQLite's bound-parameter limit
+            stmt = (
+                select(POSTS, *(ASSIGNMENTS.c[k] for k in ASSIGNED))
+                .outerjoin(ASSIGNMENTS, ASSIGNMENTS.c.post_pk == POSTS.c.id)
+                .where(POSTS.c.id.in_(pks[i : i + 400]))
+            )
+            rows += conn.execute(stmt).all()
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        done: dict[int, tuple[str, Mapping[str, Any]]] = {}
+        for row in resolve_replies(conn, rows):
+            rec = records(row)
+            writer.writerow(_csv_row(rec))
+            done[row.id] = (buffer.getvalue(), rec)
+            buffer.seek(0)
+            buffer.truncate()
+        return done
+
+    return lines
+
+
+def _sql_words(redactor: Redactor) -> list[str] | None:
+    """The opted-out accounts' redactor's words as SQL's lines can be searched for them; None
+    when one holds a space or a quote, which a line writes otherwise (%20, "")."""
+    words = sorted({w for n in redactor.needles for w in (n, n.casefold())}) if redactor else []
+    return None if any(" " in w or '"' in w for w in words) else words
+
+
+def _export_csv(engine: Engine, config: Config, out: TextIO, options: ExportOptions) -> ExportStats:
+    """A CSV export that is not pseudonymised, its lines written by the database; in one snapshot,
+    so the counts from SQL are of the rows written."""
+    stats = ExportStats()
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        records = _Records(conn, config, options, None)
+        words = _sql_words(records.redactor)
+        if words is None:  # rare: every row through Python
+            write_csv(iter_records(engine, config, options, stats), out, options)
+            return stats
+        gate = None
+        if records.identifiers is not None:
+            stats.identifiers = records.identifiers.counts  # filled by the rows Python writes
+            gate = export_sql.IdentifierGate(records.identifiers.allowlist)
+        _csv_header(out, options)
+        reference = _reference(conn, records)
+        filters = _filters(config, options)
+        export_sql.write_csv(conn, out, config, filters, stats, reference, gate, words)
+    return stats
 
 
 def _interchange(rec: Mapping[str, Any], pseudonymised: bool) -> dict[str, Any]:
@@ -250,6 +318,8 @@ def export(
     engine: Engine, config: Config, out: TextIO, options: ExportOptions
 ) -> tuple[ExportStats, Pseudonymiser | None]:
     """Stream the posts `options` select into `out`; returns what was written."""
+    if options.fmt == "csv" and options.key is None:
+        return _export_csv(engine, config, out, options), None
     stats = ExportStats()
     pseudo = None
     if options.key:

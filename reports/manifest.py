@@ -28,7 +28,8 @@ __all__ = ["ExportStats", "manifest", "manifest_path", "write_manifest"]
 
 @dataclass
 class ExportStats:
-    """What was written: counts and time windows, gathered while streaming."""
+    """What was written: counts and time windows, gathered while streaming (`add`) or from an
+    aggregate query (`add_group`)."""
 
     rows: int = 0
     platforms: Counter[str] = field(default_factory=Counter)
@@ -45,10 +46,32 @@ class ExportStats:
         self.sessions[rec["session_id"] or GENERAL] += 1
         self.sources[rec["source"]] += 1
         for column in ("created_at", "collected_at"):
-            if (when := rec[column]) is None:
-                continue
-            first, last = self.windows.get(column, (when, when))
-            self.windows[column] = [min(first, when), max(last, when)]
+            if (when := rec[column]) is not None:
+                self._widen(column, when)
+
+    def add_group(
+        self,
+        platform: str,
+        session: str | None,
+        source: str,
+        rows: int,
+        *edges: datetime | None,
+    ) -> None:
+        """Count `rows` exported records of one platform, session and source, as an aggregate
+        query gives them: `edges` are the first and last `created_at`, then `collected_at` (None
+        where none has a time)."""
+        self.rows += rows
+        self.platforms[platform] += rows
+        self.sessions[session or GENERAL] += rows
+        self.sources[source] += rows
+        for column, (first, last) in {"created_at": edges[:2], "collected_at": edges[2:]}.items():
+            if first is not None and last is not None:
+                self._widen(column, first)
+                self._widen(column, last)
+
+    def _widen(self, column: str, when: datetime) -> None:
+        first, last = self.windows.get(column, (when, when))
+        self.windows[column] = [min(first, when), max(last, when)]
 
     def window(self, column: str, end: int) -> str | None:
         return iso_utc(self.windows[column][end]) if column in self.windows else None
@@ -95,8 +118,9 @@ def manifest(
         "collection": {f"{edge}_{column}": stats.window(column, i)
                        for column in ("created_at", "collected_at")
                        for i, edge in enumerate(("first", "last"))},
-        "counts": {"posts": stats.rows, "by_platform": dict(stats.platforms),
-                   "by_session": dict(stats.sessions), "by_source": dict(stats.sources)},
+        "counts": {"posts": stats.rows, "by_platform": dict(sorted(stats.platforms.items())),
+                   "by_session": dict(sorted(stats.sessions.items())),
+                   "by_source": dict(sorted(stats.sources.items()))},
         "filters": {"session": [s or GENERAL for s in f.sessions], "platform": list(f.platforms),
                     "since": iso_utc(f.since), "until": iso_utc(f.until), "hashtag": list(f.hashtags),
                     "opted_out_accounts_left_out": len(config.privacy.opt_out)},

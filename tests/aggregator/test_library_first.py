@@ -168,7 +168,7 @@ def test_an_export_that_fails_midway_leaves_the_old_file_and_no_manifest(
     import reports.export
 
     config = load_config(example_loaded / "config.toml")
-    out = example_loaded / "posts.csv"
+    out = example_loaded / "posts.jsonl"  # a CSV is written by SQL: test_export_sql.py breaks it
     out.write_text("an older export\n", encoding="utf-8")
     real = reports.export.iter_records
     seen: list[str] = []
@@ -182,7 +182,7 @@ def test_an_export_that_fails_midway_leaves_the_old_file_and_no_manifest(
 
     monkeypatch.setattr(reports.export, "iter_records", breaking)
     with reading(config) as engine, pytest.raises(RuntimeError, match="went away"):
-        export_to(engine, config, out, ExportOptions(), manifest=True)
+        export_to(engine, config, out, ExportOptions(fmt="jsonl"), manifest=True)
     assert seen == ["an older export\n"]
     assert out.read_text(encoding="utf-8") == "an older export\n"
     assert not manifest_path(out).exists() and leftovers(example_loaded) == []

@@ -231,7 +231,8 @@ def test_export_streams_rows_as_it_reads_them(example_loaded, monkeypatch):
 
     records = iter_records(engine, config, ExportOptions())
     assert iter(records) is records  # a generator, not a list
-    export_module.export(engine, config, Out(), ExportOptions())
+    # JSONL: a record a line (a CSV is written by SQL a chunk at a time: test_export_sql.py)
+    export_module.export(engine, config, Out(), ExportOptions(fmt="jsonl"))
     assert any(batches), "posts must be read with yield_per"
     assert seen_at_write[1] < len(pulled) == 400  # the first row went out before the last was read
     engine.dispose()

@@ -59,9 +59,13 @@ def test_identifiers_appear_in_no_export_and_are_counted_in_the_manifest(project
         assert "ann@mastodon.online" in written  # a fediverse handle is an account, not an e-mail
         manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
         counts = manifest["identifiers_redacted"]
-        # text, html and raw each carry the number; the alt text carries the address
-        assert counts["nhs_number"] >= 2 and counts["phone"] >= 2 and counts["email"] >= 2
-        assert counts["address"] >= 1
+        # what the file lost: in JSONL the text, html and raw each carry the number and the alt
+        # text the address; of them a CSV holds the text alone
+        if fmt == "jsonl":
+            assert counts["nhs_number"] >= 2 and counts["phone"] >= 2 and counts["email"] >= 2
+            assert counts["address"] >= 1
+        else:
+            assert counts == {"nhs_number": 1, "phone": 1, "email": 1, "address": 0}
 
 
 def test_redaction_can_be_switched_off_for_an_approved_research_export(project):
