@@ -210,9 +210,8 @@ def _plainly_storable(post: Post, dialect: str) -> bool:
     media, raw = given["media"], given["raw"]
     if type(media) is not list or type(raw) is not dict:
         return False
-    for item in media:
-        if type(item) is not dict:
-            return False
+    if not set(map(type, media)) <= {dict}:
+        return False
     if not _plain_json([media, raw], strings):
         return False
     try:
@@ -244,7 +243,7 @@ def _plain_json(value: Any, strings: list[str]) -> bool:
             if kind is str:
                 strings.append(item)
             elif kind is dict:
-                if not all(type(key) is str for key in item):
+                if not set(map(type, item)) <= {str}:  # text keys only
                     return False
                 strings.extend(item)
                 deeper.extend(item.values())
