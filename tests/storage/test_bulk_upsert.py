@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -302,3 +302,17 @@ def test_the_same_pages_again_add_nothing_and_leave_every_post_as_it_was(databas
         if not rerun:
             first = state(new, but=but)
     assert state(new, but=but) == first
+
+
+def test_a_page_of_more_posts_than_sqlite_binds_at_once_finds_every_stored_one(databases):
+    # a page's stored posts are found with their ids as one parameter: never SQLite's limit
+    _, new = databases
+    emptied(new)
+    posts = [Copy(("mastodon", f"n{n}"), "first", T0, None, False, (1, None, None, None), None,
+                  None, ()) for n in range(1200)]  # fmt: skip
+    assert save_page(new, "s1", Page([c.post() for c in posts]), now=NOW).new == 1200
+    again = save_page(new, "s1", Page([replace(c, counts=(2, 1, 0, 0)).post() for c in posts]))
+
+    assert (again.new, again.updated) == (0, 1200)
+    counts = {(c["likes"], c["reposts"]) for c in state(new)["posts"].values()}
+    assert counts == {(2, 1)}
