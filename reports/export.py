@@ -26,7 +26,7 @@ from aggregator.settings import Config
 from connectors.base import parse_time
 from connectors.undated import undated
 from reports import export_sql
-from reports.columns import COLUMNS, EXTRAS, FORMULA_START, INTERCHANGE, csv_cell, iso_utc
+from reports.columns import COLUMNS, EXTRAS, INTERCHANGE, csv_cell, iso_utc
 from reports.export_options import ExportOptions
 from reports.manifest import ExportStats, write_manifest
 from reports.manifest import manifest as provenance
@@ -35,7 +35,6 @@ from storage.queries import ASSIGNED, PostFilter, iter_posts, opted_out_filter, 
 
 __all__ = [
     "EXCEL_MAX_ROWS",
-    "FORMULA_START",
     "Exported",
     "csv_cell",
     "export",
@@ -173,8 +172,8 @@ def iter_records(
             yield rec
 
 
-# Personal identifiers are redacted in the free text people write (mailto: links, alt text and the
-# payload's own copy included) that the format writes: so the manifest counts what the file lost.
+# Where personal identifiers are redacted, by format: the free text people write (a mailto: link,
+# alt text, the payload's own copy) that the file holds, so the manifest counts what the file lost.
 IDENTIFIER_FIELDS = {
     "csv": ("text", "author_name", "tag_reason", "links"),
     "jsonl": ("text", "html", "author_name", "tag_reason", "links", "media", "raw"),
