@@ -56,6 +56,7 @@ class Authors:
     posted: Counter[str] = field(default_factory=Counter)  # account -> posts
     spam: Counter[str] = field(default_factory=Counter)  # account -> posts spam on their own
     aliased: set[str] = field(default_factory=set)
+    linked: Counter[str] = field(default_factory=Counter)  # account -> posts with links
     active: dict[str, list[tuple[int, str, str | None]]] = field(default_factory=dict)
     crowded: set[str] = field(default_factory=set)
 
@@ -68,17 +69,26 @@ def authors(
 ) -> Authors:
     """`Authors` of the visible posts; `not_audience` are account keys."""
     spam = func.sum(case((ANALYSIS.c.spam.is_(True), 1), else_=0))
+    linked = func.sum(case((scope.links, 1), else_=0))
     name = func.max(POSTS.c.author_name)
-    stmt = scope.select(scope.part, POSTS.c.author, func.count(), spam, name)
+    stmt = scope.select(scope.part, POSTS.c.author, func.count(), spam, linked, name)
     found, skip = Authors(), frozenset(not_audience)
-    ways: defaultdict[str, set[str]] = defaultdict(set)
+    first: dict[str, str] = {}  # account -> the first way its author was seen written
+    everyone: set[str] = set()
     active: defaultdict[str, list[tuple[int, str, str | None]]] = defaultdict(list)
-    for part, author, n, spams, written in conn.execute(stmt.group_by(scope.part, POSTS.c.author)):
+    for part, author, n, spams, links, written in conn.execute(
+        stmt.group_by(scope.part, POSTS.c.author)
+    ):
         account = accounts[author]
         found.people[part] += 1
         found.posted[account] += n
-        found.spam[account] += spams or 0
-        ways[account].add(author)
+        if spams:
+            found.spam[account] += spams
+        if links:
+            found.linked[account] += links
+        if first.setdefault(account, author) != author:
+            found.aliased.update((author, first[account]))
+        everyone.add(author)
         if account in skip:
             continue
         listed = active[part]
@@ -86,8 +96,7 @@ def authors(
         if len(listed) == 2 * CANDIDATES:
             listed[:] = _most_active(listed)
             found.crowded.add(part)
-    found.everyone = sum(len(written) for written in ways.values())
-    found.aliased = {author for written in ways.values() if len(written) > 1 for author in written}
+    found.everyone = len(everyone)
     found.crowded.update(part for part, listed in active.items() if len(listed) > CANDIDATES)
     found.active = {part: _most_active(listed) for part, listed in active.items()}
     return found
@@ -109,7 +118,7 @@ def context(
     ctx = Context()
     _copies(conn, scope, ctx)
     repeated = [*_repeated_words(conn, scope, accounts, who.aliased),
-                *_repeated_links(conn, scope, accounts, who.aliased)]  # fmt: skip
+                *_repeated_links(conn, scope, accounts, who)]  # fmt: skip
     spammed = Counter(who.spam)
     for pk, account in dict(repeated).items():
         ctx.spam_posts.add(pk)
@@ -130,29 +139,33 @@ def _copies(conn: Connection, scope: Scope, ctx: Context) -> None:
     key, reposted = ANALYSIS.c.copy_key, scope.reposted
     posts = scope.select(
         POSTS.c.id, POSTS.c.created_at, reposted.label("reposted"), POSTS.c.platform,
-        POSTS.c.repost_of, key,
+        POSTS.c.post_id, POSTS.c.repost_of, key,
     ).where(or_(key.is_not(None), reposted)).subquery()  # fmt: skip
-    p = posts.c  # the window over plain columns: one sort for its three values, not one each
+    p = posts.c  # the window over plain columns: one sort for its values, not one each
     order = {"partition_by": p.copy_key, "order_by": (p.reposted, p.created_at, p.id)}
     first = lambda column: func.first_value(column).over(**order)  # noqa: E731
     keyed = select(
         posts, first(p.id).label("original"), first(p.created_at).label("original_at"),
-        first(p.reposted).label("original_reposts"),
+        first(p.reposted).label("original_reposts"), first(p.platform).label("original_on"),
+        first(p.post_id).label("original_id"),
     ).subquery()  # fmt: skip
     k = keyed.c
     earlier = or_(k.original_at < k.created_at,
                   and_(k.original_at == k.created_at, k.original < k.id))  # fmt: skip
     stmt = select(k.id, k.created_at, k.reposted, k.platform, k.repost_of, k.original,
-                  and_(k.copy_key.is_not(None), not_(k.original_reposts), earlier))  # fmt: skip
+                  and_(k.copy_key.is_not(None), not_(k.original_reposts), earlier),
+                  k.original_on, k.original_id)  # fmt: skip
     copies = conn.execute(
         stmt.where(or_(k.reposted, k.id != k.original)).order_by(k.reposted)
     )  # text copies first: a repost's target may be one
-    reposts = []  # only reposts are held, to look up the posts they name in one go
-    for pk, at, is_repost, platform, of, original, after_original in copies:
-        if is_repost:
-            reposts.append((pk, at, platform, of, original, after_original))
-        else:
+    reposts = []  # the reposts of a post other than their words' original, looked up at once
+    for pk, at, is_repost, platform, of, original, after_original, *words_original in copies:
+        if not is_repost:
             ctx.text_copies.add(pk)
+            ctx.reach[original] += 1
+        elif of and [platform, of] != words_original:
+            reposts.append((pk, at, platform, of, original, after_original))
+        elif after_original:  # naming its words' original, or nothing
             ctx.reach[original] += 1
     named = _named(conn, scope, {(platform, of) for _, _, platform, of, *_ in reposts if of})
     for pk, at, platform, of, original, after_original in reposts:
@@ -216,21 +229,23 @@ def _chunks(values: list[Any]) -> Iterator[list[Any]]:
 
 
 def _repeated_links(
-    conn: Connection, scope: Scope, accounts: Accounts, aliased: set[str]
+    conn: Connection, scope: Scope, accounts: Accounts, who: Authors
 ) -> Iterator[tuple[int, str]]:
     """(pk, account) of posts, not spam on their own, with a link their account shared three
     times or more (as its source gave it or its text holds it, compared alike), read one author
     at a time (in the order of `scope.account`, so an author's posts come together, and not by
     the author index, read post by post); an account's authors written more than one way,
-    together at the end."""
+    together at the end. An account with fewer than three posts with links is passed over."""
     stmt = scope.select(
         POSTS.c.id, POSTS.c.author, as_text(POSTS.c.links), as_text(ANALYSIS.c.links, "text_links"),
         ANALYSIS.c.spam,
     ).where(scope.links).order_by(scope.account).execution_options(yield_per=2000)  # fmt: skip
     later: list[tuple[int, str, list[str], Any]] = []
     for author, rows in groupby(conn.execute(stmt), key=lambda r: r.author):
+        if who.linked[accounts[author]] < REPEATS:
+            continue
         posts = [(r.id, accounts[author], _links(r.links, r.text_links), r.spam) for r in rows]
-        if author in aliased:
+        if author in who.aliased:
             later.extend(posts)
         else:
             yield from _sharing(posts)

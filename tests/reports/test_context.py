@@ -179,3 +179,47 @@ def test_a_repost_counts_for_the_post_it_names_on_its_own_platform(engine, confi
     with engine.connect() as conn:
         pks = dict(conn.execute(select(POSTS.c.platform + POSTS.c.post_id, POSTS.c.id)).all())
     assert decided(engine, config)["reach"] == {pks["x1"]: 1}
+
+
+def test_an_account_sharing_a_link_three_times_is_spam_twice_is_not(engine, config):
+    start = config.sessions[0].start
+    posts = [Post("mastodon", f"l{n}", start + timedelta(minutes=n), author, f"Thoughts {n}",
+                  links=[link])
+             for n, (author, link) in enumerate([
+                 *[("thrice@example.org", "https://a.example/x")] * 3,
+                 *[("twice@example.org", "https://b.example/y")] * 2,
+                 ("twice@example.org", "https://c.example/z"),
+             ])]  # fmt: skip
+    save_page(engine, "test", Page(posts))
+    analyse(engine)
+    found = decided(engine, config)
+    assert found == plainly(engine, config)
+    with engine.connect() as conn:
+        by_pk = dict(conn.execute(select(POSTS.c.id, POSTS.c.author)).all())
+    assert {by_pk[pk] for pk in found["spam_posts"]} == {"thrice@example.org"}
+    assert len(found["spam_posts"]) == 3
+
+
+@pytest.mark.parametrize("candidates", [2, 64])
+def test_contributors_are_counted_again_when_spam_accounts_fill_the_candidates(
+    engine, config, monkeypatch, candidates
+):
+    start = config.sessions[0].start
+    posted = {"s1@example.org": 5, "s2@example.org": 4, "b@example.org": 2, "a@example.org": 2,
+              "c@example.org": 1}  # fmt: skip
+    save_page(engine, "test", Page([
+        Post("mastodon", f"{author}-{n}", start + timedelta(minutes=n), author,
+             f"Grow your followers fast, 50% off https://deal.example/{n}"
+             if author.startswith("s") else f"Carers need time, point {n}")
+        for author, count in posted.items() for n in range(count)
+    ]))  # fmt: skip
+    tag(engine, config)
+    analyse(engine)
+    monkeypatch.setattr("reports.context.CANDIDATES", candidates)
+    with engine.connect() as conn:
+        data = report_data(engine, conn, config, {"contributors": 2}, Voices())
+    assert set(data.context.spam_accounts) == {"s1@example.org", "s2@example.org"}
+    assert data.contributors[config.sessions[0].id] == [
+        ("a@example.org", None, 2),
+        ("b@example.org", None, 2),
+    ]
