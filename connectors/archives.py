@@ -124,9 +124,9 @@ def _strings(obj: Mapping[str, Any], key: str) -> list[str] | None:
     value = obj.get(key)
     if value is None:
         return None
-    if not isinstance(value, list):
-        raise ValueError(f"{key} must be a list of strings")
-    if not set(map(type, value)) <= {str} and not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list) or not (
+        set(map(type, value)) <= {str} or all(isinstance(v, str) for v in value)
+    ):
         raise ValueError(f"{key} must be a list of strings")
     return value
 

@@ -223,7 +223,7 @@ def _plainly_storable(post: Post, dialect: str) -> bool:
 
 
 PLAIN_DEPTH, PLAIN_ITEMS = 64, 10_000  # deeper or bigger JSON is left to json itself
-PLAIN_INT = 2**64  # a bigger whole number too (json writes up to sys.get_int_max_str_digits())
+PLAIN_INT = 2**64  # a bigger whole number is left to json too (it writes a few thousand digits)
 
 
 def _plain_json(value: Any, strings: list[str]) -> bool:

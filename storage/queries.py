@@ -434,11 +434,8 @@ def upsert_posts(conn: Connection, posts: Iterable[Post], source: str, now: date
             continue
         key = (post.platform, post.id)
         copy = _post_values(post, source, now)
+        values[key] = _merge(values[key], copy) if key in values else copy
         places = vias.setdefault(key, {})
-        if key in values:
-            values[key] = _merge(values[key], copy)
-        else:
-            values[key] = copy
         if (word := places.get(post.via or "")) is None:
             places[post.via or ""] = {"local_id": post.local_id, **{k: copy[k] for k in COUNTS}}
         else:
