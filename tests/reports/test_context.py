@@ -2,10 +2,12 @@
 author's links at a time) as the editorial rules say, oldest post first. Checked against the rules
 written out the plain way (every post in order, every count in memory) on seeded streams full of
 copies, reposts of earlier and later posts, repeated words and links, an account written three
-ways and hidden posts; and the scan's bounded candidate lists against unbounded ones."""
+ways and hidden posts, on SQLite and (with AGGREGATOR_TEST_POSTGRES_URL) PostgreSQL; and the scan's
+bounded candidate lists against unbounded ones."""
 
 from __future__ import annotations
 
+import os
 import random
 from collections import Counter
 from datetime import timedelta
@@ -21,10 +23,13 @@ from reports import digest
 from reports.context import REPEATS, authors, context
 from reports.digest import Voices, report_data
 from reports.scope import Accounts, Scope, as_text, decoded
+from storage.db import open_database
 from storage.models import Assignment, PostAnalysis, PostRow
 from storage.queries import save_page
+from tests.helpers import postgres_database
 
 POSTS, ANALYSIS, ASSIGN = PostRow.__table__, PostAnalysis.__table__, Assignment.__table__
+PG_URL = os.environ.get("AGGREGATOR_TEST_POSTGRES_URL", "")
 SAYINGS = [
     "Carers need time and money, not leaflets",
     "Start with what people can do",
@@ -125,8 +130,23 @@ def decided(engine, config, bots=()) -> dict[str, Any]:
             "spam_accounts": ctx.spam_accounts}  # fmt: skip
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, engine):
+    """The test's SQLite file, or a new PostgreSQL database when a server is named."""
+    if request.param == "sqlite":
+        yield engine
+        return
+    if not PG_URL:
+        pytest.skip("set AGGREGATOR_TEST_POSTGRES_URL to run it on PostgreSQL")
+    with postgres_database(PG_URL) as url:
+        made = open_database(url)
+        yield made
+        made.dispose()
+
+
 @pytest.mark.parametrize("seed", range(6))
-def test_copies_and_spam_are_decided_as_the_rules_say_in_order(engine, config, seed):
+def test_copies_and_spam_are_decided_as_the_rules_say_in_order(database, config, seed):
+    engine = database
     save_page(engine, "test", Page(stream(config, seed)))
     analyse(engine)
     expected = plainly(engine, config, bots=["u5@example.org"])
@@ -202,8 +222,9 @@ def test_an_account_sharing_a_link_three_times_is_spam_twice_is_not(engine, conf
 
 @pytest.mark.parametrize("candidates", [2, 64])
 def test_contributors_are_counted_again_when_spam_accounts_fill_the_candidates(
-    engine, config, monkeypatch, candidates
+    database, config, monkeypatch, candidates
 ):
+    engine = database
     start = config.sessions[0].start
     posted = {"s1@example.org": 5, "s2@example.org": 4, "b@example.org": 2, "a@example.org": 2,
               "c@example.org": 1}  # fmt: skip
