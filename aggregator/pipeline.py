@@ -589,11 +589,12 @@ def analyse(
     reports.features.features: a module-level function, so that a spawned worker can import it.
     Workers import the main module again: a script calling this needs `if __name__ == "__main__":`.
     """
+    from contextlib import closing
     from functools import partial
     from itertools import chain
 
-    from aggregator.workers import Died, map_chunks
-    from reports.features import FAILED, PROFILE_READ, analyse_rows, features, unreadable
+    from aggregator.workers import map_chunks
+    from reports.features import FAILED, PROFILE_READ, analyse_rows, features, outcomes
     from reports.text import ANALYSER, MAX_ANALYSED
 
     workers = (os.cpu_count() or 1) if workers is None else workers
@@ -610,19 +611,16 @@ def analyse(
     spread = workers > 1 and count_stale(engine, current) >= 4 * workers * batch
     done = map_chunks(work, chunks, workers) if spread else ((c, work(c)) for c in chunks)
     analysed = 0
-    for chunk, results in done:
-        now, values = utcnow(), []
-        for (pk, *_), found in zip(chunk, results, strict=True):
-            if isinstance(found, dict):
-                values.append({"post_pk": pk, "analyser": ANALYSER, "analysed_at": now, **found})
-                continue
-            why = found.why if isinstance(found, Died) else found
-            log.warning("post %d could not be analysed (%s): stored as unreadable, never shown "
-                        "unless pinned", pk, why)  # fmt: skip
-            values.append({"post_pk": pk, "analyser": FAILED, "analysed_at": now,
-                           **unreadable().values()})  # fmt: skip
-        store_analysis(engine, values)
-        analysed += len(chunk)
+    with closing(done):  # a failed write ends the workers at once
+        for chunk, results in done:
+            now, values = utcnow(), []
+            for pk, version, found, failed in outcomes(chunk, results):
+                if failed:
+                    log.warning("post %d could not be analysed (%s): stored as unreadable, "
+                                "never shown unless pinned", pk, failed)  # fmt: skip
+                values.append({"post_pk": pk, "analyser": version, "analysed_at": now, **found})
+            store_analysis(engine, values)
+            analysed += len(chunk)
     return analysed
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import signal
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -49,13 +49,14 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 def map_chunks(
     work: Callable[[list[T]], list[R]], chunks: Iterable[list[T]], workers: int
-) -> Iterator[tuple[list[T], list[R | Died[T]]]]:
+) -> Generator[tuple[list[T], list[R | Died[T]]], None, None]:
     """Each chunk with `work(chunk)` (one result per item, in order), computed in `workers`
     processes with `AHEAD` chunks each in flight, so chunks are read only as the work needs them.
 
     When a worker dies, every chunk not yet done is redone one item at a time in a fresh process,
     and an item that ends that process too comes back as `Died`. An exception `work` raises is
-    raised here: `work` deals with the items it can survive.
+    raised here: `work` deals with the items it can survive. Closing the generator ends the
+    workers (after the chunks they are on).
     """
     if workers < 1:
         raise ValueError(f"map_chunks needs at least one worker, not {workers}")

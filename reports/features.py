@@ -10,10 +10,11 @@ megabyte post costs no more than a long one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from aggregator.safeguarding import disclosure, find_identifiers, role_from_profile
+from aggregator.workers import Died
 from connectors.html import html_to_text
 from reports.editorial import Context, Item, classify, copy_key, is_repost, is_speaker_quote
 from reports.speech import URL
@@ -28,6 +29,7 @@ __all__ = [
     "analyse_rows",
     "features",
     "links",
+    "outcomes",
     "profile_text",
     "unreadable",
 ]
@@ -140,3 +142,16 @@ def analyse_rows(
         except Exception as exc:  # hostile input: whatever one post raises is that post's alone
             out.append(f"{type(exc).__name__}: {exc}"[:200])
     return out
+
+
+def outcomes(
+    rows: Sequence[Row], results: Sequence[dict[str, object] | str | Died[Row]]
+) -> Iterator[tuple[int, str, dict[str, object], str | None]]:
+    """Each row's key, analyser and features to store, with why its analysis failed (None when it
+    did not): `analyse_rows`'s results, or `Died` for a post that ended its worker process; a
+    failed post is stored `unreadable` under FAILED."""
+    for (pk, *_), found in zip(rows, results, strict=True):
+        if isinstance(found, dict):
+            yield pk, ANALYSER, found, None
+        else:
+            yield pk, FAILED, unreadable().values(), found.why if isinstance(found, Died) else found
