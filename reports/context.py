@@ -36,12 +36,6 @@ class Context:
     spam_posts: set[int] = field(default_factory=set)  # pks: spam by repetition alone
     spam_accounts: dict[str, int] = field(default_factory=dict)  # account key -> its posts
 
-    def is_copy(self, pk: int, reposted: bool) -> bool:
-        return bool(reposted) or pk in self.text_copies
-
-    def is_spam(self, pk: int, account: str, spam: bool = False) -> bool:
-        return bool(spam) or pk in self.spam_posts or account in self.spam_accounts
-
 
 @dataclass
 class Authors:

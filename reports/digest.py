@@ -49,8 +49,6 @@ KEEP = 30  # candidates kept per part and kind, enough to fill a list after near
 PER_ACCOUNT = 2  # at most this many of one account's posts in one list of a part
 SAMPLE = 200  # posts per part that key points are drawn from (docs/report.md, "Key points")
 PRUNE = 20_000  # candidates kept per account before those that cannot make a list go (Scan._prune)
-# The lists a part shows and what each holds (a post may be a candidate for several).
-SHOWN_KINDS = ("best", "questions", "actions")
 
 
 @dataclass(frozen=True)
