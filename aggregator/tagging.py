@@ -508,7 +508,7 @@ class Decider(Generic[P]):
         its cycle decided after it) is given once, with its last decision."""
         done: dict[int, tuple[_Waiting[P], Decision]] = {}
         for w in _in_time(w for each in self.waiting.values() for w in each):
-            if w.order not in done and (w.post.platform, w.post.post_id) not in self.decided:
+            if w.order not in done:
                 done.update((r.order, (r, d)) for r, d in self._run(w))
         return [(w.post, d) for w, d in done.values()]
 

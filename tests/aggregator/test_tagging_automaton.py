@@ -172,7 +172,8 @@ LABELS = sorted({label for s in load_config(ROOT / "config.toml").sessions
 # Words that sit inside cues, beside them or across their edges: "Leg Clubhouse" is not "Leg Club".
 NEAR = ["club", "clubhouse", "leg", "legs", "leeds", "stp", "stps", "the", "and", "of", "in",
         "care", "carer", "support", "self", "homes", "housing", "rocks", "s", "'s", "’s",
-        "selfmanagement", "warwick", "coventr", "Zoë", "ZOE", "&", "CoPro16", "hello"]  # fmt: skip
+        "selfmanagement", "warwick", "coventr", "Zoë", "ZOE", "&", "CoPro16", "hello", "xleeds",
+        "thelegclub", "legclubhouse", "mystps", "sustainabletransformation"]  # fmt: skip
 FULLWIDTH = {c: chr(ord(c) + 0xFEE0) for c in map(chr, range(0x21, 0x7F))} | {" ": "\u3000"}
 
 
@@ -184,7 +185,10 @@ def written(draw: st.DrawFn, label: st.SearchStrategy[str]) -> str:
     words = draw(label).split()
     words = [draw(st.sampled_from([w, w.lower(), w.upper(), w.title()])) for w in words]
     joiner = draw(st.sampled_from([" ", "", "-", "_", " the ", " and ", "\u200b", "  "]))
-    text = joiner.join(words) + draw(st.sampled_from(["", "s", "'s", "’s", "ss", "rocks", "es"]))
+    text = joiner.join(words) + draw(
+        st.sampled_from(["", "s", "'s", "’s", "ss", "rocks", "es", "x"])
+    )
+    text = draw(st.sampled_from(["", "", "x", "un", "Super"])) + text  # glued on: no word edge
     text = draw(st.sampled_from(["", "#", "@", "＃"])) + text
     if draw(st.booleans()):
         text = "".join(FULLWIDTH.get(c, c) for c in text)
@@ -228,10 +232,11 @@ def test_normalising_in_a_few_passes_matches_word_by_word(text):
 
 
 # Characters that compose, decompose, fold or mark in every way a text can: accents alone and
-# after a letter, symbols a mark composes with (= and ≠), Hangul jamo, vowel signs that compose,
-# ligatures, emoji with a variation selector and a keycap, long s, dotted I.
+# after a letter, symbols a mark composes with (= and ≠), Hangul jamo, vowel signs that compose
+# with each other or with a letter (Myanmar U and II: UU), ligatures, emoji with a variation
+# selector and a keycap, long s, dotted I.
 TRICKY = list("aAeEsSzZ09 _-'’`´&#@.:/\u200b\u200d\u00ad\u0301\u0308\u0338=<é\u1100\u1161\u11a8"
-              "\u0b47\u0b3e\u0b56ﬁ①℡‿\u3000\x1c👏❤\ufe0f\u20e3☕“”—…ſİßΐ\u0344\u00a8\u1fbf")  # fmt: skip
+              "\u0b47\u0b3e\u0b56\u1025\u102eﬁ①℡‿\u3000\x1c👏❤\ufe0f\u20e3☕“”—…ſİßΐ\u0344\u00a8\u1fbf")  # fmt: skip
 
 
 @settings(max_examples=300, deadline=None)
@@ -274,15 +279,17 @@ CUED = ["Brilliant Leg Club", "Helen Bevan!", "Agreed", "so true", "Leeds & hous
 
 
 @st.composite
-def threads(draw: st.DrawFn, cycles: bool = True) -> list[TagInput]:
+def threads(draw: st.DrawFn, cycles: bool = True, copies: bool = False) -> list[TagInput]:
     """Posts replying to each other: to a post earlier in the list (or, with `cycles`, any post:
-    later in time, themselves, one another), or to a post not in the batch."""
+    later in time, themselves, one another), or to a post not in the batch; with `copies`, some
+    posts are given twice (a labelled file may hold a post twice)."""
     count = draw(st.integers(1, 12))
     made = []
     for n in range(count):
         choices = list(range(count)) if cycles else list(range(n))
         reply = draw(st.none() | st.sampled_from([f"p{i}" for i in choices] + ["gone"]))
-        made.append(TagInput(f"p{n}", draw(WHEN), draw(st.sampled_from(CUED)), reply_to=reply,
+        post_id = f"p{draw(st.integers(0, n)) if copies else n}"
+        made.append(TagInput(post_id, draw(WHEN), draw(st.sampled_from(CUED)), reply_to=reply,
                              platform=draw(st.sampled_from(["x", "x", "y"]))))  # fmt: skip
     return made
 
@@ -306,7 +313,7 @@ def _corrected(post: TagInput, decision: Decision) -> Decision:
 @settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(batch=threads(), known=KNOWN, adjust=st.sampled_from([None, _corrected]))
+@given(batch=threads(copies=True), known=KNOWN, adjust=st.sampled_from([None, _corrected]))
 def test_decide_all_decides_as_the_plain_loop_did(programme, batch, known, adjust):
     reference = reference_decide_all(batch, lambda p, parent: explain(p, programme, parent).decision, known, adjust)  # fmt: skip
     decided = decide_all(batch, programme, known, adjust)
@@ -329,6 +336,22 @@ def test_a_stream_in_any_order_keeping_only_parents_decides_the_same(programme, 
     streamed |= {(p.platform, p.post_id): d for p, d in decider.finish()}
     assert streamed == decide_all(batch, programme, known, _corrected)
     assert set(decider.decided) <= parents
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2], [2, 1, 0], [1, 2, 0]])
+def test_a_post_replying_to_itself_is_decided_as_before_whatever_the_order(programme, order):
+    # decided once with no parent, then again after itself: its replies follow the decision they
+    # met in time order, whatever order the posts came in
+    when = datetime(2016, 11, 28, 15, 10, tzinfo=TOKYO)
+    batch = [TagInput("p0", when, "Agreed", reply_to="p0"), TagInput("p1", when, "Yes", reply_to="p0"),
+             TagInput("p2", when + timedelta(minutes=1), "So true", reply_to="p0")]  # fmt: skip
+    reference = reference_decide_all(batch, lambda p, parent: explain(p, programme, parent).decision, adjust=_corrected)  # fmt: skip
+    decider: Decider[TagInput] = Decider(programme, _corrected)
+    streamed = {}
+    for post in (batch[i] for i in order):
+        streamed |= {p.post_id: d for p, d in decider.add(post, True)}
+    streamed |= {p.post_id: d for p, d in decider.finish()}
+    assert streamed == {k[1]: d for k, d in reference.items()}
 
 
 # --- the stage over a database ----------------------------------------------------------------
