@@ -12,9 +12,9 @@ reports/export.py instead (a `Reference`), so both paths give the same bytes
 - a personal identifier (aggregator/safeguarding.py) in a cell the export redacts: `IdentifierGate`
   picks the rows that could hold one (a superset of what its patterns match), which are searched;
 - one of the opted-out accounts' redactor's words (aggregator/privacy.py) in any cell.
-The manifest's counts come from one aggregate query over the rows SQL writes exactly; the Python
-path counts the others as it writes them. Floats are written by Python (`repr`, as csv.writer
-writes them), between the two text parts SQL gives of each line.
+The manifest counts the rows SQL writes exactly from a few narrow columns beside each line, a chunk
+at a time (`_count`), and the Python path the others as it writes them. Floats are written by
+Python (`repr`, as csv.writer writes them), between the two text parts SQL gives of each line.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import io
 import re
 import sys
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -355,14 +356,6 @@ def _window(conn: Connection, config: Config) -> tuple[datetime, datetime] | Non
 
 
 @dataclass(frozen=True)
-class _Plan:
-    lines: Select[Any]  # id, head, the FLOATS, tail, identifiers probe, opted-out probe
-    # platform, session, source, posts, first and last created_at, first and last collected_at
-    plain_counts: Select[Any]  # times as times
-    named_counts: Select[Any]  # times as ISO text
-
-
-@dataclass(frozen=True)
 class _Fixed:
     """The query's expressions that depend only on the database: built once (building is slow)."""
 
@@ -370,10 +363,9 @@ class _Fixed:
     tail: Expr  # ",source,collected_at\r\n"; NULL when SQL cannot write the times exactly
     probe: Expr  # what IdentifierGate reads
     media: Expr  # the media's strings, where the opted-out accounts' words are looked for
-    named: Expr  # the raw payload may name the post's source (see _provenance)
-    source: Expr  # when named
-    collected: Expr  # when named
-    created: Expr  # created_at in UTC (NULL when SQLite holds it in another form)
+    # What the manifest counts of a row SQL writes exactly: its source, and its created_at (NULL
+    # for a post with no time) and collected_at as ISO text.
+    counted: tuple[Expr, Expr, Expr]
 
 
 @cache
@@ -419,21 +411,25 @@ def _fixed(pg: bool) -> _Fixed:
         tail=case(*sql.unreadable(p.created_at), (~named, tails[0]), else_=tails[1]),
         probe=sql.probe(texts, [p.links]),
         media=sql.strings(p.media),
-        named=named,
-        source=source,
-        collected=collected,
-        created=created,
+        counted=(
+            case((named, source), else_=p.source),
+            case((p.created_at == UNDATED, None), else_=created),
+            case((named, collected), else_=sql.utc(p.collected_at)),
+        ),
     )
 
 
-def _plan(
+def _lines_query(
     sql: _Sql,
     config: Config,
     filters: PostFilter,
     zone: Sequence[Span],
     identifiers: bool,
     opted_out: bool,
-) -> _Plan:
+) -> Select[Any]:
+    """Each post's id, the text of its line before the FLOATS, the FLOATS, the rest of the line;
+    what IdentifierGate reads and the media's strings (None unless asked for); its platform,
+    session, and `_Fixed.counted`."""
     p, a, fixed = POSTS.c, ASSIGNMENTS.c, _fixed(sql.pg)
     undated = p.created_at == UNDATED
     local = case(
@@ -448,44 +444,18 @@ def _plan(
         "created_local": case((undated, ""), else_=local),
         "session_title": _titles(config),
     }
-    before = list(COLUMNS)[: list(COLUMNS).index(FLOATS[0])]
-    assert set(cells) == set(before) and list(COLUMNS)[len(before) : len(before) + 3] == list(
-        FLOATS
-    )
-    head = _cat(*(part for n in before for part in (cells[n], ",")))
+    names = list(COLUMNS)
+    at = names.index(FLOATS[0])
+    assert set(cells) == set(names[:at]) and names[at : at + len(FLOATS)] == list(FLOATS)
+    head = _cat(*(part for n in names[:at] for part in (cells[n], ",")))
     columns: list[Any] = [p.id, head, a.score, p.sentiment_polarity, p.sentiment_subjectivity]
     columns.append(fixed.tail)
     columns.append(fixed.probe if identifiers else literal(None))
     columns.append(fixed.media if opted_out else literal(None))
+    columns += [p.platform, a.session_id, *fixed.counted]
     joined = POSTS.outerjoin(ASSIGNMENTS, a.post_pk == p.id)
     where = _conditions("postgresql" if sql.pg else "sqlite", filters)
-    lines = select(*columns).select_from(joined).where(*where).order_by(p.created_at, p.id)
-    # The rows SQL writes exactly, counted: most as stored (their times read as times)…
-    readable = [cond for cond, _ in sql.unreadable(p.created_at) + sql.unreadable(p.collected_at)]
-    dated = p.created_at != UNDATED
-    plain_counts = (
-        select(
-            p.platform, a.session_id, p.source, func.count(),
-            func.min(p.created_at).filter(dated), func.max(p.created_at).filter(dated),
-            func.min(p.collected_at), func.max(p.collected_at),
-        )
-        .select_from(joined).where(*where, ~fixed.named, *[~c for c in readable])
-        .group_by(p.platform, a.session_id, p.source)
-    )  # fmt: skip
-    # … and those whose payload names their source, as ISO text
-    source, collected, created = fixed.source, fixed.collected, fixed.created
-    created_in_window = case((undated, None), else_=created)
-    exact = and_(source.is_not(None), collected.is_not(None), created.is_not(None))
-    named_counts = (
-        select(
-            p.platform, a.session_id, source, func.count(),
-            func.min(created_in_window), func.max(created_in_window),
-            func.min(collected), func.max(collected),
-        )
-        .select_from(joined).where(*where, fixed.named, exact)
-        .group_by(p.platform, a.session_id, source)
-    )  # fmt: skip
-    return _Plan(lines, plain_counts, named_counts)
+    return select(*columns).select_from(joined).where(*where).order_by(p.created_at, p.id)
 
 
 def _reply_to() -> Expr:
@@ -700,14 +670,8 @@ def write_csv(
     sql = _Sql(conn.dialect.name == "postgresql")
     window = _window(conn, config)
     zone = spans(EventClock(config.event.timezone), *window) if window else []
-    plan = _plan(sql, config, filters, zone, gate is not None, bool(words))
-    for platform, session, source, posts, *edges in conn.execute(plan.plain_counts):
-        stats.add_group(platform, session, source, posts, *edges)
-    for platform, session, source, posts, *edges in conn.execute(plan.named_counts):
-        times = [None if e is None else datetime.fromisoformat(e) for e in edges]
-        stats.add_group(platform, session, source, posts, *times)
-    result = conn.execute(plan.lines.execution_options(yield_per=CHUNK))
-    for rows in result.partitions():
+    query = _lines_query(sql, config, filters, zone, gate is not None, bool(words))
+    for rows in conn.execute(query.execution_options(yield_per=CHUNK)).partitions():
         out.write("".join(_lines(rows, stats, reference, gate, words)))
 
 
@@ -718,13 +682,14 @@ def _lines(
     gate: IdentifierGate | None,
     words: Sequence[str],
 ) -> list[str]:
+    """The lines of a chunk of rows of `_lines_query`, counted into `stats`."""
     lines = [
         ""
         if head is None or tail is None
         else f"{head}{_number(a)},{_number(b)},{_number(c)}{tail}"
-        for _, head, a, b, c, tail, _, _ in rows
+        for _, head, a, b, c, tail, *_ in rows
     ]
-    redo = {i for i, (_, head, *_, tail, _, _) in enumerate(rows) if head is None or tail is None}
+    redo = {i for i, row in enumerate(rows) if row[1] is None or row[5] is None}
     if "\x00" in "".join(lines):
         redo.update(i for i, line in enumerate(lines) if "\x00" in line)
     if gate is not None:
@@ -733,13 +698,25 @@ def _lines(
         redo.update(i for i, texts in suspects if i not in redo and gate.found(probes[i], texts))
     if words:
         redo.update(i for i, line in enumerate(lines) if _holds(line, rows[i][7], words))
+    _count([row[8:] for row in rows if row[5] is not None], stats)
     if redo:
         done = reference([rows[i][0] for i in sorted(redo)])
         for i in redo:
             lines[i], record = done[rows[i][0]]
-            if rows[i][5] is None:  # not in SQL's counts
+            if rows[i][5] is None:  # SQL could not count it
                 stats.add(record)
     return lines
+
+
+def _count(rows: Sequence[Any], stats: ExportStats) -> None:
+    """Count rows of (platform, session, source, created_at, collected_at as ISO text)."""
+    for (platform, session, source), n in Counter(row[:3] for row in rows).items():
+        stats.add_group(platform, session, source, n)
+    for column, at in (("created_at", 3), ("collected_at", 4)):
+        if times := [row[at] for row in rows if row[at] is not None]:
+            stats.widen(
+                column, datetime.fromisoformat(min(times)), datetime.fromisoformat(max(times))
+            )
 
 
 def _holds(line: str, media: str | None, words: Sequence[str]) -> bool:

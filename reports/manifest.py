@@ -28,8 +28,8 @@ __all__ = ["ExportStats", "manifest", "manifest_path", "write_manifest"]
 
 @dataclass
 class ExportStats:
-    """What was written: counts and time windows, gathered while streaming (`add`) or from an
-    aggregate query (`add_group`)."""
+    """What was written: counts and time windows, gathered while streaming, a record (`add`) or
+    a chunk of lines (`add_group`, `widen`) at a time."""
 
     rows: int = 0
     platforms: Counter[str] = field(default_factory=Counter)
@@ -41,37 +41,22 @@ class ExportStats:
     def add(self, rec: Mapping[str, Any]) -> None:
         """Count one exported record; a time of None (a post whose source gave no readable time,
         connectors.undated) is in no window."""
-        self.rows += 1
-        self.platforms[rec["platform"]] += 1
-        self.sessions[rec["session_id"] or GENERAL] += 1
-        self.sources[rec["source"]] += 1
+        self.add_group(rec["platform"], rec["session_id"], rec["source"], 1)
         for column in ("created_at", "collected_at"):
             if (when := rec[column]) is not None:
-                self._widen(column, when)
+                self.widen(column, when, when)
 
-    def add_group(
-        self,
-        platform: str,
-        session: str | None,
-        source: str,
-        rows: int,
-        *edges: datetime | None,
-    ) -> None:
-        """Count `rows` exported records of one platform, session and source, as an aggregate
-        query gives them: `edges` are the first and last `created_at`, then `collected_at` (None
-        where none has a time)."""
+    def add_group(self, platform: str, session: str | None, source: str, rows: int) -> None:
+        """Count `rows` exported records of one platform, session and source."""
         self.rows += rows
         self.platforms[platform] += rows
         self.sessions[session or GENERAL] += rows
         self.sources[source] += rows
-        for column, (first, last) in {"created_at": edges[:2], "collected_at": edges[2:]}.items():
-            if first is not None and last is not None:
-                self._widen(column, first)
-                self._widen(column, last)
 
-    def _widen(self, column: str, when: datetime) -> None:
-        first, last = self.windows.get(column, (when, when))
-        self.windows[column] = [min(first, when), max(last, when)]
+    def widen(self, column: str, first: datetime, last: datetime) -> None:
+        """Take exported records from `first` to `last` (a `column` time) into its window."""
+        was = self.windows.get(column, (first, last))
+        self.windows[column] = [min(was[0], first), max(was[1], last)]
 
     def window(self, column: str, end: int) -> str | None:
         return iso_utc(self.windows[column][end]) if column in self.windows else None
