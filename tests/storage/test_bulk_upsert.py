@@ -5,8 +5,8 @@ verbatim but for names: every stored copy read whole and merged in Python, writt
 statement a page. Random sequences of pages (edits, deletions, counts from several places, copies
 of one post within a page, posts with no time, a post the guard refuses) go through both, each
 into its own database; what each page says it did and the posts and sightings left must be the
-same. Then the same pages again must add nothing and change no post (idempotent re-runs). On SQLite, and on
-PostgreSQL when AGGREGATOR_TEST_POSTGRES_URL is set.
+same. Then the same pages again must add nothing and change no post (idempotent re-runs). On
+SQLite, and on PostgreSQL when AGGREGATOR_TEST_POSTGRES_URL is set.
 """
 
 from __future__ import annotations
