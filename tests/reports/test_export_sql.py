@@ -23,12 +23,13 @@ from sqlalchemy import delete, select, update
 import reports.export as export_module
 import reports.export_sql as export_sql
 from aggregator.clock import EventClock, iso_utc
+from aggregator.config import load_config
 from aggregator.safeguarding import DEFAULT_ALLOWLIST, find_identifiers
 from connectors.base import Page, Post
 from connectors.undated import UNDATED
 from reports.columns import FORMULA_FIRST, FORMULA_START, SPACES
 from reports.export import export, iter_records, write_csv
-from reports.export_options import ExportOptions
+from reports.export_options import ExportOptions, make_options
 from reports.export_sql import IdentifierGate, spans
 from reports.manifest import ExportStats
 from storage.db import open_database
@@ -160,9 +161,9 @@ def store(engine, made: list) -> None:
                 )  # fmt: skip
 
 
-def both(engine, config) -> tuple[tuple, tuple]:
+def both(engine, config, options: ExportOptions | None = None) -> tuple[tuple, tuple]:
     """What the SQL path and the Python path write of a CSV export, and their counts."""
-    options = ExportOptions()
+    options = options or ExportOptions()
     sql_out, python_out = io.StringIO(), io.StringIO()
     sql_stats, _ = export(engine, config, sql_out, options)
     python_stats = ExportStats()
@@ -264,6 +265,23 @@ def test_a_plain_export_is_written_by_sql_and_only_the_odd_rows_by_python(
         names = dict(conn.execute(select(POSTS.c.id, POSTS.c.post_id)).all())
     assert sorted(names[pk] for pk in asked) == ["nul", "number", "phone"]
     assert sql[1]["identifiers"]["phone"] == 1 and "[phone removed]" in sql[0]
+
+
+@pytest.mark.parametrize(
+    "chosen",
+    [
+        {"sessions": ["session-1", "general"], "excel": True},
+        {"platforms": ["mastodon"], "since": "2016-11-28T14:00", "until": "2016-11-28"},
+        {"hashtags": ["#CovMindTheGap", "everyoneincluded"]},
+    ],
+)
+def test_filters_select_the_same_posts_in_sql_as_in_python(example_loaded, chosen):
+    config = load_config(example_loaded / "config.toml")
+    engine = open_database(config.database_url)
+    sql, python = both(engine, config, make_options(config, **chosen))
+    engine.dispose()
+    assert sql == python
+    assert 0 < sql[1]["rows"] < 400  # a filter chose some of the example's posts
 
 
 def test_a_reply_by_an_instance_local_id_points_at_its_parent_in_sql_as_in_python(engine, config):
