@@ -140,7 +140,7 @@ def _living() -> ProcessPoolExecutor:
     except BrokenProcessPool:
         pool.shutdown(cancel_futures=True)
         raise AggregatorError(
-            "worker processes end as soon as they start: a script that runs the analysis needs "
-            '`if __name__ == "__main__":` around its work (or use one process: workers=1)'
+            "worker processes end as soon as they start: a script that starts them (such as "
+            'pipeline.analyse) needs `if __name__ == "__main__":` around its work, or workers=1'
         ) from None
     return pool
