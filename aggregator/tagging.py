@@ -31,7 +31,6 @@ __all__ = [
     "Explanation",
     "Programme",
     "TagInput",
-    "cue_positions",
     "decide",
     "decide_all",
     "evaluate",
@@ -178,12 +177,10 @@ class Said:
 
     @classmethod
     def of(cls, post: TagInput) -> Said:
-        return cls.read(post.text, post.hashtags, post.mentions)
-
-    @classmethod
-    def read(cls, text: str, hashtags: Sequence[str], mentions: Sequence[str]) -> Said:
-        text = _without_urls(_visible(text))
-        extra = {t.split("@")[0] for t in (*TAG_OR_HANDLE.findall(text), *hashtags, *mentions)}
+        text = _without_urls(_visible(post.text))
+        extra = {
+            t.split("@")[0] for t in (*TAG_OR_HANDLE.findall(text), *post.hashtags, *post.mentions)
+        }
         return cls(_words(text), {key for t in extra for key in _tag_keys(t) if key})
 
 
@@ -365,24 +362,12 @@ class Programme:
 
 def find_cues(post: TagInput, programme: Programme) -> list[Cue]:
     """Every cue the post names, longest first; a cue inside a longer one found adds nothing."""
-    return [programme.cues[i] for i in _named(programme, Said.of(post))]
-
-
-def cue_positions(
-    programme: Programme, posts: list[tuple[str, Sequence[str], Sequence[str]]]
-) -> list[tuple[int, ...]]:
-    """find_cues for each post's (text, hashtags, mentions), as positions in the programme's cues:
-    the part of the rules that needs nothing but the post, for a worker process."""
-    return [_named(programme, Said.read(*post)) for post in posts]
-
-
-def _named(programme: Programme, said: Said) -> tuple[int, ...]:
-    found: list[int] = []
-    for i in sorted(programme.finder.found(said)):
-        full = programme.cues[i].full
-        if not any(full in programme.cues[f].full for f in found):
-            found.append(i)
-    return tuple(found)
+    found: list[Cue] = []
+    for i in sorted(programme.finder.found(Said.of(post))):
+        cue = programme.cues[i]
+        if not any(cue.full in f.full for f in found):
+            found.append(cue)
+    return found
 
 
 @dataclass(frozen=True)
@@ -396,7 +381,7 @@ class Explanation:
     parent: Decision | None
 
 
-def _by_cues(cues: Sequence[Cue], programme: Programme, when: datetime) -> Decision:
+def _by_cues(cues: list[Cue], programme: Programme, when: datetime) -> Decision:
     """Distinctive cues outvote shared ones; among the sessions named most often, time settles it."""
     distinctive = [c for c in cues if len(c.sessions) == 1]
     counted = distinctive or cues
@@ -421,16 +406,10 @@ def _root(reason: str) -> str:
     return reason
 
 
-def explain(
-    post: TagInput,
-    programme: Programme,
-    parent: Decision | None = None,
-    cues: Sequence[Cue] | None = None,
-) -> Explanation:
-    """Apply the rules: cues > a reply's parent > the live session > general; say why. `cues`: what
-    find_cues says of the post, when it was asked already (in a worker process)."""
+def explain(post: TagInput, programme: Programme, parent: Decision | None = None) -> Explanation:
+    """Apply the rules: cues > a reply's parent > the live session > general; say why."""
     when = as_utc(post.created_at)
-    cues = find_cues(post, programme) if cues is None else cues
+    cues = find_cues(post, programme)
     live, in_grace = programme.live(when)
     parent = parent if post.reply_to else None
     if cues:
@@ -447,14 +426,9 @@ def explain(
     return Explanation(decision, tuple(cues), live.id if live else None, in_grace, parent)
 
 
-def decide(
-    post: TagInput,
-    programme: Programme,
-    parent: Decision | None = None,
-    cues: Sequence[Cue] | None = None,
-) -> Decision:
+def decide(post: TagInput, programme: Programme, parent: Decision | None = None) -> Decision:
     """The session for one post (None = general), with a score and a reason."""
-    return explain(post, programme, parent, cues).decision
+    return explain(post, programme, parent).decision
 
 
 Key = tuple[str, str]  # (platform, post id)
@@ -485,17 +459,12 @@ class Decider(Generic[P]):
         self.added = 0
 
     def add(
-        self,
-        post: P,
-        parent_in_batch: bool,
-        known: Decision | None = None,
-        cues: Sequence[Cue] | None = None,
+        self, post: P, parent_in_batch: bool, known: Decision | None = None
     ) -> list[tuple[P, Decision]]:
         """`post` decided, with the replies that waited for it; nothing while it waits for its
-        parent. `known`: the parent's decision from an earlier batch (used when this one has none);
-        `cues`: the cues it names, when found already (tagging.cue_positions)."""
+        parent. `known`: the parent's decision from an earlier batch (used when this one has none)."""
         self.added += 1
-        waiting = _Waiting(self.added, post, known, cues)
+        waiting = _Waiting(self.added, post, known)
         parent = (post.platform, post.reply_to or "")
         if post.reply_to and parent_in_batch and parent not in self.decided:
             self.waiting.setdefault(parent, []).append(waiting)
@@ -522,7 +491,7 @@ class Decider(Generic[P]):
             w = stack.pop()
             post, key = w.post, (w.post.platform, w.post.post_id)
             parent = self.decided.get((post.platform, post.reply_to or ""), w.known)
-            d = decide(post, self.programme, parent, w.cues)
+            d = decide(post, self.programme, parent)
             d = self.adjust(post, d) if self.adjust else d
             if self.remember is None or self.remember(key):
                 self.decided[key] = d
@@ -543,7 +512,6 @@ class _Waiting(NamedTuple, Generic[P]):
     order: int  # when it was added
     post: P
     known: Decision | None  # its parent's decision from an earlier batch
-    cues: Sequence[Cue] | None  # found already, or None
 
 
 def decide_all(

@@ -8,11 +8,9 @@ transaction: memory stays flat however many posts there are (docs/tagging.md, "S
 from __future__ import annotations
 
 import json
-import os
-from collections import Counter, defaultdict, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,6 @@ from sqlalchemy.engine import Connection, Engine
 from aggregator.curation import Curated, Curation, load_curation
 from aggregator.settings import Config
 from aggregator.tagging import (
-    Cue,
     Decider,
     Decision,
     Evaluation,
@@ -32,12 +29,10 @@ from aggregator.tagging import (
     Key,
     Programme,
     TagInput,
-    cue_positions,
     decide_all,
 )
 from aggregator.tagging import evaluate as score_labels
 from aggregator.tagging import explain as explain_rules
-from aggregator.workers import Died, map_chunks
 from connectors.archives import read_jsonl
 from connectors.undated import UNDATED, undated
 from storage.db import writer
@@ -51,8 +46,6 @@ ASSIGNMENTS = Assignment.__table__  # type: ignore[attr-defined]
 PARENT = POSTS.alias("parent")
 PARENT_TAG = ASSIGNMENTS.alias("parent_assignment")
 READ_AHEAD = 5000  # rows fetched from the database at a time
-BATCH = 2000  # posts whose cues a worker process finds at a time
-ALONE = 5  # batches decided in this process alone before worker processes help
 IN_LIMIT = 400  # values in one IN (...): under SQLite's bound-parameter limit
 
 
@@ -187,7 +180,8 @@ def _posts(untagged: bool) -> Any:
     """Posts with a time (those without one stay untagged until a copy brings one), in time
     order, each with what its decision needs of its parent: whether it is stored with a time and
     is itself a reply, and its stored decision (_Run._read takes the columns in this order).
-    `untagged`: only the posts not tagged yet."""
+    `untagged`: only the posts not tagged yet, found before anything else is read of them."""
+    posts = POSTS.outerjoin(ASSIGNMENTS, ASSIGNMENTS.c.post_pk == POSTS.c.id) if untagged else POSTS
     stmt = (
         select(
             *(POSTS.c[k] for k in TAG_COLUMNS if k not in LISTS),
@@ -199,17 +193,15 @@ def _posts(untagged: bool) -> Any:
             PARENT_TAG.c.score.label("parent_score"),
             PARENT_TAG.c.reason.label("parent_reason"),
         )
-        .outerjoin(PARENT, and_(PARENT.c.platform == POSTS.c.platform,
-                                PARENT.c.post_id == POSTS.c.reply_to))
-        .outerjoin(PARENT_TAG, PARENT_TAG.c.post_pk == PARENT.c.id)
+        .select_from(
+            posts.outerjoin(PARENT, and_(PARENT.c.platform == POSTS.c.platform,
+                                         PARENT.c.post_id == POSTS.c.reply_to))
+            .outerjoin(PARENT_TAG, PARENT_TAG.c.post_pk == PARENT.c.id)
+        )
         .where(POSTS.c.created_at != UNDATED)
         .order_by(POSTS.c.created_at, POSTS.c.id)
     )  # fmt: skip
-    if not untagged:
-        return stmt
-    return stmt.outerjoin(ASSIGNMENTS, ASSIGNMENTS.c.post_pk == POSTS.c.id).where(
-        ASSIGNMENTS.c.post_pk.is_(None)
-    )
+    return stmt.where(ASSIGNMENTS.c.post_pk.is_(None)) if untagged else stmt
 
 
 def _listed(stored: str) -> tuple[str, ...]:
@@ -219,11 +211,6 @@ def _listed(stored: str) -> tuple[str, ...]:
 
 # A post to decide, whether its parent may be decided in the same run, its parent's stored decision.
 _Read = tuple[StoredPost, bool, Decision | None]
-Cues = Sequence[Cue] | None  # the cues a post names; None: not found yet
-
-
-def _unknown(chunk: list[_Read]) -> list[Cues]:
-    return [None] * len(chunk)
 
 
 class _Run:
@@ -258,35 +245,12 @@ class _Run:
     def decided(self) -> Iterator[tuple[StoredPost, Curated]]:
         """Every post of the run with its decision, as soon as it is decided."""
         read = self.conn.execution_options(yield_per=READ_AHEAD)
-        rows = read.execute(_posts(untagged=not self.full))
-        for chunk, named in self._named(_chunks((self._read(r, new=True) for r in rows), BATCH)):
-            for (post, in_run, known), cues in zip(chunk, named, strict=True):
-                yield from self._corrected(self.decider.add(post, in_run, known, cues))
+        for row in read.execute(_posts(untagged=not self.full)):
+            yield from self._corrected(self.decider.add(*self._read(row, new=True)))
         for chunk in _chunks(self._redone(), IN_LIMIT):
             for row in read.execute(_posts(untagged=False).where(POSTS.c.id.in_(chunk))):
                 yield from self._corrected(self.decider.add(*self._read(row, new=False)))
         yield from self._corrected(self.decider.finish())
-
-    def _named(self, chunks: Iterator[list[_Read]]) -> Iterator[tuple[list[_Read], list[Cues]]]:
-        """Each batch with the cues its posts name: after the first few batches (a small run
-        starts no process) found in worker processes, one core left to this one; None where
-        not found there (then the rules find them here)."""
-        workers = (os.cpu_count() or 1) - 1
-        alone = chunks if workers < 1 else islice(chunks, ALONE)
-        yield from ((chunk, _unknown(chunk)) for chunk in alone)
-        cues, sent = self.decider.programme.cues, deque[list[_Read]]()
-
-        def texts() -> Iterator[list[tuple[str, Sequence[str], Sequence[str]]]]:
-            for chunk in chunks:
-                sent.append(chunk)
-                yield [(post.text, post.hashtags, post.mentions) for post, _, _ in chunk]
-
-        work = partial(cue_positions, self.decider.programme)
-        for _, found in map_chunks(work, texts(), max(workers, 1)):
-            named: list[Cues] = [
-                None if isinstance(f, Died) else [cues[i] for i in f] for f in found
-            ]
-            yield sent.popleft(), named
 
     def _read(self, row: Any, new: bool) -> _Read:
         """The post in `row`, whether its parent may be decided in this run, and the parent's
