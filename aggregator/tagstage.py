@@ -3,7 +3,7 @@ stored post, `evaluate` the rules on labelled JSONL. The rules themselves are in
 
 `tag` streams the posts to decide in narrow columns, each with what its decision needs of its
 parent, through tagging.Decider, and writes the decisions in batches as they come, all in one
-transaction: memory stays flat however many posts there are (docs/tagging.md, "Speed")."""
+transaction: memory grows with the posts replied to, not with every post (docs/tagging.md, "Speed")."""
 
 from __future__ import annotations
 
