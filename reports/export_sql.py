@@ -390,7 +390,7 @@ def _fixed(pg: bool) -> _Fixed:
         "mentions": sql.json_list(p.mentions, lambda v: func.ltrim(sql.list_text(v), "@"), at=True),
         "links": sql.json_list(p.links, sql.list_text),
         "media": sql.json_list(p.media, sql.media_url, objects=True),
-        "reply_to": text(_reply_to()),
+        "reply_to": _reply_to(sql),
         "repost_of": text(p.repost_of),
         "quote_of": text(p.quote_of),
         **{
@@ -458,13 +458,14 @@ def _lines_query(
     return select(*columns).select_from(joined).where(*where).order_by(p.created_at, p.id)
 
 
-def _reply_to() -> Expr:
-    """A Mastodon reply's instance-local parent id as the parent's own id where the parent is
-    stored (storage.queries.resolve_replies, row by row in SQL)."""
+def _reply_to(sql: _Sql) -> Expr:
+    """The reply_to cell: a Mastodon reply's instance-local parent id as the parent's own id
+    where the parent is stored (storage.queries.resolve_replies, row by row in SQL); the lookup
+    written once, inside the cell, not once for each time the cell reads its value."""
     p, parent = POSTS.c, POSTS.alias("parent")
     seen_on = func.substr(SIGHTINGS.c.via, 1, func.length(p.reply_to_via) + 1)
     found = (
-        select(parent.c.post_id)
+        select(sql.cell(parent.c.post_id))
         .select_from(SIGHTINGS.join(parent, parent.c.id == SIGHTINGS.c.post_pk))
         .where(
             SIGHTINGS.c.local_id == p.reply_to,
@@ -476,7 +477,8 @@ def _reply_to() -> Expr:
         .scalar_subquery()
     )
     local = and_(p.reply_to_via.is_not(None), p.reply_to != "")
-    return case((local, func.coalesce(found, p.reply_to)), else_=p.reply_to)
+    as_stored = sql.cell(func.coalesce(p.reply_to, ""))
+    return case((local, func.coalesce(found, as_stored)), else_=as_stored)
 
 
 def _titles(config: Config) -> Expr:
