@@ -9,7 +9,7 @@ Exit codes: 0 done, 1 failed (a source or step failed; a summary says which), 2 
 
 from __future__ import annotations
 
-from aggregator.cli import admin, collecting, reporting, tagging
+from aggregator.cli import admin, collecting, db, live, reporting, tagging, web, worker
 from aggregator.cli.app import cli
 
 __all__ = ["cli", "main"]
@@ -24,6 +24,10 @@ cli.add_command(reporting.export_cmd)
 cli.add_command(admin.status_cmd)
 cli.add_command(admin.backup_cmd)
 cli.add_command(admin.forget_cmd)
+cli.add_command(live.live_cmd)
+cli.add_command(web.serve_cmd)
+cli.add_command(worker.worker_cmd)
+cli.add_command(db.db_group)
 
 
 def main() -> None:

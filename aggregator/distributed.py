@@ -1,0 +1,1 @@
+"""Distributed collection on PostgreSQL with Procrastinate workers. Being built (issue 17)."""
