@@ -35,6 +35,7 @@ from aggregator.settings import (
     SessionConfig,
     SmtpSettings,
     SourceConfig,
+    WorkerSettings,
 )
 from connectors import parse_settings
 
@@ -53,6 +54,7 @@ __all__ = [
     "SessionConfig",
     "SmtpSettings",
     "SourceConfig",
+    "WorkerSettings",
     "load_config",
     "resolve_config_path",
 ]
@@ -91,6 +93,41 @@ def read_collect_settings(tbl: Any) -> tuple[CollectSettings, list[str]]:
         )
         concurrency = CollectSettings.concurrency
     return CollectSettings(concurrency=concurrency), problems
+
+
+WORKER_KEYS = {"distributed", "concurrency", "stall_seconds"}
+MIN_STALL_SECONDS = 3  # workers beat every third of it: less would take a busy one for dead
+
+
+def read_worker_settings(tbl: Any, database_url: str) -> tuple[WorkerSettings, list[str]]:
+    """[workers] -> settings (the defaults when the table is absent) and every problem as
+    'workers.key: ...'; distributed workers need PostgreSQL (`database_url`)."""
+    if tbl is None:
+        return WorkerSettings(), []
+    if not isinstance(tbl, Mapping):
+        return WorkerSettings(), ["workers: must be a table, e.g. [workers]"]
+    problems = [
+        f"workers.{k}: unknown key (use one of {', '.join(sorted(WORKER_KEYS))})"
+        for k in tbl
+        if k not in WORKER_KEYS
+    ]
+    distributed = tbl.get("distributed", False)
+    if not isinstance(distributed, bool):
+        problems.append(f"workers.distributed: must be true or false (got {distributed!r})")
+        distributed = False
+    if distributed and not database_url.startswith("postgresql"):
+        problems.append(
+            "workers.distributed: needs PostgreSQL ([storage] database = "
+            '"postgresql+psycopg://user@host/db"); a SQLite file has one writer: set it to false'
+        )
+    numbers = {}
+    for key, low in (("concurrency", 1), ("stall_seconds", MIN_STALL_SECONDS)):
+        value = tbl.get(key, getattr(WorkerSettings, key))
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            problems.append(f"workers.{key}: must be a whole number, {low} or more (got {value!r})")
+            value = getattr(WorkerSettings, key)
+        numbers[key] = value
+    return WorkerSettings(distributed=distributed, **numbers), problems
 
 
 def read_media_settings(tbl: Any) -> tuple[MediaSettings | None, list[str]]:
@@ -274,6 +311,8 @@ class _Validator:
         self.problems += media_problems
         collect, collect_problems = read_collect_settings(self.data.get("collect"))
         self.problems += collect_problems
+        workers, worker_problems = read_worker_settings(self.data.get("workers"), database_url)
+        self.problems += worker_problems
         cron = self.string(schedule, "schedule", "cron", "0 2 * * *")
         if cron:
             problem = cron_problem(cron, event.timezone if event else ZoneInfo("UTC"))
@@ -310,6 +349,7 @@ class _Validator:
             report_audience=audience,
             report_technical=technical is not False,
             collect=collect,
+            workers=workers,
         )
 
     def curation(self) -> Path | None:

@@ -31,6 +31,7 @@ __all__ = [
     "SessionConfig",
     "SmtpSettings",
     "SourceConfig",
+    "WorkerSettings",
 ]
 
 SOURCE_TYPES = ("jsonl", "mastodon", "bluesky", "x", "feed", "twarc", "tags")
@@ -104,6 +105,15 @@ class CollectSettings:
 
 
 @dataclass(frozen=True)
+class WorkerSettings:
+    # [workers] (docs/scaling.md): sources collected by `aggregator worker` processes through a
+    # PostgreSQL job queue; `run` defers one job per source and waits for them
+    distributed: bool = False
+    concurrency: int = 1  # jobs one worker runs at once (`aggregator worker --concurrency`)
+    stall_seconds: int = 60  # a worker silent this long is dead: its job goes to another
+
+
+@dataclass(frozen=True)
 class PrivacyConfig:
     opt_out: tuple[str, ...] = ()  # accounts as in `author`: lower case, without a leading @
     # Safeguarding (docs/privacy.md): personal identifiers redacted in the story and exports;
@@ -142,6 +152,7 @@ class Config:
     report_audience: str = "organisers"  # [report] audience: "public" drops the organisers' boxes
     report_technical: bool = True  # [report] technical: the organisers' list of technical problems
     collect: CollectSettings = field(default_factory=CollectSettings)  # [collect]
+    workers: WorkerSettings = field(default_factory=WorkerSettings)  # [workers]
 
     @property
     def base_dir(self) -> Path:
