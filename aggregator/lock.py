@@ -1,18 +1,30 @@
 """One writer at a time.
 
-`RunLock` is a real OS lock (filelock: flock on Unix), so the operating system frees it when its
-holder dies, even by SIGKILL; the holder's pid is noted in a file beside it for the error message.
-The clean stop that goes with it (`StopFlag`, `StopRequested`) is aggregator.stop's, named here too.
+On SQLite, `RunLock` is a real OS lock (filelock: flock on Unix), so the operating system frees it
+when its holder dies, even by SIGKILL; the holder's pid is noted in a file beside it for the error
+message. On PostgreSQL, where writers may run on several machines, `PgLock` is an advisory lock
+held by a connection of its own, which the server frees when that connection ends (its process
+killed, its machine gone); the holder's host and pid ride on the connection's application_name.
+`writers_lock(config)` picks the one for the config's database; `lock_holder(config)` names who
+holds it. The clean stop that goes with it (`StopFlag`, `StopRequested`) is aggregator.stop's,
+named here too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from filelock import FileLock, Timeout
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from aggregator.errors import AggregatorError
 from aggregator.settings import Config
@@ -20,14 +32,18 @@ from aggregator.stop import StopFlag, StopRequested
 from storage.db import beside_database
 
 __all__ = [
+    "Holder",
     "LockError",
     "LockHeld",
+    "PgLock",
     "RunLock",
     "StopFlag",
     "StopRequested",
     "holder_pid",
+    "lock_holder",
     "lock_path",
     "pid_alive",
+    "writers_lock",
 ]
 
 LOCK_NAME = ".aggregator.lock"
@@ -38,11 +54,22 @@ class LockError(AggregatorError):
 
 
 class LockHeld(LockError):
-    """Another process holds the lock."""
+    """Another process holds the lock (on `host`, when it may be another machine's)."""
 
-    def __init__(self, pid: int | None) -> None:
-        self.pid = pid
-        super().__init__(f"a collection is already running (pid {pid if pid else 'unknown'})")
+    def __init__(self, pid: int | None, host: str | None = None) -> None:
+        self.pid, self.host = pid, host
+        where = f" on {host}" if host else ""
+        super().__init__(
+            f"a collection is already running (pid {pid if pid else 'unknown'}{where})"
+        )
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds the writers' lock: a pid, and its machine when the lock is the database's."""
+
+    pid: int | None
+    host: str | None = None
 
 
 def lock_path(config: Config) -> Path:
@@ -110,3 +137,119 @@ class RunLock:
         self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+# pg_try_advisory_lock(NAMESPACE, key): the first half says the lock is this project's; the
+# server keeps advisory locks per database, so one database has one writers' lock.
+NAMESPACE = 0x61677267  # "agrg"
+APP_PREFIX = "aggregator:"  # application_name = "aggregator:PID@HOST"
+
+
+def lock_key(name: str) -> int:
+    """A lock's name as the second half of its advisory lock's key (0 to 2**31 - 1)."""
+    return zlib.crc32(name.encode()) & 0x7FFFFFFF
+
+
+def _application_name() -> str:
+    """This process as PostgreSQL shows it (pg_stat_activity): pid and host, within 63 bytes."""
+    return f"{APP_PREFIX}{os.getpid()}@{socket.gethostname()}"[:63]
+
+
+def _holder_from(application_name: str | None, backend_pid: int) -> Holder:
+    name = application_name or ""
+    if name.startswith(APP_PREFIX) and "@" in name:
+        pid, host = name.removeprefix(APP_PREFIX).split("@", 1)
+        if pid.isdigit():
+            return Holder(int(pid), host)
+    return Holder(None, f"database session {backend_pid} ({name or 'no application name'})")
+
+
+HOLDER_SQL = text(
+    "SELECT a.application_name, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :ns AND l.objid = :key "
+    "AND l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database "
+    "WHERE datname = current_database()) LIMIT 1"
+)
+
+
+class PgLock:
+    """A PostgreSQL advisory lock named `name` in the database at `url` (a SQLAlchemy URL):
+    `with PgLock(url):` or raise LockHeld, naming the holder, at once (no waiting). Held by a
+    connection of its own, outside any transaction, until released or that connection ends."""
+
+    def __init__(self, url: str, name: str = "writers") -> None:
+        self.url, self.name = url, name
+        self._params = {"ns": NAMESPACE, "key": lock_key(name)}
+        self._conn: Connection | None = None
+
+    def _connect(self) -> Connection:
+        engine = create_engine(
+            self.url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
+            connect_args={"application_name": _application_name()},
+        )  # fmt: skip
+        try:
+            return engine.connect()
+        except SQLAlchemyError as exc:
+            where = make_url(self.url).render_as_string(hide_password=True)
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+            raise LockError(f"cannot take the writers' lock in {where}: {reason}") from None
+
+    def acquire(self) -> None:
+        """:raises LockHeld: another session holds it. :raises LockError: no connection."""
+        conn = self._connect()
+        try:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"), self._params)
+            if not got.scalar():
+                found = self._holder_on(conn) or Holder(None)  # None: let go since we asked
+                raise LockHeld(found.pid, found.host)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def holder(self) -> Holder | None:
+        """Who holds it now (None: nobody), asked on a connection opened for the question."""
+        with self._connect() as conn:
+            return self._holder_on(conn)
+
+    def _holder_on(self, conn: Connection) -> Holder | None:
+        row = conn.execute(HOLDER_SQL, self._params).first()
+        return None if row is None else _holder_from(row.application_name, row.pid)
+
+    def release(self) -> None:
+        if self._conn is None:
+            return
+        conn, self._conn = self._conn, None
+        with contextlib.suppress(SQLAlchemyError):  # closing the session frees it anyway
+            conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), self._params)
+        conn.close()
+        conn.engine.dispose()
+
+    def __enter__(self) -> PgLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+def _on_postgresql(config: Config) -> bool:
+    return make_url(config.database_url).get_backend_name() == "postgresql"
+
+
+def writers_lock(config: Config) -> RunLock | PgLock:
+    """The writers' lock of the config's database: an advisory lock on PostgreSQL (writers may be
+    on several machines), else the file lock beside it."""
+    return PgLock(config.database_url) if _on_postgresql(config) else RunLock(lock_path(config))
+
+
+def lock_holder(config: Config) -> Holder | None:
+    """Who holds the writers' lock of the config's database now (None: nobody).
+
+    :raises LockError: PostgreSQL cannot be reached."""
+    if _on_postgresql(config):
+        return PgLock(config.database_url).holder()
+    pid = holder_pid(lock_path(config))
+    return None if pid is None else Holder(pid)

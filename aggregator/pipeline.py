@@ -31,7 +31,7 @@ from aggregator.config import Config, SourceConfig
 from aggregator.curation import load_curation
 from aggregator.errors import AggregatorError, UsageError
 from aggregator.health import gap_warnings, recover_interrupted
-from aggregator.lock import RunLock, StopFlag, StopRequested, lock_path
+from aggregator.lock import StopFlag, StopRequested, writers_lock
 from aggregator.logs import IN_SUMMARY, redact
 from aggregator.media import Archive, MediaSummary, archive_media, media_folder
 from aggregator.privacy import Redactor, drop_opted_out, redact_quarantined
@@ -495,7 +495,8 @@ def _abandon(engine: Engine, run_id: int, exc: BaseException) -> None:
 @contextmanager
 def writing(config: Config) -> Iterator[Engine]:
     """The config's database for a writing step, as every writing command has it: under the one
-    writers' lock (aggregator.lock), opened (missing tables and columns added), the runs a killed
+    writers' lock (aggregator.lock), opened and upgraded to the schema this version needs
+    (storage.db.upgrade_database: a SQLite file copied beside itself first), the runs a killed
     process left 'running' marked interrupted, and the config's event recorded as the database's
     if none is (a warning is logged when the database holds another event's posts). Its
     connections are closed at the end; the engine stays usable.
@@ -503,7 +504,7 @@ def writing(config: Config) -> Iterator[Engine]:
     :raises LockHeld: another process is writing (no waiting). :raises LockError: the lock file
         cannot be made. :raises StorageError: the database cannot be opened or updated.
     """
-    with RunLock(lock_path(config)):
+    with writers_lock(config):  # a file lock on SQLite, an advisory lock on PostgreSQL
         engine = open_database(config.database_url)
         try:
             recover_interrupted(engine)
@@ -517,9 +518,10 @@ def writing(config: Config) -> Iterator[Engine]:
 def reading(config: Config) -> Iterator[Engine]:
     """The config's database for reading, without the lock (SQLite's WAL lets it read while a run
     writes): opened, with a warning logged when it holds another event's posts. Its connections
-    are closed at the end. :raises StorageError: it cannot be opened.
+    are closed at the end. :raises StorageError: it cannot be opened. :raises SchemaBehind: it
+    needs `aggregator db upgrade` first (a reader never changes its schema; a new one is made).
     """
-    engine = open_database(config.database_url)
+    engine = open_database(config.database_url, upgrade=False)
     try:
         _check_event(engine, config)
         yield engine
