@@ -30,6 +30,7 @@ from aggregator.settings import (
     Config,
     ConfigError,
     EventConfig,
+    LiveSettings,
     MediaSettings,
     PrivacyConfig,
     SessionConfig,
@@ -49,6 +50,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "EventConfig",
+    "LiveSettings",
     "MediaSettings",
     "PrivacyConfig",
     "SessionConfig",
@@ -128,6 +130,32 @@ def read_worker_settings(tbl: Any, database_url: str) -> tuple[WorkerSettings, l
             value = getattr(WorkerSettings, key)
         numbers[key] = value
     return WorkerSettings(distributed=distributed, **numbers), problems
+
+
+LIVE_KEYS = {"poll_minutes", "margin_minutes"}
+
+
+def read_live_settings(tbl: Any) -> tuple[LiveSettings, list[str]]:
+    """[live] -> settings (the defaults when the table is absent) and every problem as
+    'live.key: ...'."""
+    if tbl is None:
+        return LiveSettings(), []
+    if not isinstance(tbl, Mapping):
+        return LiveSettings(), ["live: must be a table, e.g. [live]"]
+    problems = [
+        f"live.{k}: unknown key (use one of {', '.join(sorted(LIVE_KEYS))})"
+        for k in tbl
+        if k not in LIVE_KEYS
+    ]
+    numbers = {}
+    for key, low in (("poll_minutes", 1), ("margin_minutes", 0)):
+        value = tbl.get(key, getattr(LiveSettings, key))
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            problems.append(f"live.{key}: must be a whole number of minutes, {low} or more "
+                            f"(got {value!r})")  # fmt: skip
+            value = getattr(LiveSettings, key)
+        numbers[key] = value
+    return LiveSettings(**numbers), problems
 
 
 def read_media_settings(tbl: Any) -> tuple[MediaSettings | None, list[str]]:
@@ -313,6 +341,8 @@ class _Validator:
         self.problems += collect_problems
         workers, worker_problems = read_worker_settings(self.data.get("workers"), database_url)
         self.problems += worker_problems
+        live, live_problems = read_live_settings(self.data.get("live"))
+        self.problems += live_problems
         cron = self.string(schedule, "schedule", "cron", "0 2 * * *")
         if cron:
             problem = cron_problem(cron, event.timezone if event else ZoneInfo("UTC"))
@@ -350,6 +380,7 @@ class _Validator:
             report_technical=technical is not False,
             collect=collect,
             workers=workers,
+            live=live,
         )
 
     def curation(self) -> Path | None:

@@ -21,11 +21,13 @@ __all__ = [
     "ARCHIVE_TYPES",
     "AUDIENCES",
     "SOURCE_TYPES",
+    "STREAMING_TYPES",
     "AlertSettings",
     "CollectSettings",
     "Config",
     "ConfigError",
     "EventConfig",
+    "LiveSettings",
     "MediaSettings",
     "PrivacyConfig",
     "SessionConfig",
@@ -34,7 +36,8 @@ __all__ = [
     "WorkerSettings",
 ]
 
-SOURCE_TYPES = ("jsonl", "mastodon", "bluesky", "x", "feed", "twarc", "tags")
+SOURCE_TYPES = ("jsonl", "mastodon", "bluesky", "x", "feed", "twarc", "tags", "jetstream")
+STREAMING_TYPES = ("jetstream",)  # sources that stream: `aggregator live` keeps them open
 ARCHIVE_TYPES = ("jsonl", "twarc", "tags")
 AUDIENCES = ("organisers", "public")  # [report] audience: who the story is written for
 
@@ -114,6 +117,14 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
+class LiveSettings:
+    # [live] (docs/live.md): `aggregator live` polls the polling sources this often, during the
+    # programme's hours widened by the margin on each side; the streaming sources run throughout
+    poll_minutes: int = 5
+    margin_minutes: int = 60
+
+
+@dataclass(frozen=True)
 class PrivacyConfig:
     opt_out: tuple[str, ...] = ()  # accounts as in `author`: lower case, without a leading @
     # Safeguarding (docs/privacy.md): personal identifiers redacted in the story and exports;
@@ -153,6 +164,7 @@ class Config:
     report_technical: bool = True  # [report] technical: the organisers' list of technical problems
     collect: CollectSettings = field(default_factory=CollectSettings)  # [collect]
     workers: WorkerSettings = field(default_factory=WorkerSettings)  # [workers]
+    live: LiveSettings = field(default_factory=LiveSettings)  # [live]
 
     @property
     def base_dir(self) -> Path:

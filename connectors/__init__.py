@@ -52,6 +52,7 @@ TYPES: Mapping[str, SourceType] = MappingProxyType({
     "bluesky": SourceType(settings.parse_bluesky, "connectors.bluesky:BlueskyConnector"),
     "x": SourceType(settings.parse_x, "connectors.x:XConnector"),
     "feed": SourceType(settings.parse_feed, "connectors.feeds:FeedConnector"),
+    "jetstream": SourceType(settings.parse_jetstream, "connectors.jetstream:JetstreamConnector"),
 })  # fmt: skip
 
 

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar, cast, get_args
 from urllib.parse import urlsplit
@@ -24,12 +25,14 @@ __all__ = [
     "BlueskySettings",
     "FeedSettings",
     "FileSettings",
+    "JetstreamSettings",
     "MastodonSettings",
     "Retry",
     "XSettings",
     "parse_bluesky",
     "parse_feed",
     "parse_file",
+    "parse_jetstream",
     "parse_mastodon",
     "parse_x",
     "since_option",
@@ -45,6 +48,7 @@ PASSWORD_ENV = "AGGREGATOR_BLUESKY_APP_PASSWORD"  # noqa: S105 - a variable name
 X_TOKEN_ENV = "AGGREGATOR_X_BEARER_TOKEN"  # noqa: S105 - a variable name, not a secret
 BLUESKY_SERVICE = "https://bsky.social"
 X_API = "https://api.x.com/2"
+JETSTREAM_URL = "wss://jetstream2.us-east.bsky.network/subscribe"
 FeedFilter = Literal["all", "hashtags"]
 XEndpoint = Literal["recent", "all"]  # recent: the last 7 days; all: the full archive
 Settings = TypeVar("Settings")
@@ -129,6 +133,19 @@ class XSettings:
     retry: Retry = Retry()
 
 
+@dataclass(frozen=True)
+class JetstreamSettings:
+    url: str = JETSTREAM_URL  # ws:// or wss://, the server's /subscribe endpoint
+    compress: bool = False  # zstd frames (compress=true), read with `dictionary`
+    dictionary: Path | None = None  # the server's zstd dictionary: an absolute path
+    max_batch: int = 500  # posts in one page at most
+    batch_seconds: float = 1.0  # a page at least this often while events come
+    rewind_seconds: float = 5.0  # a resume asks for the events from this long before the cursor
+    gap_tolerance_seconds: float = 60.0  # a resume starting later than this past the cursor: gap
+    max_backoff_seconds: float = 60.0  # the longest wait between reconnections
+    max_attempts: int = 5  # failed connections in a row that end a catch-up (live: never ends)
+
+
 @dataclass
 class _Table:
     """One `[[sources]]` table being read: each value checked, every problem kept."""
@@ -195,6 +212,23 @@ class _Table:
         except ValueError as exc:
             self.bad(key, str(exc))
             return None
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.raw.get(key, default)
+        if not isinstance(value, bool):
+            self.bad(key, f"must be true or false (got {value!r})")
+            return default
+        return value
+
+    def number(self, key: str, default: float, least: float, whole: bool = False) -> Any:
+        """A number of at least `least` (a whole one with `whole`), or the default when unset."""
+        value = self.raw.get(key, default)
+        kinds = int if whole else int | float
+        if not isinstance(value, kinds) or isinstance(value, bool) or not value >= least:
+            what = "a whole number" if whole else "a number"
+            self.bad(key, f"must be {what} of at least {least:g} (got {value!r})")
+            return default
+        return value
 
     def retry(self) -> Retry:
         values = {}
@@ -311,3 +345,46 @@ def parse_x(raw: Mapping[str, Any], timezone: tzinfo = UTC) -> tuple[XSettings |
         retry=table.retry(),
     )
     return table.result(settings)
+
+
+def parse_jetstream(
+    raw: Mapping[str, Any], timezone: tzinfo = UTC
+) -> tuple[JetstreamSettings | None, list[str]]:
+    """`url` (ws:// or wss://), `compress` with its `dictionary` file, `max_batch`,
+    `batch_seconds`, `rewind_seconds`, `gap_tolerance_seconds`, `max_backoff_seconds` and
+    `max_attempts`."""
+    table = _Table(raw)
+    url = raw.get("url", JETSTREAM_URL)
+    parts = urlsplit(url.strip()) if isinstance(url, str) else None
+    if not parts or parts.scheme.lower() not in ("ws", "wss") or not parts.hostname:
+        table.bad("url", f'{url!r} is not a ws:// or wss:// URL, e.g. url = "{JETSTREAM_URL}"')
+        url = JETSTREAM_URL
+    compress = table.flag("compress", False)
+    settings = JetstreamSettings(
+        url=url.strip(),
+        compress=compress,
+        dictionary=_dictionary(table, compress),
+        max_batch=table.number("max_batch", 500, 1, whole=True),
+        batch_seconds=table.number("batch_seconds", 1.0, 0.05),
+        rewind_seconds=table.number("rewind_seconds", 5.0, 0),
+        gap_tolerance_seconds=table.number("gap_tolerance_seconds", 60.0, 0),
+        max_backoff_seconds=table.number("max_backoff_seconds", 60.0, 1),
+        max_attempts=table.number("max_attempts", 5, 1, whole=True),
+    )
+    return table.result(settings)
+
+
+def _dictionary(table: _Table, compress: bool) -> Path | None:
+    """`dictionary`: the zstd dictionary's absolute path, a file; required with compress."""
+    value = table.text("dictionary")
+    if value is None:
+        if compress:
+            table.bad("dictionary", "compress = true needs the server's zstd dictionary: "
+                      "give its absolute path, or set compress = false")  # fmt: skip
+        return None
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        table.bad("dictionary", f"{value!r} is not an absolute path")
+    elif not path.is_file():
+        table.bad("dictionary", f"file not found: {path}")
+    return path
