@@ -85,6 +85,11 @@ class Curation:
     # ... and each one's role: organiser and speaker posts are quoted, not counted as the
     # audience; a bot's posts are never shown (docs/curation.md).
     roles: dict[str, str] = field(default_factory=dict)
+    # Moderators' decisions from the live wall, folded in by storage.moderation.moderated: the
+    # posts (by row id) marked as a question for the chair, and a digest of what the story reads
+    # of the decisions ("" when none are folded in).
+    asked: frozenset[int] = frozenset()
+    decisions: str = ""
 
     def for_post(self, platform: str, post_id: str, url: str | None) -> tuple[Entry, ...]:
         return tuple(e for e in self.entries if e.matches(platform, post_id, url))
@@ -106,8 +111,12 @@ class Curation:
 
     def fingerprint(self) -> str:
         """Changes when any correction changes (session notes, mutes and roles excluded: they
-        change what the story shows, not where posts belong)."""
-        data = [[e.where, e.post_id, e.platform, e.url, e.session, e.note] for e in self.entries]
+        change what the story shows, not where posts belong), or any moderator's decision the story
+        reads (so the story is written again)."""
+        data: list[Any] = [[e.where, e.post_id, e.platform, e.url, e.session, e.note]
+                           for e in self.entries]  # fmt: skip
+        if self.decisions:
+            data.append(self.decisions)
         return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
 
     def muted(self, author: str) -> bool:

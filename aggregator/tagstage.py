@@ -37,6 +37,7 @@ from connectors.archives import read_jsonl
 from connectors.undated import UNDATED, undated
 from storage.db import writer
 from storage.models import POST_TABLE, Assignment
+from storage.moderation import disagreements, moderated
 from storage.queries import resolve_replies, storage_errors, utcnow
 
 __all__ = ["EvaluationReport", "PostExplanation", "TagSummary", "evaluate", "explain", "tag"]
@@ -324,12 +325,14 @@ def _unmatched(conn: Any, curation: Curation) -> list[str]:
 
 
 def tag(engine: Engine, config: Config, full: bool = False, batch: int = 2000) -> TagSummary:
-    """Tag new posts; everything again when the programme, rules or curation changed (or `full`)."""
-    programme, curation = Programme.from_config(config), load_curation(config)
+    """Tag new posts; everything again when the programme, rules or curation (the file and the
+    moderators' decisions, storage.moderation) changed (or `full`)."""
+    programme, filed = Programme.from_config(config), load_curation(config)
+    curation = moderated(engine, filed)
     fingerprint = _fingerprint(programme, curation)
     with engine.connect() as conn:  # a reader (one snapshot); the writes go through another
         full = full or _stale(conn, fingerprint)
-        unmatched = _unmatched(conn, curation)
+        unmatched = _unmatched(conn, filed) + disagreements(engine, filed)
         if not full and not _untagged(conn):
             return TagSummary(0, False, {}, 0, unmatched)
         run = _Run(conn, programme, curation, full)
@@ -351,7 +354,7 @@ class PostExplanation:
 
 def explain(engine: Engine, config: Config, post_id: str) -> list[PostExplanation]:
     """Every stored post with this id (one per platform), explained. Empty when none is stored."""
-    programme, curation = Programme.from_config(config), load_curation(config)
+    programme, curation = Programme.from_config(config), moderated(engine, load_curation(config))
     fingerprint = _fingerprint(programme, curation)
     cols = [*(POSTS.c[k] for k in TAG_COLUMNS), *(ASSIGNMENTS.c[k] for k in STORED)]
     stmt = select(*cols).outerjoin(ASSIGNMENTS, ASSIGNMENTS.c.post_pk == POSTS.c.id)

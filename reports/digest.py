@@ -60,11 +60,15 @@ class Voices:
     speakers: frozenset[str] = frozenset()
     bots: frozenset[str] = frozenset()
     muted: frozenset[str] = frozenset()
+    asked: frozenset[int] = frozenset()  # posts a moderator made questions for the chair
 
     @classmethod
-    def of(cls, config: Config, roles: Mapping[str, str], mutes: Iterable[str]) -> Voices:
+    def of(
+        cls, config: Config, roles: Mapping[str, str], mutes: Iterable[str],
+        asked: frozenset[int] = frozenset(),
+    ) -> Voices:  # fmt: skip
         """From `[event] organiser_accounts`, each session's `speaker_accounts`, and the curation
-        file's roles and mutes."""
+        file's roles and mutes (and the wall's questions for the chair)."""
         said = lambda role: {a for a, r in roles.items() if r == role}  # noqa: E731
         speakers = {a for s in config.sessions for a in s.speaker_accounts}
         return cls(
@@ -72,6 +76,7 @@ class Voices:
             speakers=frozenset({*speakers, *said("speaker")} - said("organiser")),
             bots=frozenset(said("bot")),
             muted=frozenset(account_key(a) for a in mutes),
+            asked=asked,
         )
 
     def role(self, author: str) -> str | None:
@@ -147,6 +152,7 @@ class Scan:
         (pk, part, author, engagement, pinned, question, action, technical, low, quote,
          disclosure, terms, hashtags, links, media, reposted, spam) = r  # fmt: skip
         account, ctx, counts = self.accounts[author], self.context, self.counts
+        question = question or pk in self.voices.asked  # a question for the chair
         copy = reposted or pk in ctx.text_copies
         if pinned:
             self.pinned[part].append(pk)

@@ -8,6 +8,7 @@ Story's dataclasses (reports/model.py) are re-exported here. docs/report.md says
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from reports.model import (
 from reports.narrative import Facts, narrative, post_label, quality_lines, said, summary
 from reports.text import clean_text, question_sentence, sanitise_html, shingles, surface_forms
 from reports.themes import distinctive_terms, fold_names, programme_names
+from storage.moderation import disagreements, moderated
 
 __all__ = [
     "Contributor",
@@ -54,13 +56,17 @@ __all__ = [
     "Part",
     "PostView",
     "Sentiment",
+    "Shown",
     "SourceView",
     "Story",
     "Tally",
     "Told",
     "build_story",
+    "shown_post",
     "tell",
 ]
+
+log = logging.getLogger(__name__)
 
 SHOW = {
     "contributors": 6,
@@ -156,6 +162,14 @@ def _post(
                if isinstance(m, dict)],
         lang=language.lang, dir=language.dir, cut=cut,
     )  # fmt: skip
+
+
+def shown_post(row: Any, config: Config, shown: Shown, archive: Archive | None = None) -> PostView:
+    """One post as the story shows it (redacted, sanitised, cut for its card): the live wall's
+    cards (aggregator.web). `row`: the post's columns and `pinned`."""
+    clock = EventClock(config.event.timezone)
+    day = clock.day_of(config.sessions[0].start) if config.sessions else None
+    return _post(row, clock, day, shown, archive or Archive(media_folder(config)))
 
 
 def _media(
@@ -412,10 +426,15 @@ class Told:
 
 def tell(engine: Engine, config: Config, curation: Curation | None = None) -> Told:
     """The story of every visible post (not deleted, not excluded by an organiser, not opted out,
-    not muted), with the curation file's notes, mutes and roles."""
+    not muted), with the curation file's notes, mutes and roles, and the moderators' decisions
+    (storage.moderation: where they and the file disagree, the file wins, with a warning)."""
     curation = curation or Curation()
+    if not curation.decisions:
+        for problem in disagreements(engine, curation):
+            log.warning("%s", problem)
+        curation = moderated(engine, curation)
     clock = EventClock(config.event.timezone)
-    voices = Voices.of(config, curation.roles, curation.mutes)
+    voices = Voices.of(config, curation.roles, curation.mutes, curation.asked)
     parts = _parts(config, curation.notes, clock)
     day = clock.day_of(config.sessions[0].start) if config.sessions else None
     with engine.connect() as conn:

@@ -642,7 +642,8 @@ def _has_hashtag(dialect: str, tags: Sequence[str]) -> Any:
 
 
 def _conditions(dialect: str, f: PostFilter) -> list[Any]:
-    where: list[Any] = [POSTS.c.deleted_at.is_(None)]
+    # never a deleted post, nor one an organiser or moderator excluded (curation, the wall)
+    where: list[Any] = [POSTS.c.deleted_at.is_(None), ASSIGNMENTS.c.excluded.is_not(True)]
     if f.sessions:
         named = ASSIGNMENTS.c.session_id.in_([s for s in f.sessions if s is not None])
         general = ASSIGNMENTS.c.session_id.is_(None)
