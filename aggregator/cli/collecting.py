@@ -7,11 +7,13 @@ from pathlib import Path
 import click
 
 from aggregator.cli.app import fail, get_config, get_engine, progress
+from aggregator.config import Config
 from aggregator.lock import StopFlag
 from aggregator.pipeline import (
     IMPORT_FORMATS,
     CollectSummary,
     NightlySummary,
+    OnPage,
     import_file,
     run_collect,
     run_nightly,
@@ -91,14 +93,27 @@ def import_cmd(ctx: click.Context, path: Path, fmt: str) -> None:
                f"{len(summary.rejected)} skipped{opted}.")  # fmt: skip
 
 
+def _nightly(
+    config: Config, command: str, stop: StopFlag, on_page: OnPage | None = None
+) -> NightlySummary:
+    """The nightly job here, or with [workers] distributed, its sources collected by
+    `aggregator worker` processes while this one waits (docs/scaling.md)."""
+    if config.workers.distributed:
+        from aggregator.distributed import run_distributed
+
+        return run_distributed(config, command=command, should_stop=stop)
+    return run_nightly(config, command=command, on_page=on_page, should_stop=stop)
+
+
 @click.command("run")
 @click.pass_context
 def run_cmd(ctx: click.Context) -> None:
     """The nightly job: collect, tag, report. Exits 1 if any source failed (the report is still
-    written). Ctrl-C (or SIGTERM) stops it after the current page."""
+    written). Ctrl-C (or SIGTERM) stops it after the current page. With [workers] distributed,
+    `aggregator worker` processes collect the sources."""
     config = get_config(ctx)
     with StopFlag().signals() as stop, progress(ctx) as bar:
-        summary = run_nightly(config, on_page=bar, should_stop=stop)
+        summary = _nightly(config, "run", stop, on_page=bar)
     _echo_nightly(summary)
     _exit_if_failed(summary.collected)
 
@@ -114,7 +129,7 @@ def schedule_cmd(ctx: click.Context) -> None:
     stop = StopFlag()
 
     def job() -> None:  # each night: what `run` does, recorded as a `schedule` run
-        _echo_nightly(run_nightly(config, command="schedule", should_stop=stop))
+        _echo_nightly(_nightly(config, "schedule", stop))
 
     scheduler = NightlyScheduler(get_engine(config), config, job, stop)
     stop.on_stop(scheduler.shutdown)
