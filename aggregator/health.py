@@ -9,7 +9,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
 from aggregator.clock import EventClock, iso_utc
@@ -36,6 +36,7 @@ __all__ = [
     "recover_interrupted",
     "source_health",
     "status_report",
+    "workers_report",
 ]
 
 log = logging.getLogger(__name__)
@@ -134,10 +135,61 @@ def _run(run: Any, outcomes: list[Any]) -> dict[str, Any]:
     }
 
 
+FAILED_JOBS_SHOWN = 10
+WORKER_PROCESSES = text(
+    "SELECT DISTINCT substr(application_name, 19) AS process FROM pg_stat_activity "
+    "WHERE application_name LIKE 'aggregator-worker:%' AND datname = current_database() "
+    "ORDER BY process"
+)
+JOBS = text(
+    "SELECT id, status::text AS status, args, attempts, worker_id FROM procrastinate_jobs "
+    "WHERE status IN ('todo', 'doing') OR id IN (SELECT id FROM procrastinate_jobs "
+    "WHERE status = 'failed' ORDER BY id DESC LIMIT :failed) ORDER BY id"
+)
+
+
+def workers_report(engine: Engine, stall_seconds: float) -> dict[str, Any]:
+    """The job queue of distributed workers (PostgreSQL; aggregator.distributed), as `status`
+    shows it: each worker with the seconds since its heartbeat (`stalled` past `stall_seconds`:
+    its jobs go to another worker), the worker processes connected now (pid@host), the jobs
+    queued, those running, and the latest failed ones."""
+    with engine.connect() as conn:
+        if conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is None:
+            return {"workers": [], "processes": [], "queued": 0, "running": [], "failed": []}
+        beats = conn.execute(text(
+            "SELECT id, extract(epoch FROM now() - last_heartbeat) AS age "
+            "FROM procrastinate_workers ORDER BY id"
+        )).all()  # fmt: skip
+        processes = [row.process for row in conn.execute(WORKER_PROCESSES)]
+        jobs = conn.execute(JOBS, {"failed": FAILED_JOBS_SHOWN}).all()
+
+    def job(row: Any) -> dict[str, Any]:
+        return {"id": row.id, "source": row.args.get("source"), "run": row.args.get("run_id"),
+                "worker": row.worker_id, "attempts": row.attempts}  # fmt: skip
+
+    return {
+        "workers": [
+            {
+                "id": w.id,
+                "seconds_since_heartbeat": round(float(w.age), 1),
+                "stalled": float(w.age) > stall_seconds,
+            }
+            for w in beats
+        ],
+        "processes": processes,
+        "queued": sum(j.status == "todo" for j in jobs),
+        "running": [job(j) for j in jobs if j.status == "doing"],
+        "failed": [job(j) for j in reversed(jobs) if j.status == "failed"],
+    }
+
+
 def status_report(
-    engine: Engine, config: Config, runs: int = 5, running_pid: int | None = None
-) -> dict[str, Any]:
-    """What `status --json` prints (shape in docs/operations.md)."""
+    engine: Engine, config: Config, runs: int = 5, running_pid: int | None = None,
+    running_host: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """What `status --json` prints (shape in docs/operations.md). `running_pid` (on
+    `running_host`, for PostgreSQL's lock) holds the writers' lock now; with [workers]
+    distributed, `workers` is the job queue (`workers_report`)."""
     history = recent_runs(engine, runs)
     times = ("last_success", "last_progress", "last_error_at")
     health = [
@@ -159,6 +211,12 @@ def status_report(
         "quarantined": quarantine_count(engine),
         "media": archive_counts(config),
         "running_pid": running_pid,
+        "running_host": running_host,
+        "workers": (
+            workers_report(engine, config.workers.stall_seconds)
+            if config.workers.distributed
+            else None
+        ),
         "ok": not runs_out or runs_out[0]["status"] not in NOT_OK,
         "runs": runs_out,
         "sources": health,
@@ -209,6 +267,27 @@ def _warnings(outcome: dict[str, Any], latest: bool) -> list[str]:
     ]
 
 
+def _worker_lines(queue: dict[str, Any]) -> list[str]:
+    """The job queue for people: workers, then jobs."""
+    beats = [
+        f"{w['seconds_since_heartbeat']:g} s ago{' (STALLED)' if w['stalled'] else ''}"
+        for w in queue["workers"]
+    ]
+    workers = f"Workers: {len(beats)}" + (f", heartbeats {', '.join(beats)}" if beats else
+                                          " (start `aggregator worker`: docs/scaling.md)")  # fmt: skip
+    if queue["processes"]:
+        workers += f"; connected: {', '.join(queue['processes'])}"
+    running = ", ".join(f"{j['source']} (worker {j['worker']})" for j in queue["running"])
+    jobs = f"Jobs: {queue['queued']} queued, {len(queue['running'])} running"
+    jobs += f": {running}" if running else ""
+    lines = [workers, jobs]
+    if queue["failed"]:
+        failed = ", ".join(f"{j['source']} (run {j['run']}, {j['attempts']} attempts)"
+                           for j in queue["failed"])  # fmt: skip
+        lines.append(f"Failed jobs (latest): {failed}; see the workers' logs")
+    return lines
+
+
 def format_status(report: dict[str, Any], config: Config) -> list[str]:
     """The report as lines for people: recent runs with what each source did and its warnings,
     then each source's health; times in the event's zone."""
@@ -225,7 +304,10 @@ def format_status(report: dict[str, Any], config: Config) -> list[str]:
         lines.append(f"Media archive: {media['images']} thumbnail(s), "
                      f"{media['bytes'] / 1e6:.1f} MB, in {media['folder']}{given_up}")  # fmt: skip
     if report["running_pid"]:
-        lines.append(f"A collection is running now (pid {report['running_pid']}).")
+        host = f" on {report['running_host']}" if report.get("running_host") else ""
+        lines.append(f"A collection is running now (pid {report['running_pid']}{host}).")
+    if report.get("workers") is not None:
+        lines += _worker_lines(report["workers"])
     if not report["runs"]:
         return [*lines, "No runs yet: try `aggregator run`."]
     shown: set[str] = set()  # sources whose latest outcome is listed (runs come newest first)

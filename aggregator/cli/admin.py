@@ -10,7 +10,7 @@ import click
 
 from aggregator.cli.app import fail, get_config, get_engine
 from aggregator.errors import UsageError
-from aggregator.lock import holder_pid, lock_path
+from aggregator.lock import lock_holder
 from aggregator.logs import printable
 from aggregator.pipeline import writing
 
@@ -21,13 +21,15 @@ from aggregator.pipeline import writing
               help="Print JSON for scripts (its shape: docs/operations.md).")  # fmt: skip
 @click.pass_context
 def status_cmd(ctx: click.Context, runs: int, as_json: bool) -> None:
-    """Recent runs and each source's health. Exits 1 when the latest run failed, was interrupted
-    or was missed."""
+    """Recent runs and each source's health (with [workers] distributed, the workers and their
+    jobs too). Exits 1 when the latest run failed, was interrupted or was missed."""
     from aggregator.health import format_status, status_report
 
     config = get_config(ctx)
     engine = get_engine(config)
-    report = status_report(engine, config, runs, holder_pid(lock_path(config)))
+    holder = lock_holder(config)  # the file lock's, or PostgreSQL's advisory lock's
+    pid, host = (holder.pid, holder.host) if holder else (None, None)
+    report = status_report(engine, config, runs, pid, host)
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:

@@ -42,9 +42,11 @@ def test_status_json_has_the_documented_shape(project):
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert set(data) == {
-        "event", "database", "posts", "quarantined", "media", "running_pid", "ok", "runs", "sources"
+        "event", "database", "posts", "quarantined", "media", "running_pid", "running_host",
+        "workers", "ok", "runs", "sources"
     }  # fmt: skip
     assert data["ok"] is True and data["posts"] == EXAMPLE_POSTS and data["running_pid"] is None
+    assert data["running_host"] is None and data["workers"] is None  # SQLite, not distributed
     assert data["quarantined"] == 0
     (run,) = data["runs"]
     assert set(run) == {
