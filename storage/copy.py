@@ -22,7 +22,10 @@ from sqlmodel import SQLModel
 
 from aggregator.clock import utcnow
 from aggregator.stamp import database_label
-from storage import migrations
+from storage import (
+    migrations,
+    moderation,  # noqa: F401  (registers moderationdecision on the metadata)
+)
 from storage.db import StorageError, writer
 from storage.models import Meta
 
