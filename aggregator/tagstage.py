@@ -7,6 +7,7 @@ transaction: memory grows with the posts replied to, not with every post (docs/t
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -17,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Text, and_, cast, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 
 from aggregator.curation import Curated, Curation, load_curation
 from aggregator.settings import Config
@@ -38,7 +39,7 @@ from connectors.undated import UNDATED, undated
 from storage.db import writer
 from storage.models import POST_TABLE, Assignment
 from storage.moderation import disagreements, moderated
-from storage.queries import resolve_replies, storage_errors, utcnow
+from storage.queries import BulkUpsert, resolve_replies, storage_errors, utcnow
 
 __all__ = ["EvaluationReport", "PostExplanation", "TagSummary", "evaluate", "explain", "tag"]
 
@@ -228,10 +229,11 @@ class _Run:
         self.new_parents: list[Key] = []  # new posts with tagged replies: those are redone
         self.sessions: Counter[str | None] = Counter()  # decided posts by session
         self.touched = 0  # decided posts a correction applies to
+        self.now = utcnow()  # every decision's tagged_at
 
     def assignments(self, fingerprint: str) -> Iterator[dict[str, Any]]:
         """The row of each decision, as soon as it is decided; the reading ends with the last."""
-        now = utcnow()
+        now = self.now
         for post, c in self.decided():
             self.sessions[c.decision.session_id] += 1
             self.touched += bool(c.entries)
@@ -296,16 +298,25 @@ class _Run:
         return [(post, self.curated.pop(post.pk)) for post, _ in done]
 
 
-def _save(engine: Engine, values: Iterable[dict[str, Any]], batch: int) -> None:
+@functools.cache
+def _assignment_upsert(dialect: Dialect) -> BulkUpsert:
+    """Assignments in, each stored one replaced: compiled once, rows handed to the driver."""
+    insert = (postgresql if dialect.name == "postgresql" else sqlite).insert(ASSIGNMENTS)
+    stmt = insert.on_conflict_do_update(
+        index_elements=["post_pk"], set_={k: insert.excluded[k] for k in STORED}
+    )
+    return BulkUpsert.compile(stmt, dialect, ("post_pk", *STORED))
+
+
+def _save(
+    engine: Engine, values: Iterable[dict[str, Any]], batch: int, same: dict[str, Any]
+) -> None:
     """Upsert assignments as they come, `batch` rows a statement, in one transaction: a run killed
-    half-way leaves every assignment as it was."""
+    half-way leaves every assignment as it was. `same`: the values every row shares."""
     with storage_errors("could not save session assignments"), writer(engine).begin() as conn:
-        insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(ASSIGNMENTS)
-        stmt = insert.on_conflict_do_update(
-            index_elements=["post_pk"], set_={k: insert.excluded[k] for k in STORED}
-        )
+        upsert = _assignment_upsert(conn.dialect)
         for chunk in _chunks(values, batch):
-            conn.execute(stmt, chunk)
+            upsert.run(conn, chunk, same)
 
 
 def _unmatched(conn: Any, curation: Curation) -> list[str]:
@@ -336,7 +347,12 @@ def tag(engine: Engine, config: Config, full: bool = False, batch: int = 2000) -
         if not full and not _untagged(conn):
             return TagSummary(0, False, {}, 0, unmatched)
         run = _Run(conn, programme, curation, full)
-        _save(engine, run.assignments(fingerprint), batch)
+        _save(
+            engine,
+            run.assignments(fingerprint),
+            batch,
+            {"programme": fingerprint, "tagged_at": run.now},
+        )
     sessions = run.sessions
     return TagSummary(sessions.total(), full, dict(sessions), run.touched, unmatched)
 

@@ -68,6 +68,7 @@ from storage.models import (
 )
 
 __all__ = [
+    "BulkUpsert",
     "PostFilter",
     "SavedPage",
     "as_utc",
@@ -153,7 +154,7 @@ def _dialect_insert(dialect: Dialect, table: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class _Many:
+class BulkUpsert:
     """An INSERT … ON CONFLICT compiled once for a dialect and run through the driver's
     executemany. SQLAlchemy's handling of each row's parameters is most of a bulk write's time, so
     rows go to the driver as it takes them: each value through its column type's bind processor,
@@ -165,7 +166,7 @@ class _Many:
     positional: bool  # the driver takes each row as a tuple (SQLite), else as a dict (psycopg)
 
     @classmethod
-    def compile(cls, stmt: Any, dialect: Dialect, keys: Sequence[str]) -> _Many:
+    def compile(cls, stmt: Any, dialect: Dialect, keys: Sequence[str]) -> BulkUpsert:
         compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
         names = tuple(compiled.positiontup or compiled.binds)
         found = [
@@ -201,16 +202,16 @@ class _Many:
 
 
 @functools.cache
-def _post_upsert(dialect: Dialect) -> _Many:
+def _post_upsert(dialect: Dialect) -> BulkUpsert:
     """Posts in, each new one inserted and each stored one given its merged copy."""
     stmt = _dialect_insert(dialect, POSTS)
     update = {k: stmt.excluded[k] for k in (*MUTABLE, "updated_at")}
     stmt = stmt.on_conflict_do_update(index_elements=["platform", "post_id"], set_=update)
-    return _Many.compile(stmt, dialect, ROW_KEYS)
+    return BulkUpsert.compile(stmt, dialect, ROW_KEYS)
 
 
 @functools.cache
-def _sighting_upsert(dialect: Dialect) -> _Many:
+def _sighting_upsert(dialect: Dialect) -> BulkUpsert:
     """Sightings in, each found its post by (platform, post_id) in the statement itself; a place
     seen before keeps its first_seen and local id and takes the counts it reports now."""
     post = select(POSTS.c.id).where(
@@ -219,7 +220,7 @@ def _sighting_upsert(dialect: Dialect) -> _Many:
     stmt = _dialect_insert(dialect, SIGHTINGS).values(post_pk=post.scalar_subquery())
     recount = {k: stmt.excluded[k] for k in COUNTS}
     stmt = stmt.on_conflict_do_update(index_elements=["post_pk", "source", "via"], set_=recount)
-    return _Many.compile(stmt, dialect, ("source", "via", "first_seen", "local_id", *COUNTS))
+    return BulkUpsert.compile(stmt, dialect, ("source", "via", "first_seen", "local_id", *COUNTS))
 
 
 # A post's fields that are not its columns, those stored under another name (`id` is `post_id`),
