@@ -6,7 +6,7 @@ The product: `pipeline.import_file` (what `aggregator import FILE` runs: the wri
 database opened, every line parsed and checked, posts and sightings upserted a page at a time,
 the run log) into a fresh database. The limit: the same file read with `json.loads` and written
 with sqlite3 `executemany` into an equivalent table (built from storage.models.POST_TABLE's DDL,
-with its unique key and indexes; same pragmas, same page size, one transaction a page, the same
+with its unique key and indexes; same pragmas, same page size, one transaction a page of the import's size, the same
 upsert on (platform, post_id)), rows holding the same values. Runs alternate, each in a fresh
 process with a fresh database. Target: import at least 0.5x the limit's speed.
 
@@ -49,7 +49,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from aggregator.config import load_config
 from aggregator.pipeline import import_file
-from connectors.archives import PAGE_SIZE
+from connectors.archives import IMPORT_PAGE_SIZE
 from storage.models import POST_COLUMNS, POST_TABLE
 
 TARGET = 0.5
@@ -129,7 +129,7 @@ def limit(event: Path, under: Path) -> Result:
 
     def load() -> None:
         with (event / "posts.jsonl").open("rb") as fh:
-            while page := [row(json.loads(line)) for line in islice(fh, PAGE_SIZE)]:
+            while page := [row(json.loads(line)) for line in islice(fh, IMPORT_PAGE_SIZE)]:
                 conn.execute("BEGIN")
                 conn.executemany(upsert, page)
                 conn.execute("COMMIT")
