@@ -22,11 +22,12 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from datetime import datetime
 
 from procrastinate import App, PsycopgConnector, RetryStrategy
+from procrastinate.exceptions import ConnectorException
 from procrastinate.schema import SchemaManager
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
@@ -48,7 +49,7 @@ from aggregator.pipeline import (
     tag,
     writing,
 )
-from storage.db import open_database, writer
+from storage.db import StorageError, open_database, writer
 from storage.queries import finish_run, record_outcome, start_run, utcnow
 
 __all__ = [
@@ -82,6 +83,17 @@ def conninfo(url: str) -> str:
 def source_lock(name: str) -> str:
     """The lock a source's jobs share: Procrastinate runs them one after the other."""
     return f"aggregator:source:{name}"
+
+
+@contextmanager
+def _queue_errors(config: Config) -> Iterator[None]:
+    """The job queue's database failing, as one line (no password in it)."""
+    try:
+        yield
+    except ConnectorException as exc:
+        where = make_url(config.database_url).render_as_string(hide_password=True)
+        reason = " ".join(str(exc.__cause__ or exc).split()) or type(exc).__name__
+        raise StorageError(f"the job queue in {where} cannot be used: {reason}") from None
 
 
 def _require_distributed(config: Config, command: str) -> None:
@@ -230,7 +242,7 @@ def _collect_distributed(
     sleep: Sleep, poll: float,
 ) -> CollectSummary:  # fmt: skip
     app = make_app(config)
-    with app.open():
+    with _queue_errors(config), app.open():
         jobs = defer_sources(app, config, run_id)
         log.info("run %d: %d job(s) deferred, one per source", run_id, len(jobs))
         states, stopped = wait_for_jobs(engine, app, config, jobs, should_stop, sleep, poll)
@@ -334,7 +346,8 @@ def run_worker(config: Config, concurrency: int | None = None, *, wait: bool = T
     engine = open_database(config.database_url)
     try:
         ensure_schema(engine)
-        asyncio.run(_work(make_app(config, engine), config, concurrency, wait))
+        with _queue_errors(config):
+            asyncio.run(_work(make_app(config, engine), config, concurrency, wait))
     finally:
         engine.dispose()
 
