@@ -258,7 +258,9 @@ def test_more_sources_than_workers_each_get_a_turn_and_an_outcome(tmp_path, inst
     )
 
 
-def test_a_failing_source_does_not_stop_the_others_collected_with_it(tmp_path, instances, caplog):
+def test_case_03_a_failing_source_does_not_stop_the_others_collected_with_it(
+    tmp_path, instances, caplog
+):
     config = project(tmp_path, instances)
     met = meet(3)
 
@@ -314,7 +316,9 @@ def test_a_page_the_writer_cannot_save_fails_its_own_source_only(tmp_path, insta
     assert cursor == ('{"page": 1}',)
 
 
-def test_a_stop_ends_every_source_after_its_current_page_and_the_rerun_goes_on(tmp_path, instances):
+def test_case_38_a_stop_ends_every_source_after_its_current_page_and_the_rerun_goes_on(
+    tmp_path, instances
+):
     config = project(tmp_path, instances)
     stop = StopFlag()
     instances.hold = meet(3, action=stop.set)  # asked while each source's first page is out
@@ -336,7 +340,9 @@ def test_a_stop_ends_every_source_after_its_current_page_and_the_rerun_goes_on(t
     assert final["duplicates"] == []
 
 
-def test_a_stop_ends_one_sources_wait_while_another_ends_after_its_page(tmp_path, instances):
+def test_case_42_a_stop_ends_one_sources_wait_while_another_ends_after_its_page(
+    tmp_path, instances
+):
     config = project(tmp_path, instances, only=("two", "three"), attempts=2)
     stop, waiting, slept = StopFlag(), threading.Event(), []
 

@@ -107,7 +107,7 @@ def stored(engine) -> dict[str, tuple]:
     return {r.post_id: (*(getattr(r, c) for c in columns), r.deleted_at is not None) for r in rows}
 
 
-def test_copies_in_one_page_keep_the_edit_the_deletion_and_the_counts(engine, tmp_path):
+def test_case_41_copies_in_one_page_keep_the_edit_the_deletion_and_the_counts(engine, tmp_path):
     edited = (T0 + timedelta(hours=1)).isoformat()
     lines = [
         copy(1, text="corrected", edited_at=edited, likes=5),
