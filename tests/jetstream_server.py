@@ -99,6 +99,7 @@ def jetstream(replay: Replay) -> Iterator[Replay]:
 def train_dictionary(messages: list[str], size: int = 4096) -> bytes:
     """A zstd dictionary trained on events shaped like the recording's (the service's own cannot
     be downloaded here)."""
-    samples = [m.encode() for m in messages] * 40
+    samples: list[bytes | bytearray | memoryview] = []
+    samples += [m.encode() for m in messages] * 40
     samples += [m.replace("3l", f"{n}x").encode() for n in range(60) for m in messages]
     return zstandard.train_dictionary(size, samples).as_bytes()
