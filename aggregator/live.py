@@ -22,6 +22,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Collection
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from aggregator.settings import ARCHIVE_TYPES, STREAMING_TYPES
 from aggregator.stop import StopFlag
 from connectors import Page
 from connectors.http import HttpClient, user_agent
+from storage.db import StorageError
 from storage.models import POST_TABLE
 from storage.queries import finish_run, record_outcome, save_page, start_run, utcnow
 
@@ -297,6 +299,13 @@ def live(
             if end := run.serve(None):
                 run.ended(end)
         run.next_round("stopped on request")
+    except BaseException as exc:  # the round's run ends with it (the threads are daemons)
+        stop.set()
+        failed = isinstance(exc, Exception)
+        with suppress(StorageError):  # a failing database: the next writer marks the run
+            finish_run(engine, run.round.run_id, "failed" if failed else "interrupted",
+                       redact(str(exc)) if failed else "stopped before the round finished")  # fmt: skip
+        raise
     finally:
         if made is not None:
             made.close()

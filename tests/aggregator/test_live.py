@@ -134,3 +134,18 @@ def test_no_enabled_source_is_one_line(project: Path) -> None:
     config = load_config(with_sources(project, ""))
     with pytest.raises(UsageError, match="no source is enabled"):
         run_live(config, StopFlag(), clock=lambda: datetime(2016, 11, 28, 12, tzinfo=UTC))
+
+
+def test_the_nightly_collect_catches_a_stream_up_to_now_and_ends(project: Path) -> None:
+    from aggregator.pipeline import run_collect
+
+    after = (LAST + 60_000_000) / 1e6  # now: a minute after the recording's last event
+    with jetstream(Replay(recording())) as server:
+        config = load_config(with_sources(project, jetstream_source(server.url)))
+        first = run_collect(config, clock=lambda: after)
+        again = run_collect(config, clock=lambda: after)
+        assert "cursor" not in server.queries[0]
+        assert server.queries[1]["cursor"] == [str(LAST - 5_000_000)]  # rewound five seconds
+    (source,) = first.sources
+    assert (source.status, source.new_posts, source.cursor) == ("ok", 4, {"time_us": LAST})
+    assert (again.sources[0].status, again.sources[0].new_posts) == ("ok", 0)
