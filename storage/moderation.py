@@ -194,14 +194,17 @@ class State:
 DECISIONS = ModerationDecision.__table__  # type: ignore[attr-defined]
 
 
-def record(engine: Engine, decision: Decision, curation: Curation | None = None) -> int:
+def record(
+    engine: Engine, decision: Decision, curation: Curation | None = None,
+    at: datetime | None = None,
+) -> int:  # fmt: skip
     """Store `decision` (checked: ValueError names what is wrong) in one transaction, with the
     post's stored flags (`assignment.excluded`, `.highlight`) brought in line at once, so exports
     follow a hide before the next tagging. Waits for another writer up to the busy timeout, never
-    needs the writers' lock. Returns the decision's id."""
+    needs the writers' lock. `at`: when it was made (now by default). Returns the decision's id."""
     d = decision.checked()
     platform, post_id = d.post or (None, None)
-    row = {"at": utcnow(), "who": d.who, "action": d.action, "platform": platform,
+    row = {"at": at or utcnow(), "who": d.who, "action": d.action, "platform": platform,
            "post_id": post_id, "value": d.value}  # fmt: skip
     with storage_errors("could not save the moderation decision"), writer(engine).begin() as conn:
         new_id = (conn.execute(DECISIONS.insert().values(row)).inserted_primary_key or (0,))[0]

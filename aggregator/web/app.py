@@ -56,7 +56,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
 HEADERS = {
     "content-security-policy": CSP,
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",  # forms then carry their Origin, checked on POST
     "cache-control": "no-store",
 }
 KEEPALIVE = 15.0  # seconds between comments on a quiet event stream (proxies drop silent ones)
@@ -115,7 +115,8 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         finalize=lambda v: "" if v is None else clean_text(v) if type(v) is str else v,
     )
-    env.filters.update(sanitised=sanitised, safe_url=safe_url, **TIME_FILTERS)
+    env.filters.update(sanitised=sanitised, safe_url=safe_url, **TIME_FILTERS,
+                       hashtag=lambda tag: "#" + str(tag).lstrip("#"))  # fmt: skip
     return env
 
 
@@ -127,6 +128,7 @@ class LiveApp:
         clock: Callable[[], datetime], interval: float, sleep: Callable[[float], Awaitable[Any]],
     ) -> None:  # fmt: skip
         self.config, self.engine, self.interval, self.sleep = config, engine, interval, sleep
+        self.clock = clock
         self.reader = Reader(engine, config, clock)
         self.sessions = Sessions(token, clock)
         self.env = _environment()
@@ -218,7 +220,8 @@ class LiveApp:
         decision = Decision(action, session.who, post if action in POST_ACTIONS else None,
                             _field(form, "value") or None)  # fmt: skip
         try:
-            await run_in_threadpool(record, self.engine, decision, self.reader.curation())
+            curation = self.reader.curation()
+            await run_in_threadpool(record, self.engine, decision, curation, self.clock())
         except ValueError as exc:
             return _plain(400, str(exc))
         except AggregatorError as exc:
@@ -290,6 +293,7 @@ def create_app(
 
     routes = [
         Route("/", lambda r: RedirectResponse("/wall", 307)),
+        Route("/favicon.ico", lambda r: Response(status_code=204)),  # none: no request in vain
         Route("/wall", live.wall),
         Route("/wall/events", live.wall_events),
         Route("/moderate", live.moderate),

@@ -65,7 +65,8 @@ def verdict(
     excluded = next((w for w in filed if w.startswith("exclude")), None)
     if excluded:
         return Verdict("hidden", f"excluded by the curation file ({excluded})")
-    if post.hidden:
+    pinned_by_file = any(w.startswith("highlight") for w in filed)
+    if post.hidden and not pinned_by_file:  # where they disagree, the curation file wins
         return Verdict("hidden", f"hidden by {post.said['shown']}")
     if muted_by_file:
         return Verdict("muted", "account muted by the curation file")
@@ -75,7 +76,7 @@ def verdict(
         return Verdict("shown", f"approved by {post.said['shown']}")
     if post.pinned:
         return Verdict("shown", f"pinned by {post.said['pinned']}")
-    if any(w.startswith("highlight") for w in filed):
+    if pinned_by_file:
         return Verdict("shown", "pinned by the curation file")
     if disclosure:
         return Verdict("held", "a personal health disclosure: held until a moderator approves it")

@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 POSTS = POST_TABLE
 ANALYSIS = PostAnalysis.__table__  # type: ignore[attr-defined]
 CANDIDATES = 150  # the newest posts read for the wall and the queue
-WALL_POSTS, WALL_PINNED, WALL_QUESTIONS = 6, 2, 4  # what the venue screen has room for
+WALL_POSTS, WALL_PINNED, WALL_QUESTIONS = 4, 1, 2  # what the venue screen has room for
 SEEN_CAP = 5000  # posts whose card is kept between snapshots
+SKEW = timedelta(minutes=5)  # a post this far "in the future" is still shown
 NEXT_WITHIN = timedelta(hours=3)  # a session starting this soon is shown as "Next"
 
 
@@ -149,11 +150,17 @@ class Reader:
         live = live_session(self.config, now)
         with self.engine.connect() as conn:
             decided = conn.execute(select(func.max(DECISIONS.c.id))).scalar()
-            key = (posts_state(conn), decided, self._curation[0], live)
+            key = (
+                posts_state(conn),
+                decided,
+                self._curation[0],
+                live,
+                now.replace(second=0, microsecond=0),
+            )
             if self._last is not None and self._last.key == key:
                 return self._last
             state = read_state(conn)
-            cards = self._cards(conn, state, curation)
+            cards = self._cards(conn, state, curation, now)
             counts = self._counts(conn, now)
         problems = disagreements(self.engine, curation) if state.last else []
         self._last = Snapshot(
@@ -162,11 +169,13 @@ class Reader:
         )  # fmt: skip
         return self._last
 
-    def _visible(self) -> list[Any]:
-        """Posts the wall may show at all: not deleted, with a time, no repost, not opted out."""
+    def _visible(self, now: datetime) -> list[Any]:
+        """Posts the wall may show at all: not deleted, made by now (a platform's clock may run a
+        little fast), with a time, no repost, not opted out."""
         where = [
             POSTS.c.deleted_at.is_(None),
             POSTS.c.created_at != UNDATED,
+            POSTS.c.created_at <= now + SKEW,
             func.coalesce(POSTS.c.repost_of, "") == "",
         ]
         opted_out = sorted({account_key(a) for a in self.config.privacy.opt_out if a.strip()})
@@ -174,15 +183,18 @@ class Reader:
             where.append(func.lower(func.ltrim(POSTS.c.author, "@")).not_in(opted_out))
         return where
 
-    def _cards(self, conn: Connection, state: State, curation: Curation) -> list[Card]:
+    def _cards(
+        self, conn: Connection, state: State, curation: Curation, now: datetime
+    ) -> list[Card]:
         columns = select(
             POSTS, ANALYSIS.c.disclosure.label("flagged"), ANALYSIS.c.role.label("profile"),
             false().label("pinned"),
         ).outerjoin(ANALYSIS, ANALYSIS.c.post_pk == POSTS.c.id)  # fmt: skip
-        visible = self._visible()
+        visible = self._visible(now)
         newest = columns.where(*visible).order_by(POSTS.c.created_at.desc(), POSTS.c.id.desc())
         rows = {r.id: r for r in conn.execute(newest.limit(CANDIDATES))}
-        if wanted := _wanted(state, curation):  # pinned posts and questions, however old
+        wanted = _wanted(state, curation)
+        if wanted is not None:  # pinned posts and questions, however old
             rows.update({r.id: r for r in conn.execute(columns.where(*visible, wanted))})
         shown = Shown(self.config, opt_out_redactor(conn, self.config.privacy.opt_out))
         ordered = sorted(rows.values(), key=lambda r: (r.created_at, r.id), reverse=True)
@@ -217,7 +229,7 @@ class Reader:
         )
         row = conn.execute(
             select(func.count(), func.count(func.distinct(func.lower(POSTS.c.author))),
-                   func.sum(case((during, 1), else_=0))).where(*self._visible())
+                   func.sum(case((during, 1), else_=0))).where(*self._visible(now))
         ).one()  # fmt: skip
         return {"posts": row[0] or 0, "people": row[1] or 0, "session": int(row[2] or 0)}
 
