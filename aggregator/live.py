@@ -290,7 +290,12 @@ def live(
     if "http" not in context and any(s.type not in ARCHIVE_TYPES for s in sources):
         made = context["http"] = HttpClient(sleep=stop.sleep, user_agent=user_agent(__version__))
     run = _Live(engine, config, stop, clock, on_page, context)
-    note = on_note or (lambda line: log.info("%s", line))
+
+    def note(line: str) -> None:
+        log.info("%s", line)
+        if on_note is not None:
+            on_note(line)
+
     try:
         for source in streams:
             run.start(source, follow=True, stop=stop, sleep=stop.sleep, stored=_stored(engine))
@@ -316,12 +321,18 @@ def _rounds(run: _Live, polls: list[SourceConfig], note: Callable[[str], None]) 
     """Round after round of `[live] poll_minutes` until a stop: the polling sources collected at
     its start (within the programme's hours), the streams' pages saved throughout."""
     every = timedelta(minutes=run.config.live.poll_minutes)
+    outside = False  # said once when the programme's hours end, not every round
     while not run.stop():
         due = run.clock() + every
         if polls and not polling_hours(run.config, run.clock()):
-            note(f"outside the programme's hours (± {run.config.live.margin_minutes} min): "
-                 f"polling nothing this round; streams stay open")  # fmt: skip
+            if not outside:
+                note(f"outside the programme's hours (± {run.config.live.margin_minutes} min): "
+                     "polling nothing until they come again; streams stay open")  # fmt: skip
+            outside = True
         elif polls:
+            if outside:
+                note("the programme's hours have come: polling again")
+            outside = False
             for source in polls:
                 if source.name not in run.running:
                     run.start(source)

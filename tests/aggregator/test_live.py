@@ -149,3 +149,21 @@ def test_the_nightly_collect_catches_a_stream_up_to_now_and_ends(project: Path) 
     (source,) = first.sources
     assert (source.status, source.new_posts, source.cursor) == ("ok", 4, {"time_us": LAST})
     assert (again.sources[0].status, again.sources[0].new_posts) == ("ok", 0)
+
+
+def test_outside_the_hours_is_said_once_and_every_round_is_recorded(project: Path) -> None:
+    config = load_config(with_sources(project, "", archive=True))
+    start = config.sessions[-1].end + timedelta(hours=2)
+    stop, calls, notes = StopFlag(), iter(range(10**6)), []
+
+    def clock() -> datetime:  # three minutes a reading: a round of five minutes passes quickly
+        n = next(calls)
+        if n == 40:
+            stop.set()
+        return start + timedelta(minutes=3 * n)
+
+    done = run_live(config, stop, on_note=notes.append, clock=clock)
+    assert len(notes) == 1 and done.rounds >= 3
+    with reading(config) as engine, engine.connect() as conn:
+        runs = conn.execute(select(RUNS.c.status).where(RUNS.c.command == "live")).all()
+    assert len(runs) == done.rounds and {r.status for r in runs} == {"ok"}
