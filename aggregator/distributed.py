@@ -343,7 +343,8 @@ def run_worker(config: Config, concurrency: int | None = None, *, wait: bool = T
 
     :raises UsageError: [workers] distributed is off."""
     _require_distributed(config, "aggregator worker")
-    engine = open_database(config.database_url)
+    # workers never change the schema: `run` (or `db upgrade`) does, under the writers' lock
+    engine = open_database(config.database_url, upgrade=False)
     try:
         ensure_schema(engine)
         with _queue_errors(config):
