@@ -167,3 +167,15 @@ def test_outside_the_hours_is_said_once_and_every_round_is_recorded(project: Pat
     with reading(config) as engine, engine.connect() as conn:
         runs = conn.execute(select(RUNS.c.status).where(RUNS.c.command == "live")).all()
     assert len(runs) == done.rounds and {r.status for r in runs} == {"ok"}
+
+
+def test_the_command_says_in_one_line_that_another_process_writes(project: Path) -> None:
+    from aggregator.lock import RunLock, lock_path
+    from tests.helpers import invoke
+
+    config = load_config(with_sources(project, "", archive=True))
+    with RunLock(lock_path(config)):
+        result = invoke(project, "live")
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "running" in lines[0], result.output

@@ -100,7 +100,7 @@ def test_a_closing_server_is_reconnected_with_backoff_and_nothing_lost_or_double
     assert [r.post_id.rsplit("/", 1)[1] for r in rows if r.deleted_at] == ["3ltags000002"]
 
 
-def test_case_backoff_is_capped_and_a_catch_up_gives_up_in_one_line() -> None:
+def test_backoff_is_capped_and_a_catch_up_gives_up_in_one_line() -> None:
     clock = FakeClock(AFTER)
     source = connector("ws://127.0.0.1:9/subscribe", clock, max_attempts=9,
                        max_backoff_seconds=10)  # fmt: skip
