@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine, make_url
 from aggregator.alerts import after_run
 from aggregator.config import Config
 from aggregator.errors import UsageError
-from aggregator.lock import NAMESPACE, PgLock, lock_key
+from aggregator.lock import APP_PREFIX, NAMESPACE, PgLock, lock_key
 from aggregator.pipeline import (
     CollectSummary,
     NightlySummary,
@@ -121,7 +121,8 @@ def ensure_schema(engine: Engine) -> bool:
 def make_app(config: Config, engine: Engine | None = None) -> App:
     """The Procrastinate app for the config's database, with the `collect_source` task. A worker
     passes the `engine` its jobs write through; `run` only defers and needs none."""
-    name = f"{WORKER_APP}{os.getpid()}@{socket.gethostname()}"[:63]
+    role = WORKER_APP if engine is not None else APP_PREFIX  # `status` lists the workers'
+    name = f"{role}{os.getpid()}@{socket.gethostname()}"[:63]
     connector = PsycopgConnector(conninfo=conninfo(config.database_url),
                                  kwargs={"application_name": name})  # fmt: skip
     app = App(connector=connector)

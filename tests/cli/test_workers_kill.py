@@ -8,6 +8,7 @@ refused while the first holds the lock."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -78,8 +79,6 @@ class Timelines:
 
 
 def serve(world: Timelines) -> tuple[ThreadingHTTPServer, threading.Thread, str]:
-    import json
-
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -234,6 +233,11 @@ def test_a_killed_workers_job_is_finished_by_the_other_and_runs_exclude_each_oth
         second = spawn(project, "worker", "--concurrency", "2")
         until(lambda: all(timelines.asked[f"s{n}"] >= 2 for n in range(1, 5)),
               "the second worker to collect the other sources")  # fmt: skip
+        status = spawn(project, "status", "--json")
+        out, err = status.communicate(timeout=WAIT)
+        queue = json.loads(out)["workers"]
+        assert {int(p.split("@")[0]) for p in queue["processes"]} == {first.pid, second.pid}
+        assert VICTIM in [j["source"] for j in queue["running"]], queue  # held at the server
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=WAIT)
 
