@@ -39,6 +39,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from connectors.base import ConnectorError, Page, Post, SourceSpec, isolate, reason
 from connectors.bluesky import post_from_view
+from connectors.http import USER_AGENT
 from connectors.settings import JetstreamSettings
 from connectors.values import brief
 
@@ -52,7 +53,6 @@ MAX_HANDLES = 10_000  # handles remembered from identity events, newest kept
 BACKOFF_SECONDS = 1.0  # the first reconnect's wait; doubled each failure up to max_backoff_seconds
 HASH_SIGNS = "#＃"
 Stored = Callable[[str, Collection[str]], Collection[str]]
-Connect = Callable[..., ClientConnection]
 
 
 def _iso(time_us: int) -> str:
@@ -135,7 +135,6 @@ class JetstreamConnector:
         stop: Callable[[], bool] | None = None,
         follow: bool = False,
         stored: Stored | None = None,
-        connect_to: Connect = connect,
         **_: Any,
     ) -> None:
         self.name = spec.name
@@ -150,7 +149,8 @@ class JetstreamConnector:
         self.stop = stop or (lambda: False)
         self.follow = follow
         self.stored = stored
-        self.connect_to = connect_to
+        # the WebSocket says what calls as the run's HTTP requests do
+        self.user_agent = getattr(http, "user_agent", None) or USER_AGENT
         self.host = urlsplit(settings.url).netloc
         self.handles: OrderedDict[str, str] = OrderedDict()
         self.kept: set[str] = set()  # posts this stream kept: their deletes and edits apply
@@ -182,11 +182,12 @@ class JetstreamConnector:
             except (OSError, websockets.exceptions.WebSocketException) as exc:
                 failures += 1
                 why = brief(str(exc) or type(exc).__name__, 200)
+                failing = f"Jetstream at {self.host}: {failures} connections failed in a row"
                 if not self.follow and failures >= self.settings.max_attempts:
-                    raise ConnectorError(
-                        f"Jetstream at {self.host}: {failures} connections failed in a row "
-                        f"(last: {why}); the next run resumes from the saved cursor"
-                    ) from None
+                    raise ConnectorError(f"{failing} (last: {why}); the next run resumes from "
+                                         "the saved cursor") from None  # fmt: skip
+                if failures == self.settings.max_attempts:  # live: said once, in the run log
+                    yield Page([], warnings=[f"{failing} (last: {why}); still trying"])
                 wait = min(self.settings.max_backoff_seconds,
                            BACKOFF_SECONDS * 2 ** (failures - 1))  # fmt: skip
                 log.warning("%s: Jetstream connection lost (%s); reconnecting in %.0f s",
@@ -205,8 +206,8 @@ class JetstreamConnector:
         query = urlencode([*parse_qsl(parts.query), *params])
         url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
         log.debug("%s: connecting to %s", self.name, url)
-        return self.connect_to(url, max_size=MAX_RECEIVED, open_timeout=30, close_timeout=5,
-                               user_agent_header="hashtag-aggregator")  # fmt: skip
+        return connect(url, max_size=MAX_RECEIVED, open_timeout=30, close_timeout=5,
+                       user_agent_header=self.user_agent)  # fmt: skip
 
     def _read(self, ws: ClientConnection, last: int | None, until: int) -> Iterator[Page]:
         """Pages from one connection, until caught up (without `follow`) or asked to stop.

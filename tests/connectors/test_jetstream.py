@@ -201,3 +201,15 @@ def test_settings_defaults_are_the_public_endpoint_uncompressed() -> None:
     settings, problems = parse_jetstream({})
     assert problems == [] and settings is not None
     assert settings.url.startswith("wss://jetstream") and settings.compress is False
+
+
+def test_a_live_stream_keeps_trying_and_says_once_that_it_cannot_connect() -> None:
+    clock = FakeClock(AFTER)
+    given = JetstreamSettings(url="ws://127.0.0.1:9/subscribe", max_attempts=3)
+    source = JetstreamConnector(SourceSpec("js", given, ("CoPro16",)), clock=clock.clock,
+                                sleep=clock.sleep, follow=True, stop=lambda: len(clock.slept) >= 6)  # fmt: skip
+    pages = list(source.fetch({"time_us": T0}))
+    assert [p.warnings for p in pages] == [[pages[0].warnings[0]]]
+    assert pages[0].warnings[0].startswith("Jetstream at 127.0.0.1:9: 3 connections failed")
+    assert pages[0].warnings[0].endswith("still trying") and pages[0].cursor is None
+    assert len(clock.slept) == 6  # it never gave up by itself
