@@ -298,3 +298,36 @@ def test_the_curation_file_wins_and_the_disagreement_is_shown(project, engine, n
     assert "mastodon post p1: Alice at" in page and "highlight[0] says highlight" in page
     result = invoke(project, "tag")
     assert "mastodon post p1: Alice at" in result.stderr
+
+
+def test_serve_refuses_a_port_in_use_in_one_line(project):
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        result = invoke(project, "serve", "--port", str(port), env={TOKEN_ENV: TOKEN})
+    assert result.exit_code == 2
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr
+    assert TOKEN not in result.output + result.stderr
+
+
+def test_serve_warns_without_a_token_and_refuses_an_address_it_does_not_have(project):
+    # TEST-NET-3: no machine's own address; binding fails at once, nothing is sent
+    result = invoke(project, "serve", "--host", "203.0.113.7", env={TOKEN_ENV: None})
+    assert result.exit_code == 2
+    assert f"moderation is off: set {TOKEN_ENV}" in result.stderr
+    assert "listening on 203.0.113.7 without" in result.stderr
+    assert "cannot listen on 203.0.113.7:8765" in result.stderr
+
+
+def test_report_warns_where_the_curation_file_and_a_decision_disagree(project, engine, now):
+    with_curation(project, '[[exclude]]\nid = "p1"\n')
+    add(engine, now, ("p1", "Left out by the organisers"))
+    record(engine, Decision("approve", "Sam", ("mastodon", "p1")))
+    result = invoke(project, "report")
+    assert result.exit_code == 0
+    assert (
+        "mastodon post p1: Sam at" in result.stderr and "exclude[0] says exclude" in result.stderr
+    )
