@@ -193,6 +193,8 @@ def test_an_older_database_gives_its_sightings_their_posts_counts(tmp_path):
     with closing(sqlite3.connect(db)) as conn:  # the sighting table as older versions made it
         for name in ("likes", "reposts", "replies", "quotes"):
             conn.execute(f"ALTER TABLE sighting DROP COLUMN {name}")
+        for table in ("alembic_version", "moderationdecision"):  # made before migrations
+            conn.execute(f"DROP TABLE {table}")
         conn.commit()
 
     engine = open_database(f"sqlite:///{db}")
