@@ -18,6 +18,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -29,6 +30,7 @@ from aggregator.scrubber import Scrubber, account_key, split_account
 from connectors.base import Post, Quarantined
 from storage.db import StorageError, writer
 from storage.models import POST_TABLE, Assignment, Erasure, Sighting
+from storage.moderation import ACCOUNT_ACTIONS, ModerationDecision
 from storage.queries import utcnow
 
 __all__ = [
@@ -185,8 +187,13 @@ def _identities(rows: Sequence[Any]) -> tuple[set[str], set[str]]:
 
 
 def _forget(conn: Connection, acct: str, mine: Any, key: bytes | None) -> Erased:
-    rows = conn.execute(select(POSTS.c.id, POSTS.c.author_name, POSTS.c.raw).where(mine)).all()
+    rows = conn.execute(
+        select(
+            POSTS.c.id, POSTS.c.platform, POSTS.c.post_id, POSTS.c.author_name, POSTS.c.raw
+        ).where(mine)
+    ).all()
     ids, names = _identities(rows)
+    _forget_decisions(conn, acct, [(r.platform, r.post_id) for r in rows])
     sightings, assignments, posts = _delete(conn, [r.id for r in rows])
     redacted = _redact_stored(conn, Redactor([acct, *ids], names))
     digest = Pseudonymiser(key).account(acct) if key else None
@@ -197,6 +204,16 @@ def _forget(conn: Connection, acct: str, mine: Any, key: bytes | None) -> Erased
         )
     )  # fmt: skip
     return Erased(posts, sightings, assignments, redacted, digest is not None)
+
+
+def _forget_decisions(conn: Connection, acct: str, posts: Sequence[tuple[str, str]]) -> None:
+    """The moderators' decisions about the account (mute, allow, block) and about its posts go
+    with them: the wall's record must not keep what the erasure removes."""
+    table = ModerationDecision.__table__  # type: ignore[attr-defined]
+    conn.execute(delete(table).where(table.c.action.in_(ACCOUNT_ACTIONS), table.c.value == acct))
+    for i in range(0, len(posts), 400):
+        keys = posts[i : i + 400]
+        conn.execute(delete(table).where(tuple_(table.c.platform, table.c.post_id).in_(keys)))
 
 
 def opt_out_redactor(conn: Connection, accounts: Iterable[str]) -> Redactor:

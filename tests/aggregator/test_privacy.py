@@ -169,3 +169,30 @@ def test_the_redactor_changes_only_what_mentions_them():
         {"text": "hi @alice and Alice Smith", "mentions": [ALICE, "bob"], "raw": {}}
     )
     assert changed == {"text": f"hi @{REMOVED} and {REMOVED}", "mentions": ["bob"]}
+
+
+def test_forget_removes_the_moderators_decisions_about_the_account_and_its_posts(loaded):
+    from storage.moderation import Decision, ModerationDecision, record
+
+    project = loaded
+    config = load_config(project / "config.toml")
+    engine = open_database(config.database_url)
+    save_page(engine, "live", Page([MASTODON_REPLY]))
+    save_page(engine, "again", Page([post_from_interchange(PEOPLE[0])]))
+    alices = post_from_interchange(PEOPLE[0])
+    record(engine, Decision("mute", "Sam", value="@Alice@Mastodon.Social"))
+    record(engine, Decision("hide", "Sam", post=(alices.platform, alices.id)))
+    record(engine, Decision("pin", "Sam", post=("mastodon", MASTODON_REPLY.id)))  # Bob's: stays
+    record(engine, Decision("block", "Sam", value="spammer@example.org"))  # someone else's: stays
+    record(engine, Decision("block-word", "Sam", value="alice"))  # a word, not the account: stays
+    result = invoke(project, "forget", ALICE, "--yes", env={"AGGREGATOR_PSEUDONYM_KEY": None})
+    assert result.exit_code == 0, result.output
+    with engine.connect() as conn:
+        kept = conn.execute(
+            select(ModerationDecision.action, ModerationDecision.post_id, ModerationDecision.value)
+        ).all()
+    assert sorted(kept, key=str) == sorted(
+        [("pin", MASTODON_REPLY.id, None), ("block", None, "spammer@example.org"),
+         ("block-word", None, "alice")], key=str,
+    )  # fmt: skip
+    engine.dispose()
