@@ -41,10 +41,10 @@ from aggregator.pipeline import (
     NightlySummary,
     SourceSummary,
     StopCheck,
-    _abandon,
-    _archive_media,
-    _ended_by,
+    abandon_run,
+    archive_new_media,
     collect,
+    ended_by,
     report,
     tag,
     writing,
@@ -264,7 +264,7 @@ def tag_and_report(engine: Engine, config: Config, summary: NightlySummary) -> N
     after collecting (all skipped once a stop was requested)."""
     collected = summary.collected
     if not collected.stopped:
-        collected.media, collected.stopped = _archive_media(engine, config, None)
+        collected.media, collected.stopped = archive_new_media(engine, config, None)
     if not collected.stopped:
         summary.tagged = tag(engine, config)
         summary.files = report(engine, config, skip_unchanged=True)
@@ -295,11 +295,11 @@ def run_distributed(
             done = NightlySummary(collected)
             tag_and_report(engine, config, done)
         except Exception as exc:
-            _abandon(engine, run_id, exc)
-            after_run(engine, config, _ended_by(exc)[1], env=env, now=clock and clock())
+            abandon_run(engine, run_id, exc)
+            after_run(engine, config, ended_by(exc)[1], env=env, now=clock and clock())
             raise
         except BaseException as exc:
-            _abandon(engine, run_id, exc)
+            abandon_run(engine, run_id, exc)
             raise
         finish_run(engine, run_id, *collected.verdict())
         log.info("run %d finished: %s", run_id, collected.verdict()[0])

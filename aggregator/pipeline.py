@@ -70,9 +70,12 @@ __all__ = [
     "PostExplanation",
     "SourceSummary",
     "TagSummary",
+    "abandon_run",
     "analyse",
+    "archive_new_media",
     "archive_reader",
     "collect",
+    "ended_by",
     "evaluate",
     "explain",
     "import_file",
@@ -350,10 +353,10 @@ def collect(
     try:
         _collect_all(engine, config, sources, summary, on_page, should_stop, halt, context)
         if not summary.stopped and only is None:
-            summary.media, summary.stopped = _archive_media(engine, config, should_stop)
+            summary.media, summary.stopped = archive_new_media(engine, config, should_stop)
     except BaseException as exc:
         if own:
-            _abandon(engine, summary.run_id, exc)
+            abandon_run(engine, summary.run_id, exc)
         raise
     finally:
         if made is not None:
@@ -428,7 +431,7 @@ def _collect_all(
 MEDIA_KEY = "media"  # in `meta`: the inputs of the last archive pass that left nothing to do
 
 
-def _archive_media(
+def archive_new_media(
     engine: Engine, config: Config, should_stop: StopCheck | None
 ) -> tuple[MediaSummary | None, bool]:
     """The posts' images as [media] asks (nothing when archiving is off; thumbnails of posts no
@@ -474,7 +477,7 @@ def _outcome(s: SourceSummary, started: Any) -> dict[str, Any]:
     }
 
 
-def _ended_by(exc: BaseException) -> tuple[str, str]:
+def ended_by(exc: BaseException) -> tuple[str, str]:
     """Status and message for what an exception ended: failed for an error, interrupted for
     Ctrl-C or an exit."""
     if not isinstance(exc, Exception):
@@ -484,10 +487,10 @@ def _ended_by(exc: BaseException) -> tuple[str, str]:
     return "failed", redact(str(exc) if ours else f"{type(exc).__name__}: {exc}".rstrip(": "))
 
 
-def _abandon(engine: Engine, run_id: int, exc: BaseException) -> None:
-    """Finish a run an exception ended, as `_ended_by` says."""
+def abandon_run(engine: Engine, run_id: int, exc: BaseException) -> None:
+    """Finish a run an exception ended, as `ended_by` says."""
     try:
-        finish_run(engine, run_id, *_ended_by(exc))
+        finish_run(engine, run_id, *ended_by(exc))
     except StorageError as problem:  # the database itself failed; the next start marks the run
         log.error("%s", problem)
 
@@ -727,7 +730,7 @@ def nightly(
             done.tagged = tag(engine, config)
             done.files = report(engine, config, skip_unchanged=True)
     except BaseException as exc:
-        _abandon(engine, run_id, exc)
+        abandon_run(engine, run_id, exc)
         raise
     finish_run(engine, run_id, *done.collected.verdict())
     log.info("run %d finished: %s", run_id, done.collected.verdict()[0])
@@ -759,7 +762,7 @@ def run_nightly(
             done = nightly(engine, config, on_page=on_page, should_stop=should_stop,
                            command=command, **context)  # fmt: skip
         except Exception as exc:
-            after_run(engine, config, _ended_by(exc)[1], env=env, now=clock and clock())
+            after_run(engine, config, ended_by(exc)[1], env=env, now=clock and clock())
             raise
     try:  # writing() closed the engine's connections: reading the run log reopens one, closed here
         after_run(engine, config, env=env, now=clock and clock())
@@ -813,9 +816,11 @@ def import_pages(
     try:
         _store(engine, summary, pages, Redactor(opt_out))
     except BaseException as exc:
-        with suppress(StorageError):  # a failing database: _abandon logs it, the next run marks it
-            record_outcome(engine, run_id, _outcome(summary.outcome(*_ended_by(exc)), started))
-        _abandon(engine, run_id, exc)
+        with suppress(
+            StorageError
+        ):  # a failing database: abandon_run logs it, the next run marks it
+            record_outcome(engine, run_id, _outcome(summary.outcome(*ended_by(exc)), started))
+        abandon_run(engine, run_id, exc)
         raise
     status, error = "ok", None
     if summary.failed:
