@@ -21,13 +21,12 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from aggregator import __version__
@@ -40,8 +39,7 @@ from aggregator.stop import StopFlag
 from connectors import Page
 from connectors.http import HttpClient, user_agent
 from storage.db import StorageError
-from storage.models import POST_TABLE
-from storage.queries import finish_run, record_outcome, save_page, start_run, utcnow
+from storage.queries import finish_run, record_outcome, save_page, start_run, stored_ids, utcnow
 
 __all__ = ["LiveSummary", "live", "polling_hours", "run_live"]
 
@@ -65,20 +63,6 @@ def polling_hours(config: Config, now: datetime) -> bool:
     return not config.sessions or any(
         s.start - margin <= now <= s.end + margin for s in config.sessions
     )
-
-
-def _stored(engine: Engine) -> Callable[[str, Collection[str]], set[str]]:
-    """Which of some post ids of a platform are stored: lent to a stream whose deletions and edits
-    name a post by its id alone."""
-
-    def stored(platform: str, ids: Collection[str]) -> set[str]:
-        query = select(POST_TABLE.c.post_id).where(
-            POST_TABLE.c.platform == platform, POST_TABLE.c.post_id.in_(list(ids))
-        )
-        with engine.connect() as conn:
-            return set(conn.scalars(query))
-
-    return stored
 
 
 @dataclass
@@ -298,7 +282,7 @@ def live(
 
     try:
         for source in streams:
-            run.start(source, follow=True, stop=stop, sleep=stop.sleep, stored=_stored(engine))
+            run.start(source, follow=True, stop=stop, sleep=stop.sleep, stored=stored_ids(engine))
         _rounds(run, polls, note)
         while run.running:  # a stop: each thread ends after its current page or wait
             if end := run.serve(None):

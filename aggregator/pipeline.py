@@ -35,7 +35,7 @@ from aggregator.lock import StopFlag, StopRequested, writers_lock
 from aggregator.logs import IN_SUMMARY, redact
 from aggregator.media import Archive, MediaSummary, archive_media, media_folder
 from aggregator.privacy import Redactor, drop_opted_out, redact_quarantined
-from aggregator.settings import ARCHIVE_TYPES
+from aggregator.settings import ARCHIVE_TYPES, STREAMING_TYPES
 from aggregator.stamp import mismatch, record_event, recorded_event
 from aggregator.tagstage import (
     EvaluationReport,
@@ -57,6 +57,7 @@ from storage.queries import (
     record_outcome,
     save_page,
     start_run,
+    stored_ids,
     utcnow,
 )
 from storage.runlog import source_health
@@ -200,6 +201,8 @@ def collect_source(
     `keep` saves each page (default: here, then `on_page`); `collect` hands them to its writer."""
     summary = SourceSummary(source.name)
     try:
+        if source.type in STREAMING_TYPES:  # deletions name a post by id: lend the stored ids
+            context = {"stored": stored_ids(engine), **context}
         connector = build_connector(source, config.event, **context)
         cursor = get_cursor(engine, source.name)
         log.debug("%s: resuming from cursor %s", source.name, cursor)

@@ -29,7 +29,7 @@ import functools
 import json
 import operator
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
@@ -86,6 +86,7 @@ __all__ = [
     "save_page",
     "start_run",
     "storage_errors",
+    "stored_ids",
     "utcnow",
 ]
 
@@ -737,3 +738,21 @@ def backup(engine: Engine, path: Path) -> None:
         raise StorageError(f"could not back up to {path}: {exc}") from None
     finally:
         raw.close()
+
+
+def stored_ids(engine: Engine) -> Callable[[str, Collection[str]], set[str]]:
+    """Which of some post ids of a platform are stored: lent to a stream (Jetstream) whose
+    deletions and edits name a post by its id alone."""
+
+    def stored(platform: str, ids: Collection[str]) -> set[str]:
+        found: set[str] = set()
+        wanted = sorted(ids)
+        with engine.connect() as conn:
+            for i in range(0, len(wanted), 400):  # under SQLite's bound-parameter limit
+                query = select(POSTS.c.post_id).where(
+                    POSTS.c.platform == platform, POSTS.c.post_id.in_(wanted[i : i + 400])
+                )
+                found.update(conn.scalars(query))
+        return found
+
+    return stored

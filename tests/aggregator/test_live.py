@@ -4,6 +4,7 @@ not outside them; the [live] config section."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,39 @@ def test_the_command_says_in_one_line_that_another_process_writes(project: Path)
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "running" in lines[0], result.output
+
+
+def test_the_nightly_catch_up_deletes_a_post_an_earlier_run_stored(project: Path) -> None:
+    """The delete comes after the saved cursor and its rewind: only the database knows that the
+    post is this source's, and the nightly catch-up asks it."""
+    from aggregator.pipeline import run_collect
+
+    def commit(rkey: str, operation: str) -> str:
+        wanted = (f'"operation":"{operation}"', f'"rkey":"{rkey}"')
+        (found,) = (m for m in recording() if all(w in m for w in wanted))
+        return found
+
+    create, delete = commit("3ltags000002", "create"), commit("3ltags000002", "delete")
+    other = commit("3lfacet00001", "create")
+    start = json.loads(create)["time_us"]
+    later = [json.loads(other), json.loads(delete)]
+    later[0]["time_us"], later[1]["time_us"] = start + 40_000_000, start + 60_000_000
+    first_night = [create, json.dumps(later[0])]
+    every = [*first_night, json.dumps(later[1])]
+    for messages, now in ((first_night, start + 50_000_000), (every, start + 90_000_000)):
+        with jetstream(Replay(messages)) as server:
+            config = load_config(with_sources(project, jetstream_source(server.url)))
+            night = run_collect(config, clock=lambda now=now: now / 1e6)
+            assert night.sources[0].status == "ok"
+            if messages is every:  # from the cursor (the other post), rewound five seconds
+                assert server.queries[0]["cursor"] == [str(start + 35_000_000)]
+        project.joinpath("config.toml").write_text(
+            project.joinpath("config.toml")
+            .read_text(encoding="utf-8")
+            .split('\n[[sources]]\nname = "stream"')[0],
+            encoding="utf-8",
+        )
+    with reading(config) as engine, engine.connect() as conn:
+        rows = conn.execute(select(POST_TABLE.c.post_id, POST_TABLE.c.deleted_at)).all()
+    deleted = {r.post_id.rsplit("/", 1)[1]: r.deleted_at is not None for r in rows}
+    assert deleted == {"3ltags000002": True, "3lfacet00001": False}
