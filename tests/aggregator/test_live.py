@@ -182,7 +182,7 @@ def test_the_command_says_in_one_line_that_another_process_writes(project: Path)
     assert len(lines) == 1 and "running" in lines[0], result.output
 
 
-def test_the_nightly_catch_up_deletes_a_post_an_earlier_run_stored(project: Path) -> None:
+def test_case_11_the_nightly_catch_up_deletes_a_post_an_earlier_run_stored(project: Path) -> None:
     """The delete comes after the saved cursor and its rewind: only the database knows that the
     post is this source's, and the nightly catch-up asks it."""
     from aggregator.pipeline import run_collect

@@ -70,7 +70,7 @@ def wait_for(check: Callable[[], bool], process: subprocess.Popen, seconds: floa
         time.sleep(0.1)
 
 
-def test_live_stores_posts_as_they_arrive_and_resumes_after_kill_9(project: Path) -> None:
+def test_case_06_live_stores_posts_as_they_arrive_and_resumes_after_kill_9(project: Path) -> None:
     messages = recording()
     want = expected(messages)
     database = project / "data" / "aggregator.db"

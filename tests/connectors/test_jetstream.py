@@ -51,7 +51,7 @@ def test_keeps_posts_tagged_in_a_facet_in_tags_or_in_text_and_nothing_else(repla
     assert kept == {"3lfacet00001", "3ltags000002", "3ltext000003", "3lclose00012"}
 
 
-def test_an_update_changes_the_text_and_a_delete_marks_the_post_deleted(replayed) -> None:
+def test_case_11_an_update_changes_the_text_and_a_delete_marks_the_post_deleted(replayed) -> None:
     posts = [p for page in replayed for p in page.posts]
     edits = [p for p in posts if p.id.endswith("3lfacet00001")]
     assert edits[-1].text == "Opening keynote now, edited #CoPro16"
@@ -67,7 +67,7 @@ def test_identity_handles_name_authors_and_account_events_are_ignored(replayed) 
     assert authors["3ltext000003"] == "did:plc:mcc5yghbk7tixqryac2yxku7"  # no handle known
 
 
-def test_hostile_messages_are_quarantined_and_the_posts_after_them_kept(replayed) -> None:
+def test_case_10_hostile_messages_are_quarantined_and_the_posts_after_them_kept(replayed) -> None:
     where = [q.where for page in replayed for q in page.quarantined]
     assert len(where) == 6
     assert any(w.endswith("3lbadtext010") for w in where)
@@ -82,7 +82,7 @@ def test_the_cursor_resumes_with_a_rewind_and_nothing_lost(tmp_path: Path) -> No
         assert server.queries[0]["wantedCollections"] == ["app.bsky.feed.post"]
 
 
-def test_a_closing_server_is_reconnected_with_backoff_and_nothing_lost_or_doubled(
+def test_case_06_a_closing_server_is_reconnected_with_backoff_and_nothing_lost_or_doubled(
     tmp_path: Path,
 ) -> None:
     engine = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
@@ -110,7 +110,7 @@ def test_backoff_is_capped_and_a_catch_up_gives_up_in_one_line() -> None:
     assert clock.slept == [1, 2, 4, 8, 10, 10, 10, 10]
 
 
-def test_a_cursor_older_than_the_server_keeps_is_a_gap_warning() -> None:
+def test_case_13_a_cursor_older_than_the_server_keeps_is_a_gap_warning() -> None:
     oldest = T0 + 3_000_000
     with jetstream(Replay(recording(), oldest=oldest)) as server:
         pages = list(connector(server.url, gap_tolerance_seconds=30).fetch({"time_us": T0 - 10**8}))
@@ -133,7 +133,7 @@ def test_compressed_frames_are_read_with_the_dictionary(tmp_path: Path) -> None:
                                                      "3ltext000003", "3lclose00012"}  # fmt: skip
 
 
-def test_a_compressed_bomb_is_quarantined_not_inflated(tmp_path: Path) -> None:
+def test_case_43_a_compressed_bomb_is_quarantined_not_inflated(tmp_path: Path) -> None:
     dictionary = train_dictionary(recording())
     path = tmp_path / "zstd_dictionary"
     path.write_bytes(dictionary)
@@ -146,7 +146,7 @@ def test_a_compressed_bomb_is_quarantined_not_inflated(tmp_path: Path) -> None:
     assert "more than" in batch.page.rejected[0]
 
 
-def test_the_same_post_from_search_and_from_jetstream_is_one_row(tmp_path: Path) -> None:
+def test_case_12_the_same_post_from_search_and_from_jetstream_is_one_row(tmp_path: Path) -> None:
     view = json.loads((FIXTURES / "bluesky" / "postviews.json").read_text())["salisbury"]
     did, _, rkey = view["uri"].removeprefix("at://").partition("/app.bsky.feed.post/")
     event = {"did": did, "time_us": T0, "kind": "commit",
