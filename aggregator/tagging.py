@@ -440,7 +440,9 @@ class Decider(Generic[P]):
     """The posts of one batch decided as they come, each reply after its parent: decide_all for a
     stream too long to hold (aggregator.tagstage). A reply whose parent is in the batch but not
     decided yet waits for it; `finish` decides the replies still waiting (replies in a cycle, or
-    whose parent never came) in time order, as decide_all does.
+    whose parent never came) in time order, as decide_all does. A post is known by its platform
+    and id: copies of it in one batch are one post, given where it was first decided with the
+    last decision of any copy, as decide_all keeps it.
 
     `adjust` may change a decision (organisers' corrections) before any reply follows it.
     `remember` says whose decisions to keep for the replies that follow (default: everyone's): it
@@ -469,23 +471,24 @@ class Decider(Generic[P]):
         if post.reply_to and parent_in_batch and parent not in self.decided:
             self.waiting.setdefault(parent, []).append(waiting)
             return []
-        return [(w.post, d) for w, d in self._run(waiting)]
+        return list(self._run(waiting).values())
 
     def finish(self) -> list[tuple[P, Decision]]:
         """The replies still waiting, decided in time order with their `known` parents, each
-        followed by the replies waiting for it. A reply decided again (it waited for a post in
-        its cycle decided after it) is given once, with its last decision."""
-        done: dict[int, tuple[_Waiting[P], Decision]] = {}
+        followed by the replies waiting for it (one whose parent's run decided it already is
+        left out). A post decided again (it waited for a post in its cycle decided after it, or
+        it has copies) is given once, with its last decision."""
+        done: dict[Key, tuple[P, Decision]] = {}
         for w in _in_time(w for each in self.waiting.values() for w in each):
-            if w.order not in done:
-                done.update((r.order, (r, d)) for r, d in self._run(w))
-        return [(w.post, d) for w, d in done.values()]
+            if (w.post.platform, w.post.reply_to or "") in self.waiting:
+                done.update(self._run(w))
+        return list(done.values())
 
-    def _run(self, first: _Waiting[P]) -> list[tuple[_Waiting[P], Decision]]:
+    def _run(self, first: _Waiting[P]) -> dict[Key, tuple[P, Decision]]:
         """`first` decided, then the replies waiting for it, in time order whatever the order
-        they came in, each with the replies waiting for it before the next. A post replying to
-        itself is decided again after itself: its last decision stands."""
-        done: dict[int, tuple[_Waiting[P], Decision]] = {}
+        they came in, each with the replies waiting for it before the next. A post decided again
+        (replying to itself, or a copy of it) keeps its place and takes its last decision."""
+        done: dict[Key, tuple[P, Decision]] = {}
         stack = [first]
         while stack:
             w = stack.pop()
@@ -495,10 +498,10 @@ class Decider(Generic[P]):
             d = self.adjust(post, d) if self.adjust else d
             if self.remember is None or self.remember(key):
                 self.decided[key] = d
-            done[w.order] = (w, d)
+            done[key] = (post, d)
             if key in self.waiting:
                 stack.extend(reversed(_in_time(self.waiting.pop(key))))
-        return list(done.values())
+        return done
 
 
 def _in_time(posts: Iterable[_Waiting[P]]) -> list[_Waiting[P]]:

@@ -24,7 +24,7 @@ from itertools import accumulate
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -319,10 +319,22 @@ def _corrected(post: TagInput, decision: Decision) -> Decision:
     return decision
 
 
+def _copies_in_cycles() -> list[TagInput]:
+    """Copies of p0 waiting for different parents, in cycles: the copy decided last (after p2,
+    'Leg Club') was given before the one decided earlier (after p1, 'Helen Bevan'), so the
+    earlier decision won."""
+    when = datetime(2016, 11, 28, 9, tzinfo=TOKYO)
+    made = [("p0", "Brilliant Leg Club", "p2"), ("p0", "Helen Bevan!", "p1"),
+            ("p0", "Brilliant Leg Club", None), ("p1", "Brilliant Leg Club", "p1"),
+            ("p0", "Brilliant Leg Club", None), ("p2", "Brilliant Leg Club", "p1")]  # fmt: skip
+    return [TagInput(i, when, text, reply_to=reply, platform="x") for i, text, reply in made]
+
+
 @settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(batch=threads(copies=True), known=KNOWN, adjust=st.sampled_from([None, _corrected]))
+@example(batch=_copies_in_cycles(), known={}, adjust=None)
 def test_decide_all_decides_as_the_plain_loop_did(programme, batch, known, adjust):
     reference = reference_decide_all(batch, lambda p, parent: explain(p, programme, parent).decision, known, adjust)  # fmt: skip
     decided = decide_all(batch, programme, known, adjust)
