@@ -474,11 +474,20 @@ class Decider(Generic[P]):
         return list(self._run(waiting).values())
 
     def finish(self) -> list[tuple[P, Decision]]:
-        """The replies still waiting, decided in time order with their `known` parents, each
-        followed by the replies waiting for it (one whose parent's run decided it already is
-        left out). A post decided again (it waited for a post in its cycle decided after it, or
+        """The replies still waiting, decided with their `known` parents, each followed by the
+        replies waiting for it (one whose parent's run decided it already is left out): first
+        those whose parent never came, in time order, then those in cycles, in time order. A post decided again (it waited for a post in its cycle decided after it, or
         it has copies) is given once, with its last decision."""
         done: dict[Key, tuple[P, Decision]] = {}
+        # First the replies whose parent never came (the stage thought it might be redone): each
+        # with its `known` parent, then its thread after it, as one run would decide them.
+        waiting = {
+            (w.post.platform, w.post.post_id) for each in self.waiting.values() for w in each
+        }
+        orphans = [parent for parent in self.waiting if parent not in waiting]
+        for w in _in_time(w for parent in orphans for w in self.waiting.pop(parent)):
+            done.update(self._run(w))
+        # Then what still waits: replies in a cycle, in time order.
         for w in _in_time(w for each in self.waiting.values() for w in each):
             if (w.post.platform, w.post.reply_to or "") in self.waiting:
                 done.update(self._run(w))

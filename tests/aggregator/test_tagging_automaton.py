@@ -433,8 +433,23 @@ def test_the_stage_stores_what_decide_all_decides(made):
             engine.dispose()
 
 
+def _reply_before_its_parent() -> tuple[list[Post], int]:
+    """A thread p0 <- p3 <- p4 <- p8 <- p11 where p8 is posted before p4, cut so that the second run
+    brings p4 and p8 while p3 and p11 are stored: p4 waits for p3 (a reply, so it might be redone),
+    which never comes; p8 and p11 must still follow p4 (Hypothesis found it)."""
+    parents = {3: "p0", 4: "p3", 8: "p4", 11: "p8"}
+    posts = [
+        Post("mastodon", f"p{i}", datetime(2016, 11, 28, 0, 1 if i == 4 else 0, tzinfo=UTC),
+             f"p{i}@example.org", "Agreed" if i in (8, 11) else "Brilliant Leg Club",
+             url=f"https://example.org/p{i}", reply_to=parents.get(i))
+        for i in range(12)
+    ]  # fmt: skip
+    return posts, 8
+
+
 @settings(max_examples=20, deadline=None)
 @given(made=stored_batches(cycles=False))
+@example(made=_reply_before_its_parent())
 def test_tagging_in_two_runs_stores_what_one_run_does(made):
     # Replies collected before their parents are redone when the parents come (cycles aside:
     # the first run decides one of them with no parent, and that stands as its parent's decision).
