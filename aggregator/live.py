@@ -33,7 +33,7 @@ from aggregator import __version__
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import UsageError
 from aggregator.logs import redact
-from aggregator.pipeline import OnPage, SourceSummary, collect_source, tag, writing
+from aggregator.pipeline import Handed, OnPage, SourceSummary, collect_source, tag, writing
 from aggregator.settings import ARCHIVE_TYPES, STREAMING_TYPES
 from aggregator.stop import StopFlag
 from connectors import Page
@@ -63,14 +63,6 @@ def polling_hours(config: Config, now: datetime) -> bool:
     return not config.sessions or any(
         s.start - margin <= now <= s.end + margin for s in config.sessions
     )
-
-
-@dataclass
-class _Handed:
-    summary: SourceSummary
-    page: Page
-    done: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
 
 
 @dataclass
@@ -136,7 +128,7 @@ class _Live:
                  on_page: OnPage | None, context: dict[str, Any]) -> None:  # fmt: skip
         self.engine, self.config, self.stop, self.clock = engine, config, stop, clock
         self.on_page, self.context = on_page, context
-        self.queue: queue.Queue[_Handed | _Ended] = queue.Queue()
+        self.queue: queue.Queue[Handed | _Ended] = queue.Queue()
         self.running: set[str] = set()  # sources whose thread is going
         self.done = LiveSummary()
         self.round = _Round(engine, clock)
@@ -145,7 +137,7 @@ class _Live:
 
     def keep(self, summary: SourceSummary, page: Page) -> None:
         """A source thread's `Keep`: the page saved by the writer, or its error raised here."""
-        handed = _Handed(summary, page)
+        handed = Handed(summary, page)
         self.queue.put(handed)
         handed.done.wait()
         if handed.error is not None:
@@ -199,7 +191,7 @@ class _Live:
                 return item
             self._save(item)
 
-    def _save(self, item: _Handed) -> None:
+    def _save(self, item: Handed) -> None:
         name, page = item.summary.name, item.page
         try:
             saved = save_page(self.engine, name, page)

@@ -19,6 +19,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from filelock import FileLock, Timeout
 from sqlalchemy import create_engine, text
@@ -64,6 +65,25 @@ class LockHeld(LockError):
         )
 
 
+class _Held:
+    """A lock held for a `with` block: acquired on entering, released on leaving."""
+
+    def acquire(self) -> None:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
 @dataclass(frozen=True)
 class Holder:
     """Who holds the writers' lock: a pid, and its machine when the lock is the database's."""
@@ -103,7 +123,7 @@ def holder_pid(path: Path) -> int | None:
     return pid if pid_alive(pid) else None
 
 
-class RunLock:
+class RunLock(_Held):
     """The writers' lock: `with RunLock(lock_path(config)):` or raise LockHeld at once (no waiting)."""
 
     def __init__(self, path: Path) -> None:
@@ -128,15 +148,6 @@ class RunLock:
             if int(note.read_text(encoding="ascii").strip()) == os.getpid():
                 note.unlink()
         self._lock.release()
-
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
-    ) -> None:
-        self.release()
 
 
 # pg_try_advisory_lock(NAMESPACE, key): the first half says the lock is this project's; the
@@ -172,7 +183,7 @@ HOLDER_SQL = text(
 )
 
 
-class PgLock:
+class PgLock(_Held):
     """A PostgreSQL advisory lock named `name` in the database at `url` (a SQLAlchemy URL):
     `with PgLock(url):` or raise LockHeld, naming the holder, at once (no waiting). Held by a
     connection of its own, outside any transaction, until released or that connection ends."""
@@ -224,15 +235,6 @@ class PgLock:
             conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), self._params)
         conn.close()
         conn.engine.dispose()
-
-    def __enter__(self) -> PgLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
-    ) -> None:
-        self.release()
 
 
 def _on_postgresql(config: Config) -> bool:

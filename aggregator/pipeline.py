@@ -66,6 +66,7 @@ __all__ = [
     "IMPORT_FORMATS",
     "CollectSummary",
     "EvaluationReport",
+    "Handed",
     "ImportSummary",
     "NightlySummary",
     "PostExplanation",
@@ -229,7 +230,7 @@ def collect_source(
 
 
 @dataclass
-class _Handed:
+class Handed:
     """A page a worker hands the writer; `done` is set once it is saved, or `error` says why not."""
 
     summary: SourceSummary
@@ -258,13 +259,13 @@ class _Writer:
     def __init__(self, engine: Engine, on_page: OnPage | None, workers: int) -> None:
         self._keep = _keeper(engine, on_page)
         # a worker waits while what it handed in is in the queue: never more than one each
-        self._queue: queue.Queue[_Handed | _Finished] = queue.Queue(maxsize=workers)
+        self._queue: queue.Queue[Handed | _Finished] = queue.Queue(maxsize=workers)
         self._lock = threading.Lock()
         self._closed = False
 
     def keep(self, summary: SourceSummary, page: Page) -> None:
         """A worker's `Keep`: the page saved by the writer, or its error raised here."""
-        handed = _Handed(summary, page)
+        handed = Handed(summary, page)
         self._hand(handed)
         handed.done.wait()
         if handed.error is not None:
@@ -276,7 +277,7 @@ class _Writer:
             self._hand(end)
             end.done.wait()
 
-    def _hand(self, item: _Handed | _Finished) -> None:
+    def _hand(self, item: Handed | _Finished) -> None:
         with self._lock:
             if self._closed:
                 raise StopRequested("the run ended before this page could be saved")
@@ -310,7 +311,7 @@ class _Writer:
         with suppress(queue.Empty):
             while True:
                 item = self._queue.get_nowait()
-                if isinstance(item, _Handed):
+                if isinstance(item, Handed):
                     item.error = StopRequested("the run ended before this page could be saved")
                 item.done.set()
 

@@ -31,11 +31,12 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 import respx
 from click.testing import CliRunner, Result
 from hypothesis import strategies as st
@@ -520,3 +521,35 @@ def postgres_database(server_url: str) -> Iterator[str]:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.dispose()
+
+
+CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
+
+
+def browser_missing(reason: str, what: str) -> NoReturn:
+    """Skip a browser check that cannot run here; fail it when CI says the checks must run."""
+    if os.environ.get("AGGREGATOR_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} (AGGREGATOR_REQUIRE_BROWSER=1: {what} must run)")
+    pytest.skip(reason)
+
+
+@contextmanager
+def chromium(what: str) -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (no browser download), for the `browser` checks;
+    `what` names the check in the message when it cannot run."""
+    from docs.screenshot import FLAGS
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        browser_missing(
+            "playwright is not installed (pip install playwright axe-playwright-python)", what
+        )
+    if not (shutil.which(CHROMIUM) or Path(CHROMIUM).is_file()):
+        browser_missing(
+            f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHROMIUM)", what
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()

@@ -10,8 +10,6 @@ it), where a missing browser fails. No browser is downloaded: Playwright drives 
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,37 +22,22 @@ from aggregator.config import Config, load_config
 from aggregator.media import MediaSettings, archive_media
 from aggregator.pipeline import report, tag
 from connectors.base import Page, Post
-from docs.screenshot import FLAGS, build
+from docs.screenshot import build
 from storage.db import open_database
 from storage.queries import save_page
-from tests.helpers import image_bytes, serving
+from tests.helpers import chromium, image_bytes, serving
 
 # Pages as people see them, in a real browser: CI runs these (`pytest -m browser`); the default run
 # leaves them out, as it does the slow tests, to stay under a minute.
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
 WIDTHS = {"desktop": 1280, "phone": 390}
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("AGGREGATOR_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason} (AGGREGATOR_REQUIRE_BROWSER=1: the accessibility check must run)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("playwright is not installed (pip install playwright axe-playwright-python)")
-    if not (shutil.which(CHROMIUM) or Path(CHROMIUM).is_file()):
-        _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHROMIUM)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield chromium
-        chromium.close()
+    with chromium("the accessibility check") as launched:
+        yield launched
 
 
 def _with_photos(folder: Path) -> Path:

@@ -10,9 +10,7 @@ Skipped when Chromium or Playwright is missing, except with AGGREGATOR_REQUIRE_B
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,37 +22,21 @@ import pytest
 from aggregator.config import load_config
 from aggregator.web.app import create_app
 from connectors.base import Page, Post
-from docs.screenshot import FLAGS
 from docs.screenshot_live import serving, sign_in
 from storage.db import open_database
 from storage.queries import save_page
-from tests.helpers import invoke, read_csv
+from tests.helpers import chromium, invoke, read_csv
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
 TOKEN = "browser-test-token-0123456789"
 WITHIN = 5000  # ms: the bound for a post to reach the screen
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("AGGREGATOR_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason} (AGGREGATOR_REQUIRE_BROWSER=1: the browser checks must run)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("playwright is not installed (pip install playwright axe-playwright-python)")
-    if not (shutil.which(CHROMIUM) or Path(CHROMIUM).is_file()):
-        _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHROMIUM)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield chromium
-        chromium.close()
+    with chromium("the wall checks") as launched:
+        yield launched
 
 
 @pytest.fixture
