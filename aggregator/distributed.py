@@ -26,15 +26,22 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import datetime
 
-from procrastinate import App, PsycopgConnector, RetryStrategy
-from procrastinate.exceptions import ConnectorException
-from procrastinate.schema import SchemaManager
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
 from aggregator.alerts import after_run
 from aggregator.config import Config
 from aggregator.errors import UsageError
+
+try:  # the postgres extra: a machine that never runs workers need not install it
+    from procrastinate import App, PsycopgConnector, RetryStrategy
+    from procrastinate.exceptions import ConnectorException
+    from procrastinate.schema import SchemaManager
+except ModuleNotFoundError as missing:
+    raise UsageError(
+        f"distributed workers need {missing.name!r}, which is not installed: "
+        "pip install '.[postgres]' (Procrastinate and the PostgreSQL driver)"
+    ) from None
 from aggregator.lock import APP_PREFIX, NAMESPACE, PgLock, lock_key
 from aggregator.pipeline import (
     CollectSummary,

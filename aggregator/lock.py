@@ -194,10 +194,15 @@ class PgLock(_Held):
         self._conn: Connection | None = None
 
     def _connect(self) -> Connection:
-        engine = create_engine(
-            self.url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
-            connect_args={"application_name": _application_name()},
-        )  # fmt: skip
+        try:
+            engine = create_engine(
+                self.url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
+                connect_args={"application_name": _application_name()},
+            )  # fmt: skip
+        except ModuleNotFoundError as exc:
+            raise LockError(
+                f"database driver {exc.name!r} is not installed (for PostgreSQL: pip install '.[postgres]')"
+            ) from None
         try:
             return engine.connect()
         except SQLAlchemyError as exc:

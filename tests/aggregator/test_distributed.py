@@ -18,6 +18,10 @@ import pytest
 import respx
 from sqlalchemy import text
 
+pytest.importorskip(
+    "procrastinate", reason="the postgres extra is not installed (pip install '.[postgres]')"
+)
+
 from aggregator import distributed
 from aggregator.config import Config, load_config
 from aggregator.distributed import (

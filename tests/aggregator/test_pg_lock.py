@@ -94,6 +94,7 @@ def test_status_names_the_holder_and_its_host(pg):
 
 
 def test_a_database_that_cannot_be_reached_is_one_line_without_its_password():
+    pytest.importorskip("psycopg", reason="the postgres extra is not installed")
     lock = PgLock("postgresql+psycopg://aggregator:s3cret@127.0.0.1:1/nowhere")
     with pytest.raises(LockError) as failed:
         lock.acquire()
