@@ -384,6 +384,8 @@ class Explanation:
 def _by_cues(cues: list[Cue], programme: Programme, when: datetime) -> Decision:
     """Distinctive cues outvote shared ones; among the sessions named most often, time settles it."""
     distinctive = [c for c in cues if len(c.sessions) == 1]
+    if len(distinctive) == 1:  # the common case: one distinctive cue, one session
+        return Decision(distinctive[0].sessions[0], 1.0, distinctive[0].describe())
     counted = distinctive or cues
     votes = Counter(sid for c in counted for sid in c.sessions)
     top = max(votes.values())
