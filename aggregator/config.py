@@ -68,6 +68,7 @@ ALERT_KEYS = {"webhook_url_env", "after_failures", "smtp"}
 SMTP_KEYS = {"host", "port", "from", "to", "starttls", "username_env", "password_env"}
 MEDIA_KEYS = {"archive", "max_image_bytes", "max_images_per_run", "max_total_bytes"}
 COLLECT_KEYS = {"concurrency"}
+FILE_SETTINGS = ("dictionary",)  # source settings naming a file: read from the config's folder
 MAX_CONCURRENCY = 16  # threads fetching at once; past a few, the one writer is the limit
 
 
@@ -498,6 +499,12 @@ class _Validator:
                 )
         return tuple(ordered)
 
+    def files_resolved(self, table: dict[str, Any]) -> dict[str, Any]:
+        """A source's table with the files its settings name (FILE_SETTINGS) read from the
+        config's folder, as every other path in a config is."""
+        named = {k: v for k, v in table.items() if k in FILE_SETTINGS and isinstance(v, str) and v}
+        return {**table, **{k: str(self.base / Path(v).expanduser()) for k, v in named.items()}}
+
     def sources(self, event: EventConfig | None) -> tuple[SourceConfig, ...]:
         """Every [[sources]] table: the keys every source has, read here, and its type's own
         settings, read by its connector's parser (problems named `sources[N].key`)."""
@@ -527,7 +534,7 @@ class _Validator:
                 self.bad(f"{where}.enabled", "must be true or false")
             reach_back_days = self.reach_back(tbl, where)
             zone = event.timezone if event else ZoneInfo("UTC")
-            settings, problems = parse_settings(stype, tbl, zone)
+            settings, problems = parse_settings(stype, self.files_resolved(tbl), zone)
             self.problems += [f"{where}.{problem}" for problem in problems]
             hashtags = (h.lstrip("#＃") for h in self.strings(tbl, where, "hashtags"))
             out.append(

@@ -137,7 +137,7 @@ class XSettings:
 class JetstreamSettings:
     url: str = JETSTREAM_URL  # ws:// or wss://, the server's /subscribe endpoint
     compress: bool = False  # zstd frames (compress=true), read with `dictionary`
-    dictionary: Path | None = None  # the server's zstd dictionary: an absolute path
+    dictionary: Path | None = None  # the server's zstd dictionary (the loader makes it absolute)
     max_batch: int = 500  # posts in one page at most
     batch_seconds: float = 1.0  # a page at least this often while events come
     rewind_seconds: float = 5.0  # a resume asks for the events from this long before the cursor
@@ -375,12 +375,13 @@ def parse_jetstream(
 
 
 def _dictionary(table: _Table, compress: bool) -> Path | None:
-    """`dictionary`: the zstd dictionary's absolute path, a file; required with compress."""
+    """`dictionary`: the zstd dictionary's path, a file; required with compress. The config loader
+    reads a relative path from the config's folder before this sees it."""
     value = table.text("dictionary")
     if value is None:
         if compress:
             table.bad("dictionary", "compress = true needs the server's zstd dictionary: "
-                      "give its absolute path, or set compress = false")  # fmt: skip
+                      "give its path, or set compress = false")  # fmt: skip
         return None
     path = Path(value).expanduser()
     if not path.is_absolute():

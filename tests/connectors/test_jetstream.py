@@ -213,3 +213,18 @@ def test_a_live_stream_keeps_trying_and_says_once_that_it_cannot_connect() -> No
     assert pages[0].warnings[0].startswith("Jetstream at 127.0.0.1:9: 3 connections failed")
     assert pages[0].warnings[0].endswith("still trying") and pages[0].cursor is None
     assert len(clock.slept) == 6  # it never gave up by itself
+
+
+def test_a_relative_dictionary_is_read_from_the_configs_folder(tmp_path: Path) -> None:
+    from aggregator.config import load_config
+
+    (tmp_path / "zstd_dictionary").write_bytes(train_dictionary(recording()))
+    (tmp_path / "config.toml").write_text(
+        '[event]\nname = "E"\ntimezone = "UTC"\nhashtags = ["CoPro16"]\n'
+        '[[sessions]]\nid = "a"\ntitle = "A"\nstart = "2016-11-28T12:00"\nend = "2016-11-28T13:00"\n'
+        '[[sources]]\nname = "stream"\ntype = "jetstream"\ncompress = true\n'
+        'dictionary = "zstd_dictionary"\n',
+        encoding="utf-8",
+    )
+    (source,) = load_config(tmp_path / "config.toml").sources
+    assert source.settings.dictionary == tmp_path.resolve() / "zstd_dictionary"
