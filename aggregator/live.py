@@ -33,13 +33,22 @@ from aggregator import __version__
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import UsageError
 from aggregator.logs import redact
-from aggregator.pipeline import Handed, OnPage, SourceSummary, collect_source, tag, writing
+from aggregator.pipeline import (
+    Handed,
+    OnPage,
+    SourceSummary,
+    collect_source,
+    outcome_row,
+    save_counted,
+    tag,
+    writing,
+)
 from aggregator.settings import ARCHIVE_TYPES, STREAMING_TYPES
 from aggregator.stop import StopFlag
 from connectors import Page
 from connectors.http import HttpClient, user_agent
 from storage.db import StorageError
-from storage.queries import finish_run, record_outcome, save_page, start_run, stored_ids, utcnow
+from storage.queries import finish_run, record_outcome, start_run, stored_ids, utcnow
 
 __all__ = ["LiveSummary", "live", "polling_hours", "run_live"]
 
@@ -93,32 +102,12 @@ class _Round:
         """Record every source's outcome and end the run; the sources that failed."""
         done = [*self.outcomes, *((s, self.started) for s in self.streams.values())]
         for summary, started in done:
-            record_outcome(self.engine, self.run_id, _outcome(summary, started))
+            record_outcome(self.engine, self.run_id, outcome_row(summary, started))
         failed = [s.name for s, _ in done if s.status == "failed"]
         status = "failed" if failed else "ok"
         notes = [f"{', '.join(failed)} failed" if failed else None, message]
         finish_run(self.engine, self.run_id, status, "; ".join(n for n in notes if n) or None)
         return failed
-
-
-def _outcome(s: SourceSummary, started: datetime) -> dict[str, Any]:
-    return {
-        "source": s.name, "status": s.status, "new_posts": s.new_posts,
-        "updated_posts": s.updated_posts, "pages": s.pages, "waits": s.waits,
-        "rejected": len(s.rejected), "error": s.error, "warnings": s.warnings + s.rejected[:20],
-        "cursor": s.cursor, "started_at": started, "finished_at": utcnow(),
-    }  # fmt: skip
-
-
-def _count(summary: SourceSummary, page: Page, new: int, updated: int) -> None:
-    summary.pages += 1
-    summary.new_posts += new
-    summary.updated_posts += updated
-    summary.waits += page.waits
-    summary.rejected += page.rejected
-    summary.warnings += page.warnings
-    if page.cursor is not None:
-        summary.cursor = page.cursor
 
 
 class _Live:
@@ -194,14 +183,9 @@ class _Live:
     def _save(self, item: Handed) -> None:
         name, page = item.summary.name, item.page
         try:
-            saved = save_page(self.engine, name, page)
-            page.rejected = [redact(r) for r in (*page.rejected, *(str(q) for q in saved.refused))]
-            page.warnings = [redact(w) for w in page.warnings]
-            _count(item.summary, page, saved.new, saved.updated)
+            saved = save_counted(self.engine, item.summary, page)
             if self._streaming(name):
-                _count(self.round.stream(name), page, saved.new, saved.updated)
-            for reason in page.rejected:
-                log.warning("%s: skipped %s", name, reason)
+                self.round.stream(name).count(page, saved.new, saved.updated)
             for warning in page.warnings:
                 log.warning("%s: %s", name, warning)
             self.done.new_posts += saved.new

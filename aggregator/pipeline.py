@@ -52,6 +52,7 @@ from storage.db import StorageError, open_database
 from storage.inputs import fingerprint, posts_state, remember, remembered, tables_state
 from storage.models import POST_TABLE
 from storage.queries import (
+    SavedPage,
     finish_run,
     get_cursor,
     record_outcome,
@@ -83,10 +84,12 @@ __all__ = [
     "import_file",
     "import_pages",
     "nightly",
+    "outcome_row",
     "reading",
     "report",
     "run_collect",
     "run_nightly",
+    "save_counted",
     "tag",
     "writing",
 ]
@@ -112,6 +115,17 @@ class SourceSummary:
     opted_out: int = 0  # posts not stored: their authors are in [privacy] opt_out
     cursor: dict[str, Any] | None = None
     stopped: bool = False
+
+    def count(self, page: Page, new: int, updated: int) -> None:
+        """A saved page counted: its posts, waits, skipped records, warnings and cursor."""
+        self.pages += 1
+        self.new_posts += new
+        self.updated_posts += updated
+        self.waits += page.waits
+        self.rejected += page.rejected
+        self.warnings += page.warnings
+        if page.cursor is not None:
+            self.cursor = page.cursor
 
 
 @dataclass
@@ -145,28 +159,27 @@ Keep = Callable[[SourceSummary, Page], None]
 raises, and the source fails with it."""
 
 
+def save_counted(engine: Engine, summary: SourceSummary, page: Page) -> SavedPage:
+    """One page of a source saved with its cursor, what it skipped redacted and logged, and the
+    page counted in the source's summary: what a run's writer does with each page."""
+    saved = save_page(engine, summary.name, page)
+    page.rejected += [str(q) for q in saved.refused]  # posts the database could not hold
+    # what is said of a skipped record may quote it: no secret, no personal identifier
+    page.rejected = [redact(r) for r in page.rejected]
+    page.warnings = [redact(w) for w in page.warnings]
+    summary.count(page, saved.new, saved.updated)
+    for reason in page.rejected:
+        log.warning("%s: skipped %s", summary.name, reason)
+    return saved
+
+
 def _keeper(engine: Engine, on_page: OnPage | None) -> Keep:
     """Saving pages here, in the calling thread: what the run's writer does with each page."""
 
     def keep(summary: SourceSummary, page: Page) -> None:
-        name = summary.name
-        saved = save_page(engine, name, page)
-        page.rejected += [str(q) for q in saved.refused]  # posts the database could not hold
-        # what is said of a skipped record may quote it: no secret, no personal identifier
-        page.rejected = [redact(r) for r in page.rejected]
-        page.warnings = [redact(w) for w in page.warnings]
-        summary.pages += 1
-        summary.new_posts += saved.new
-        summary.updated_posts += saved.updated
-        summary.waits += page.waits
-        summary.rejected += page.rejected
-        summary.warnings += page.warnings
-        if page.cursor is not None:
-            summary.cursor = page.cursor
-        for reason in page.rejected:
-            log.warning("%s: skipped %s", name, reason)
+        save_counted(engine, summary, page)
         if on_page:
-            on_page(name, page)
+            on_page(summary.name, page)
 
     return keep
 
@@ -413,7 +426,7 @@ def _collect_all(
             summary.stopped = True
             return
         summary.sources.append(end.summary)
-        record_outcome(engine, summary.run_id, _outcome(end.summary, end.started))
+        record_outcome(engine, summary.run_id, outcome_row(end.summary, end.started))
         summary.stopped = summary.stopped or end.summary.stopped
 
     threads = [threading.Thread(target=work, name=f"collect {n}", daemon=True)
@@ -464,7 +477,8 @@ def _media_inputs(engine: Engine, config: Config) -> str:
                        archive.images, archive.failed, posts)  # fmt: skip
 
 
-def _outcome(s: SourceSummary, started: Any) -> dict[str, Any]:
+def outcome_row(s: SourceSummary, started: Any) -> dict[str, Any]:
+    """A source's summary as its `sourceoutcome` row in the run log."""
     return {
         "source": s.name,
         "status": s.status,
@@ -823,13 +837,13 @@ def import_pages(
         with suppress(
             StorageError
         ):  # a failing database: abandon_run logs it, the next run marks it
-            record_outcome(engine, run_id, _outcome(summary.outcome(*ended_by(exc)), started))
+            record_outcome(engine, run_id, outcome_row(summary.outcome(*ended_by(exc)), started))
         abandon_run(engine, run_id, exc)
         raise
     status, error = "ok", None
     if summary.failed:
         status, error = "failed", f"no post could be read from {path.name}: every line was skipped"
-    record_outcome(engine, run_id, _outcome(summary.outcome(status, error), started))
+    record_outcome(engine, run_id, outcome_row(summary.outcome(status, error), started))
     finish_run(engine, run_id, status, error)
     return summary
 
