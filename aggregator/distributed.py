@@ -29,7 +29,6 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
-from aggregator.alerts import after_run
 from aggregator.config import Config
 from aggregator.errors import UsageError
 
@@ -48,16 +47,12 @@ from aggregator.pipeline import (
     NightlySummary,
     SourceSummary,
     StopCheck,
-    abandon_run,
     archive_new_media,
     collect,
-    ended_by,
-    report,
-    tag,
-    writing,
+    run_nightly,
 )
 from storage.db import StorageError, open_database, writer
-from storage.queries import finish_run, record_outcome, start_run, utcnow
+from storage.queries import record_outcome, utcnow
 
 __all__ = [
     "COLLECT_TASK",
@@ -69,7 +64,6 @@ __all__ = [
     "run_distributed",
     "run_worker",
     "source_lock",
-    "tag_and_report",
     "wait_for_jobs",
 ]
 
@@ -266,17 +260,6 @@ def _collect_distributed(
     return CollectSummary(run_id, _summary(engine, run_id, list(jobs)), stopped=stopped)
 
 
-def tag_and_report(engine: Engine, config: Config, summary: NightlySummary) -> None:
-    """After the jobs: the media archive, tagging and the report, here, as `nightly` does them
-    after collecting (all skipped once a stop was requested)."""
-    collected = summary.collected
-    if not collected.stopped:
-        collected.media, collected.stopped = archive_new_media(engine, config, None)
-    if not collected.stopped:
-        summary.tagged = tag(engine, config)
-        summary.files = report(engine, config, skip_unchanged=True)
-
-
 def run_distributed(
     config: Config,
     *,
@@ -287,34 +270,24 @@ def run_distributed(
     sleep: Sleep = time.sleep,
     poll: float = 1.0,
 ) -> NightlySummary:
-    """The nightly job with distributed workers: `run_nightly`'s run log, exit status and
-    alerts, its sources collected by `aggregator worker` processes (the module's docstring).
-    `sleep` and `poll` pace the wait for the jobs; the rest as for `run_nightly`.
+    """The nightly job with distributed workers: `run_nightly` (its run log, exit status and
+    alerts; tagging and the report here), its sources collected by `aggregator worker`
+    processes (the module's docstring). `sleep` and `poll` pace the wait for the jobs; the rest
+    as for `run_nightly`.
 
     :raises UsageError: [workers] distributed is off. :raises LockHeld: another run is writing.
     """
     _require_distributed(config, "distributed runs")
-    with writing(config) as engine:
+
+    def by_workers(engine: Engine, run_id: int) -> CollectSummary:
+        """The jobs deferred and waited for, then the media archive, as `collect` ends."""
         ensure_schema(engine)
-        run_id = start_run(engine, command, pid=os.getpid())
-        try:
-            collected = _collect_distributed(engine, config, run_id, should_stop, sleep, poll)
-            done = NightlySummary(collected)
-            tag_and_report(engine, config, done)
-        except Exception as exc:
-            abandon_run(engine, run_id, exc)
-            after_run(engine, config, ended_by(exc)[1], env=env, now=clock and clock())
-            raise
-        except BaseException as exc:
-            abandon_run(engine, run_id, exc)
-            raise
-        finish_run(engine, run_id, *collected.verdict())
-        log.info("run %d finished: %s", run_id, collected.verdict()[0])
-    try:
-        after_run(engine, config, env=env, now=clock and clock())
-    finally:
-        engine.dispose()
-    return done
+        collected = _collect_distributed(engine, config, run_id, should_stop, sleep, poll)
+        if not collected.stopped:
+            collected.media, collected.stopped = archive_new_media(engine, config, None)
+        return collected
+
+    return run_nightly(config, command=command, env=env, clock=clock, collector=by_workers)
 
 
 async def retry_stalled(app: App, stall_seconds: float) -> list[int]:

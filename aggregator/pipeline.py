@@ -66,6 +66,7 @@ from storage.runlog import source_health
 __all__ = [
     "IMPORT_FORMATS",
     "CollectSummary",
+    "Collector",
     "EvaluationReport",
     "Handed",
     "ImportSummary",
@@ -724,15 +725,22 @@ def _written(files: Mapping[str, Path]) -> dict[str, str | None]:
     return file_digests({str(path.resolve()): path for path in files.values()})
 
 
+Collector = Callable[[Engine, int], CollectSummary]
+"""How a nightly run collects, when not here: the run's engine and id in, its sources collected
+and their outcomes recorded against that run (aggregator.distributed: by workers)."""
+
+
 def nightly(
     engine: Engine,
     config: Config,
     on_page: OnPage | None = None,
     should_stop: StopCheck | None = None,
     command: str = "run",
+    collector: Collector | None = None,
     **context: Any,
 ) -> NightlySummary:
-    """The nightly job (`run` and `schedule`) as one run in the run log: collect, tag, report.
+    """The nightly job (`run` and `schedule`) as one run in the run log: collect (here, or by
+    `collector`), tag, report.
 
     A stop request ends it after the current page or wait; tag and report then wait for the next
     run, also when the stop came after the last source. An error is recorded against the run,
@@ -740,8 +748,12 @@ def nightly(
     """
     run_id = start_run(engine, command, pid=os.getpid())
     try:
-        done = NightlySummary(collect(engine, config, on_page=on_page, should_stop=should_stop,
-                                      run_id=run_id, **context))  # fmt: skip
+        if collector is not None:
+            collected = collector(engine, run_id)
+        else:
+            collected = collect(engine, config, on_page=on_page, should_stop=should_stop,
+                                run_id=run_id, **context)  # fmt: skip
+        done = NightlySummary(collected)
         if should_stop is not None and should_stop():
             done.collected.stopped = True
         if not done.collected.stopped:
@@ -763,6 +775,7 @@ def run_nightly(
     should_stop: StopCheck | None = None,
     env: Mapping[str, str] | None = None,
     clock: Clock | None = None,
+    collector: Collector | None = None,
     **context: Any,
 ) -> NightlySummary:
     """The nightly job as `aggregator run` and every scheduled run do it: `nightly` in
@@ -771,14 +784,15 @@ def run_nightly(
     When the job raises, the alert says the run failed and the error goes on.
 
     `env` holds the alert's secrets (default: the environment); `clock` says when the alert's run
-    was (default: now). `on_page`, `should_stop` and `context` as for `collect`.
+    was (default: now). `on_page`, `should_stop` and `context` as for `collect`; `collector` as
+    for `nightly`.
 
     :raises LockHeld: another process is writing: nothing ran, no alert.
     """
     with writing(config) as engine:
         try:
             done = nightly(engine, config, on_page=on_page, should_stop=should_stop,
-                           command=command, **context)  # fmt: skip
+                           command=command, collector=collector, **context)  # fmt: skip
         except Exception as exc:
             after_run(engine, config, ended_by(exc)[1], env=env, now=clock and clock())
             raise
