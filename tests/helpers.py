@@ -503,6 +503,24 @@ def serving(files: dict[str, bytes]) -> Iterator[tuple[ThreadingHTTPServer, str]
 
 
 @contextmanager
+def postgres_engine(skip: str) -> Iterator[Any]:
+    """An engine on a new PostgreSQL database (`postgres_database`) of the server that
+    AGGREGATOR_TEST_POSTGRES_URL names, disposed of afterwards; the test skipped, saying `skip`,
+    when none is named."""
+    server_url = os.environ.get("AGGREGATOR_TEST_POSTGRES_URL", "")
+    if not server_url:
+        pytest.skip(skip)
+    from storage.db import open_database
+
+    with postgres_database(server_url) as url:
+        engine = open_database(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+@contextmanager
 def postgres_database(server_url: str) -> Iterator[str]:
     """A new empty database on the PostgreSQL server at `server_url` (its URL), dropped with its
     connections afterwards."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sqlite3
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -38,7 +37,7 @@ from reports.digest import report_data
 from storage.db import open_database
 from storage.models import Assignment, PostRow, Sighting
 from storage.queries import save_page
-from tests.helpers import client, invoke, mastodon_source, postgres_database
+from tests.helpers import client, invoke, mastodon_source, postgres_engine
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 POSTS = PostRow.__table__  # type: ignore[attr-defined]
@@ -51,7 +50,6 @@ SOCIAL, TCHNCS = "https://mastodon.social", "https://social.tchncs.de"
 # mastodon.social (4); on mastodon.social again three weeks later with more of everything.
 LEAPFROG = "https://chaos.social/users/fuzzyleapfrog/statuses/109304199904016048"
 EICHHORN = "https://mastodon.social/users/DrKEichhorn/statuses/109302021734111579"
-PG_URL = os.environ.get("AGGREGATOR_TEST_POSTGRES_URL", "")
 
 
 def fixture(platform: str, name: str) -> Any:
@@ -76,12 +74,8 @@ def db(request, tmp_path) -> Iterator[Any]:
         yield engine
         engine.dispose()
         return
-    if not PG_URL:
-        pytest.skip("set AGGREGATOR_TEST_POSTGRES_URL to run these on PostgreSQL")
-    with postgres_database(PG_URL) as url:
-        engine = open_database(url)
+    with postgres_engine("set AGGREGATOR_TEST_POSTGRES_URL to run these on PostgreSQL") as engine:
         yield engine
-        engine.dispose()
 
 
 def stored(engine, post_id: str) -> Any:

@@ -7,7 +7,6 @@ bounded candidate lists against unbounded ones."""
 
 from __future__ import annotations
 
-import os
 import random
 from collections import Counter
 from datetime import timedelta
@@ -23,13 +22,11 @@ from reports import digest
 from reports.context import REPEATS, authors, context
 from reports.digest import Voices, report_data
 from reports.scope import Accounts, Scope, as_text, decoded
-from storage.db import open_database
 from storage.models import Assignment, PostAnalysis, PostRow
 from storage.queries import save_page
-from tests.helpers import postgres_database
+from tests.helpers import postgres_engine
 
 POSTS, ANALYSIS, ASSIGN = PostRow.__table__, PostAnalysis.__table__, Assignment.__table__
-PG_URL = os.environ.get("AGGREGATOR_TEST_POSTGRES_URL", "")
 SAYINGS = [
     "Carers need time and money, not leaflets",
     "Start with what people can do",
@@ -136,12 +133,8 @@ def database(request, engine):
     if request.param == "sqlite":
         yield engine
         return
-    if not PG_URL:
-        pytest.skip("set AGGREGATOR_TEST_POSTGRES_URL to run it on PostgreSQL")
-    with postgres_database(PG_URL) as url:
-        made = open_database(url)
+    with postgres_engine("set AGGREGATOR_TEST_POSTGRES_URL to run it on PostgreSQL") as made:
         yield made
-        made.dispose()
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -35,12 +34,11 @@ from reports.manifest import ExportStats
 from storage.db import open_database
 from storage.models import POST_TABLE, Assignment, Sighting
 from storage.queries import save_assignments, save_page
-from tests.helpers import ROOT, postgres_database
+from tests.helpers import ROOT, postgres_engine
 
 POSTS = POST_TABLE
 ASSIGNMENTS = Assignment.__table__  # type: ignore[attr-defined]
 SIGHTINGS = Sighting.__table__  # type: ignore[attr-defined]
-PG_URL = os.environ.get("AGGREGATOR_TEST_POSTGRES_URL", "")
 FIXTURES = ROOT / "tests" / "fixtures" / "safeguarding"
 
 # What a spreadsheet, a CSV reader or the redaction could trip on, and text around it.
@@ -215,12 +213,10 @@ def test_sql_writes_the_same_bytes_and_counts_as_python_on_sqlite(engine, config
 
 @pytest.fixture(scope="module")
 def pg_engine():
-    if not PG_URL:
-        pytest.skip("PostgreSQL: set AGGREGATOR_TEST_POSTGRES_URL to run it here too")
-    with postgres_database(PG_URL) as url:
-        engine = open_database(url)
+    with postgres_engine(
+        "PostgreSQL: set AGGREGATOR_TEST_POSTGRES_URL to run it here too"
+    ) as engine:
         yield engine
-        engine.dispose()
 
 
 @HOSTILE
