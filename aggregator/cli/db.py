@@ -11,11 +11,12 @@ from pathlib import Path
 import click
 
 from aggregator.cli.app import fail, get_config
+from aggregator.errors import UsageError
 from aggregator.pipeline import writing
 from aggregator.stamp import database_label
 from storage import migrations
 from storage.copy import BATCH, Counted, OnBatch, copy_database
-from storage.db import LEGACY, make_engine, open_database, schema_revision
+from storage.db import LEGACY, StorageError, make_engine, open_database, schema_revision
 
 
 @click.group("db")
@@ -112,6 +113,10 @@ def copy_cmd(ctx: click.Context, to_url: str, batch: int) -> None:
     config = get_config(ctx)
     if "://" not in to_url:  # a path, as [storage] database takes one
         to_url = f"sqlite:///{Path(to_url).resolve()}"
+    try:  # the URL's form, before anything runs: a bad one is a usage error
+        make_engine(to_url).dispose()
+    except StorageError as exc:
+        raise UsageError(f"--to: {exc}") from None
     with writing(config) as source:
         target = open_database(to_url)
         try:

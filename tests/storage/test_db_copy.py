@@ -192,3 +192,12 @@ def test_db_copy_killed_mid_way_and_run_again_ends_complete(example_loaded, tmp_
     finally:
         source.dispose()
         copied.dispose()
+
+
+@pytest.mark.parametrize("to", ["nonsense://x", "mysql://user@127.0.0.1/x"])
+def test_a_target_url_of_no_supported_form_is_a_usage_error_and_nothing_runs(project, to):
+    result = invoke(project, "db", "copy", "--to", to)
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("Error: --to: database ") and "is not supported" in line
+    assert not (project / "data" / "aggregator.db").exists()  # not even the source was opened
